@@ -1,0 +1,212 @@
+"""The WSGI application: request in, handler, response out, one log line.
+
+This is the one place where a `DavError` becomes an HTTP answer and where an unexpected
+exception becomes a 500 whose traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from . import paths, xmlout
+from .errors import (
+    BadRequest,
+    DavError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    status_line,
+)
+from .locking import Guard
+from .methods import copymove, lock, propfind, proppatch, read, write
+from .request import Request, Response
+from .services import Services
+
+log = logging.getLogger("davserver")
+access_log = logging.getLogger("davserver.access")
+
+Handler = Callable[[Services, Request, Guard], Response]
+StartResponse = Callable[..., Any]
+
+HANDLERS: dict[str, Handler] = {
+    "OPTIONS": lambda s, r, g: read.options(s, r),
+    "GET": lambda s, r, g: read.get(s, r),
+    "HEAD": lambda s, r, g: read.head(s, r),
+    "PUT": write.put,
+    "MKCOL": write.mkcol,
+    "DELETE": write.delete,
+    "COPY": copymove.copy,
+    "MOVE": copymove.move,
+    "PROPFIND": propfind.propfind,
+    "PROPPATCH": proppatch.proppatch,
+    "LOCK": lock.lock,
+    "UNLOCK": lock.unlock,
+}
+
+# Methods that change nothing; everything else is refused on a read-only share.
+SAFE_METHODS = frozenset({"OPTIONS", "GET", "HEAD", "PROPFIND"})
+
+
+class DavApp:
+    """A WSGI callable serving one `Services` bundle."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        req: Request | None = None
+        try:
+            req = self._request(environ)
+            response = self._dispatch(req)
+        except DavError as exc:
+            response = self._error(req, exc)
+        except Exception:
+            log.exception(
+                "unhandled error in %s %s",
+                environ.get("REQUEST_METHOD"),
+                environ.get("REQUEST_URI", environ.get("PATH_INFO")),
+            )
+            message = b"Internal server error; the details are in the server log.\n"
+            response = Response(
+                500,
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(message))),
+                ],
+                [message],
+            )
+        headers = [(k, _header_safe(v)) for k, v in response.headers]
+        if _needs_zero_length(response, headers):
+            # Without it an empty answer would be sent chunked or read until EOF.
+            headers.append(("Content-Length", "0"))
+        if req is not None and req.chunked and not req.body_consumed:
+            # An unread chunked body would be taken for the next request on this connection.
+            headers.append(("Connection", "close"))
+        body: Iterable[bytes] = response.body
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            body = ()
+        start_response(status_line(response.status), headers)
+        return _Logged(body, environ, req, response.status, started)
+
+    def _request(self, environ: dict[str, Any]) -> Request:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        raw = environ.get("REQUEST_URI")
+        if raw is None:
+            # Servers other than cheroot may not pass the raw target; re-encode PATH_INFO.
+            raw_path = quote(
+                str(environ.get("PATH_INFO", "/")).encode("latin-1").decode("utf-8", "replace")
+            )
+        else:
+            if "#" in raw:
+                raise BadRequest("a request target may not contain a fragment ('#')")
+            raw_path = urlsplit(raw).path if not raw.startswith("/") else raw.split("?", 1)[0]
+        prefix = quote(str(environ.get("SCRIPT_NAME", "")).encode("latin-1").decode("utf-8"))
+        prefix = prefix.rstrip("/")
+        if prefix and raw is not None:
+            if raw_path != prefix and not raw_path.startswith(prefix + "/"):
+                raise NotFound("outside the mount point")
+            raw_path = raw_path[len(prefix) :]
+        return Request(environ, method, paths.url_to_path(raw_path), prefix)
+
+    def _dispatch(self, req: Request) -> Response:
+        handler = HANDLERS.get(req.method)
+        if handler is None:
+            raise MethodNotAllowed(
+                f"{req.method} is not supported", headers=[("Allow", read.DAV_METHODS)]
+            )
+        if self.services.config.readonly and req.method not in SAFE_METHODS:
+            raise Forbidden("this share is read-only")
+        guard = Guard(self.services, req)
+        guard.check_if_header()
+        return handler(self.services, req, guard)
+
+    def _error(self, req: Request | None, exc: DavError) -> Response:
+        if exc.status >= 500:
+            log.error("%s", exc.message)
+        headers = list(exc.headers)
+        if exc.condition is not None:
+            hrefs = [self._href(req, p) for p in exc.hrefs]
+            body = xmlout.error_body(exc.condition, hrefs)
+            headers.append(("Content-Type", 'application/xml; charset="utf-8"'))
+        else:
+            body = (exc.message + "\n").encode("utf-8")
+            headers.append(("Content-Type", "text/plain; charset=utf-8"))
+        if exc.status == 304:
+            body = b""
+        headers.append(("Content-Length", str(len(body))))
+        return Response(exc.status, headers, [body] if body else [])
+
+    def _href(self, req: Request | None, path: str) -> str:
+        prefix = req.prefix if req is not None else ""
+        try:
+            is_collection = self.services.provider.stat(path).is_collection
+        except DavError:
+            is_collection = False
+        return paths.href(prefix, path, is_collection)
+
+
+def _needs_zero_length(response: Response, headers: list[tuple[str, str]]) -> bool:
+    if not isinstance(response.body, tuple | list) or response.body:
+        return False
+    if response.status in (204, 304):
+        return False
+    return not any(k.lower() == "content-length" for k, _ in headers)
+
+
+def _header_safe(value: str) -> str:
+    # Nothing from a request or a file name may split a header (response splitting).
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", " ").replace("\n", " ")
+    return value
+
+
+class _Logged:
+    """The response body, counted as it is sent; logs one access line when closed."""
+
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        environ: dict[str, Any],
+        req: Request | None,
+        status: int,
+        started: float,
+    ) -> None:
+        self.body = body
+        self.environ = environ
+        self.req = req
+        self.status = status
+        self.started = started
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+        if access_log.isEnabledFor(logging.INFO):
+            env = self.environ
+            user = self.req.user if self.req is not None and self.req.user else "-"
+            target = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
+            access_log.info(
+                '%s %s "%s %s" %d %d %.3fs',
+                env.get("REMOTE_ADDR", "-"),
+                user,
+                env.get("REQUEST_METHOD", "-"),
+                _header_safe(str(target)),
+                self.status,
+                self.sent,
+                time.perf_counter() - self.started,
+            )
+
+
+def create_app(services: Services) -> DavApp:
+    return DavApp(services)

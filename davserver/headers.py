@@ -1,0 +1,242 @@
+"""Pure helpers for HTTP and WebDAV request headers.
+
+ETags and conditionals (RFC 9110 section 13), Range (RFC 9110 section 14), Depth, Overwrite and
+Timeout (RFC 4918 section 10), and Prefer (RFC 8144). No I/O: values in, values or `DavError`
+out, so every rule is testable without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+
+from .errors import BadRequest, RangeNotSatisfiable
+
+INFINITY = "infinity"
+
+
+def quote_etag(etag: str) -> str:
+    """The ETag header value for an opaque validator."""
+    return f'"{etag}"'
+
+
+def http_date(timestamp: float) -> str:
+    """An RFC 1123 / IMF-fixdate, always in GMT."""
+    return formatdate(timestamp, usegmt=True)
+
+
+def parse_http_date(value: str) -> float | None:
+    """Seconds since the epoch, or None when the value is not a valid HTTP date."""
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
+def parse_depth(value: str | None, default: str, allowed: tuple[str, ...]) -> str:
+    """`"0"`, `"1"` or `"infinity"`; a value outside `allowed` is a 400."""
+    if value is None:
+        return default
+    depth = value.strip().lower()
+    if depth not in allowed:
+        raise BadRequest(f"Depth: {value!r} is not allowed here (use {', '.join(allowed)})")
+    return depth
+
+
+def parse_overwrite(value: str | None) -> bool:
+    """Overwrite: T (the default) or F (RFC 4918 10.6)."""
+    if value is None:
+        return True
+    flag = value.strip().upper()
+    if flag not in ("T", "F"):
+        raise BadRequest(f"Overwrite must be T or F, not {value!r}")
+    return flag == "T"
+
+
+def parse_timeout(value: str) -> int | None:
+    """Seconds asked for by a `Timeout` header (RFC 4918 10.7), or None for Infinite.
+
+    The header lists preferences; the first one understood wins, as the RFC allows the server
+    to pick any.
+    """
+    for item in value.split(","):
+        item = item.strip()
+        if item.lower() == "infinite":
+            return None
+        if item.lower().startswith("second-"):
+            digits = item[7:]
+            if digits.isdigit():
+                return int(digits)
+    raise BadRequest(f"Timeout {value!r} is neither Infinite nor Second-N")
+
+
+# -- entity tags and conditionals ---------------------------------------------------------------
+
+_ETAG_RE = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+
+
+def parse_etag_list(value: str) -> list[tuple[bool, str]] | None:
+    """`If-Match`/`If-None-Match` entries as `(weak, '"opaque"')`, or None for `*`."""
+    if value.strip() == "*":
+        return None
+    tags: list[tuple[bool, str]] = []
+    pos = 0
+    while pos < len(value):
+        match = _ETAG_RE.match(value, pos)
+        if match is None:
+            # Unquoted or otherwise malformed entries never match anything; that is the
+            # behaviour of the servers clients are tested against.
+            return tags
+        tags.append((match.group(1) is not None, match.group(2)))
+        pos = match.end()
+    return tags
+
+
+def etag_in(value: str, etag: str | None, *, weak: bool) -> bool:
+    """Whether the entity tag `etag` (quoted) matches the list in `value`.
+
+    Strong comparison (If-Match) ignores weak entries; weak comparison (If-None-Match) treats
+    `W/"x"` as `"x"`. `*` matches any current representation.
+    """
+    tags = parse_etag_list(value)
+    if tags is None:
+        return etag is not None
+    if etag is None:
+        return False
+    return any(tag == etag and (weak or not is_weak) for is_weak, tag in tags)
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What conditionals are evaluated against; `etag` quoted, None when nothing exists."""
+
+    etag: str | None
+    mtime: float | None
+
+
+def evaluate_preconditions(method: str, headers: dict[str, str], current: Validators) -> int | None:
+    """RFC 9110 13.2.2: the status that stops the request (304 or 412), or None to go on."""
+    if_match = headers.get("HTTP_IF_MATCH")
+    if if_match is not None:
+        if not etag_in(if_match, current.etag, weak=False):
+            return 412
+    else:
+        since = headers.get("HTTP_IF_UNMODIFIED_SINCE")
+        if since is not None and current.mtime is not None:
+            limit = parse_http_date(since)
+            if limit is not None and int(current.mtime) > limit:
+                return 412
+    safe = method in ("GET", "HEAD")
+    if_none_match = headers.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        if etag_in(if_none_match, current.etag, weak=True):
+            return 304 if safe else 412
+    elif safe:
+        since = headers.get("HTTP_IF_MODIFIED_SINCE")
+        if since is not None and current.mtime is not None:
+            limit = parse_http_date(since)
+            if limit is not None and int(current.mtime) <= limit:
+                return 304
+    return None
+
+
+# -- ranges ---------------------------------------------------------------------------------
+
+_MAX_RANGES = 64
+
+
+def parse_range(value: str | None, size: int) -> list[tuple[int, int]] | None:
+    """Byte ranges to send as inclusive `(first, last)` pairs, or None for the whole entity.
+
+    Unparsable headers and other units are ignored (RFC 9110 14.2); a syntactically valid set
+    in which no range overlaps the content raises RangeNotSatisfiable (416). Overlapping or
+    very many ranges are coalesced, which the RFC allows and which defeats small-range abuse.
+    """
+    if value is None:
+        return None
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return None
+    ranges: list[tuple[int, int]] = []
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        first_s, dash, last_s = item.partition("-")
+        first_s, last_s = first_s.strip(), last_s.strip()
+        if (
+            not dash
+            or not (first_s.isdigit() or first_s == "")
+            or not (last_s.isdigit() or last_s == "")
+        ):
+            return None
+        if first_s == "":
+            if last_s == "":
+                return None
+            suffix = int(last_s)
+            if suffix == 0:
+                continue
+            ranges.append((max(size - suffix, 0), size - 1))
+            continue
+        first = int(first_s)
+        last = int(last_s) if last_s else size - 1
+        if last < first:
+            return None
+        if first >= size:
+            continue
+        ranges.append((first, min(last, size - 1)))
+    if not ranges:
+        raise RangeNotSatisfiable(f"no range of {value!r} lies within {size} bytes")
+    return _coalesce(ranges)
+
+
+def _coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if len(ranges) == 1:
+        return ranges
+    ordered = sorted(ranges)
+    merged = [ordered[0]]
+    for first, last in ordered[1:]:
+        prev_first, prev_last = merged[-1]
+        if first <= prev_last + 1 or len(merged) >= _MAX_RANGES:
+            merged[-1] = (prev_first, max(prev_last, last))
+        else:
+            merged.append((first, last))
+    # Answer in the order asked when nothing had to be merged (RFC 9110 14.6 allows either).
+    return ranges if len(merged) == len(ranges) else merged
+
+
+def if_range_allows(value: str | None, etag: str, mtime: float) -> bool:
+    """If-Range (RFC 9110 13.1.5): send the ranges only when the validator still matches."""
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith('"'):
+        return value == etag
+    if value.startswith("W/"):
+        return False
+    date = parse_http_date(value)
+    return date is not None and int(mtime) == int(date)
+
+
+# -- Prefer (RFC 8144) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    minimal: bool = False
+    no_root: bool = False
+
+
+def parse_prefer(prefer: str | None, brief: str | None) -> Preferences:
+    """`Prefer: return=minimal` / `depth-noroot`, and the older `Brief: t`."""
+    tokens: set[str] = set()
+    for header in (prefer or "").split(","):
+        token = header.split(";")[0].strip().lower().replace(" ", "")
+        if token:
+            tokens.add(token)
+    minimal = "return=minimal" in tokens or (brief or "").strip().lower() == "t"
+    return Preferences(minimal=minimal, no_root="depth-noroot" in tokens)

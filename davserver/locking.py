@@ -1,0 +1,147 @@
+"""Lock enforcement for one request: the If header and the lock tokens it submits.
+
+Every method that changes state asks a `Guard` before it touches a resource. A resource may be
+changed when no active lock covers it, or when the request submitted the token of every lock
+that does (RFC 4918 6.5, 7.4) and, for a lock made by an authenticated user, is that user
+(RFC 4918 6.4). A collection's membership belongs to the collection, so adding or removing a
+member also needs the tokens of locks on the parent (RFC 4918 7.5.2).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from . import paths
+from .errors import BadRequest, DavError, Locked, PreconditionFailed
+from .headers import quote_etag
+from .ifheader import IfHeader, IfHeaderError, ResourceState, evaluate, parse_if
+from .request import Request
+from .services import Services
+from .store.base import Lock
+from .tree import MemberCheck
+
+
+class Guard:
+    """The lock view of one request, built once per request."""
+
+    def __init__(self, services: Services, req: Request) -> None:
+        self.services = services
+        self.req = req
+        self.now = services.clock()
+        raw = req.header("If")
+        self.header: IfHeader | None = None
+        if raw is not None:
+            try:
+                self.header = parse_if(raw)
+            except IfHeaderError as exc:
+                raise BadRequest(str(exc)) from None
+        self.tokens: frozenset[str] = self.header.tokens() if self.header else frozenset()
+
+    # -- the If header as a precondition (RFC 4918 10.4) -----------------------------------
+
+    def check_if_header(self) -> None:
+        """412 when an If header is present and none of its lists holds."""
+        if self.header is not None and not evaluate(self.header, self._state):
+            raise PreconditionFailed("the If header does not match the current state")
+
+    def _state(self, tag: str | None) -> ResourceState:
+        path = self.req.path if tag is None else self._tag_path(tag)
+        if path is None:
+            return ResourceState(False, None, frozenset())
+        tokens = frozenset(lock.token for lock in self.services.locks.covering(path, self.now))
+        try:
+            resource = self.services.provider.stat(path)
+        except DavError:
+            return ResourceState(False, None, tokens)
+        etag = None if resource.is_collection else quote_etag(resource.etag)
+        return ResourceState(True, etag, tokens)
+
+    def _tag_path(self, tag: str) -> str | None:
+        """The provider path a tagged list names, or None when it is not one of ours."""
+        parts = urlsplit(tag)
+        if parts.netloc and parts.netloc.lower() != self.req.host.lower():
+            return None
+        raw = parts.path
+        prefix = self.req.prefix
+        if prefix:
+            if raw != prefix and not raw.startswith(prefix + "/"):
+                return None
+            raw = raw[len(prefix) :]
+        try:
+            return paths.url_to_path(raw)
+        except DavError:
+            return None
+
+    # -- locks on the resources a method changes -------------------------------------------
+
+    def _allowed(self, lock: Lock) -> bool:
+        if lock.token not in self.tokens:
+            return False
+        return lock.principal is None or lock.principal == self.req.user
+
+    def _blocked(self, lock: Lock) -> Locked:
+        return Locked(
+            f"{lock.root} is locked",
+            condition="lock-token-submitted",
+            hrefs=(lock.root,),
+        )
+
+    def check(self, path: str) -> DavError | None:
+        """Why `path` may not be changed by this request, or None."""
+        for lock in self.services.locks.covering(path, self.now):
+            if not self._allowed(lock):
+                return self._blocked(lock)
+        return None
+
+    def require(self, path: str) -> None:
+        """Raise 423 unless the request may change `path` itself."""
+        error = self.check(path)
+        if error is not None:
+            raise error
+
+    def require_membership(self, path: str) -> None:
+        """Raise 423 unless the request may add or remove `path` in its parent collection."""
+        if path != paths.ROOT:
+            self.require(paths.parent(path))
+
+    def _tree_blocking(self, root: str) -> list[Lock]:
+        locks = self.services.locks
+        found = locks.covering(root, self.now) + locks.under(root, self.now)
+        return [lock for lock in found if not self._allowed(lock)]
+
+    def tree_check(self, root: str) -> MemberCheck:
+        """A per-member check for a tree operation on `root`, from one look at the store."""
+        blocking = self._tree_blocking(root)
+
+        def check(path: str) -> DavError | None:
+            for lock in blocking:
+                if lock.covers(path):
+                    return self._blocked(lock)
+            return None
+
+        return check
+
+    def require_tree(self, root: str) -> None:
+        """Raise 423 if any member of the tree at `root` is locked against this request.
+
+        For changes that cannot be made in part (MOVE's source, an overwritten destination).
+        """
+        blocking = self._tree_blocking(root)
+        if blocking:
+            raise self._blocked(blocking[0])
+
+
+def existing_lock(services: Services, req: Request, path: str) -> Lock:
+    """The lock named by the request's Lock-Token header on `path`, for UNLOCK."""
+    raw = (req.header("Lock-Token") or "").strip()
+    if not raw:
+        raise BadRequest("UNLOCK needs a Lock-Token header")
+    token = raw[1:-1] if raw.startswith("<") and raw.endswith(">") else raw
+    lock = services.locks.get(token, services.clock())
+    if lock is None or not lock.covers(path):
+        raise DavError(
+            "no such lock on this resource",
+            status=409,
+            condition="lock-token-matches-request-uri",
+        )
+    return lock

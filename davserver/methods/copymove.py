@@ -1,0 +1,86 @@
+"""COPY and MOVE (RFC 4918 9.8, 9.9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import headers as h
+from .. import paths
+from ..errors import Conflict, Forbidden, PreconditionFailed
+from ..locking import Guard
+from ..model import MemberStatus
+from ..request import Request, Response
+from ..services import Services
+from ..tree import copy_tree, delete_tree, move_tree
+from .results import tree_response
+from .write import check_preconditions, stat_or_none
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A COPY or MOVE as plain values: what the WebDAV method and a batch item both run."""
+
+    source: str
+    destination: str
+    move: bool
+    depth: str = h.INFINITY
+    overwrite: bool = True
+
+
+def transfer(services: Services, guard: Guard, op: Transfer) -> tuple[int, list[MemberStatus]]:
+    """Run a COPY or MOVE; the success status (201 new, 204 replaced) and the failed members.
+
+    Whole-request failures are raised: 404 no source, 403 same resource or a tree into itself,
+    409 no parent at the destination, 412 an existing destination with Overwrite F, 423 locks.
+    """
+    source = services.provider.stat(op.source)
+    dst = op.destination
+    if dst == op.source:
+        raise Forbidden("the source and the destination are the same resource")
+    if paths.is_ancestor(op.source, dst):
+        raise Forbidden("a collection cannot be copied or moved into itself")
+    if paths.is_ancestor(dst, op.source):
+        raise Forbidden("the destination contains the source")
+    parent = stat_or_none(services, paths.parent(dst))
+    if parent is None or not parent.is_collection:
+        raise Conflict("the destination's parent collection does not exist")
+    existing = stat_or_none(services, dst)
+    if existing is not None and not op.overwrite:
+        raise PreconditionFailed(f"{dst} exists and Overwrite is F")
+    if op.move:
+        guard.require_membership(op.source)
+        guard.require_tree(op.source)
+    guard.require_membership(dst)
+    if existing is not None:
+        # RFC 4918 9.8.4 / 9.9.3: an overwrite first deletes the destination, as DELETE would.
+        guard.require_tree(dst)
+        failures = delete_tree(services, existing, guard.tree_check(dst))
+        if failures:
+            return 204, failures
+    if op.move:
+        failures = move_tree(services, source, dst, guard.tree_check(op.source))
+    else:
+        failures = copy_tree(services, source, dst, op.depth)
+    return (204 if existing is not None else 201), failures
+
+
+def _run(services: Services, req: Request, guard: Guard, move: bool) -> Response:
+    allowed = (h.INFINITY,) if move else ("0", h.INFINITY)
+    op = Transfer(
+        source=req.path,
+        destination=req.destination(),
+        move=move,
+        depth=h.parse_depth(req.header("Depth"), h.INFINITY, allowed),
+        overwrite=h.parse_overwrite(req.header("Overwrite")),
+    )
+    check_preconditions(req, stat_or_none(services, req.path))
+    status, failures = transfer(services, guard, op)
+    return tree_response(req, (op.source, op.destination), failures, status)
+
+
+def copy(services: Services, req: Request, guard: Guard) -> Response:
+    return _run(services, req, guard, move=False)
+
+
+def move(services: Services, req: Request, guard: Guard) -> Response:
+    return _run(services, req, guard, move=True)

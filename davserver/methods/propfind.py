@@ -1,0 +1,128 @@
+"""PROPFIND (RFC 4918 9.1): properties of many resources, streamed as they are walked.
+
+Everything that can fail the whole request (a missing resource, a bad body, Depth, the
+infinity limit) is checked before the first byte; after that, each resource's own failure
+becomes its own `<D:response>` and the document stays well-formed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Collection, Iterator
+
+from .. import headers as h
+from .. import paths, xmlin, xmlout
+from ..errors import DavError, Forbidden
+from ..locking import Guard
+from ..model import PropResponse, PropStat, Resource
+from ..props import ALLPROP, LIVE, LiveContext
+from ..request import Request, Response
+from ..services import Services
+from ..store.base import PropertyStore
+from ..tree import walk
+from .read import content_type
+from .results import MULTISTATUS_TYPE
+
+
+class DeadProperties:
+    """Dead properties for the resources of one walk, asking the store only about members
+    that have any (one query per collection), so a listing of plain files costs no lookups."""
+
+    _REMEMBERED = 128
+
+    def __init__(self, store: PropertyStore, root: str) -> None:
+        self.store = store
+        self.root = root
+        self._members: OrderedDict[str, set[str]] = OrderedDict()
+
+    def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
+        if path != self.root:
+            parent = paths.parent(path)
+            members = self._members.get(parent)
+            if members is None:
+                members = self.store.members_with_properties(parent)
+                self._members[parent] = members
+                if len(self._members) > self._REMEMBERED:
+                    self._members.popitem(last=False)
+            if path not in members:
+                return {}
+        return self.store.get(path, names)
+
+
+def collect(
+    request: xmlin.Propfind,
+    resource: Resource,
+    live: LiveContext,
+    dead: DeadProperties,
+    minimal: bool,
+) -> PropResponse:
+    """One resource's properties, grouped by status (found: 200, unknown: 404)."""
+    found: list[tuple[str, str | None]] = []
+    missing: list[tuple[str, str | None]] = []
+    if request.kind == "prop":
+        dead_values = dead.get(resource.path, [n for n in request.names if n not in LIVE])
+        for name in request.names:
+            entry = LIVE.get(name)
+            value = entry[0](live, resource) if entry else dead_values.get(name)
+            (found if value is not None else missing).append((name, value))
+    elif request.kind == "allprop":
+        for name in ALLPROP:
+            value = LIVE[name][0](live, resource)
+            if value is not None:
+                found.append((name, value))
+        found.extend(dead.get(resource.path).items())
+        for name in request.names:
+            entry = LIVE.get(name)
+            if entry is not None and name not in ALLPROP:
+                value = entry[0](live, resource)
+                (found if value is not None else missing).append((name, value))
+    else:
+        found = [(n, None) for n, (f, _) in LIVE.items() if f(live, resource) is not None]
+        found.extend((n, None) for n in dead.get(resource.path))
+    propstats = [PropStat(200, found)]
+    if missing and not minimal:
+        propstats.append(PropStat(404, missing))
+    return PropResponse(resource.path, resource.is_collection, propstats)
+
+
+def propfind(services: Services, req: Request, guard: Guard) -> Response:
+    depth = h.parse_depth(req.header("Depth"), h.INFINITY, ("0", "1", h.INFINITY))
+    request = xmlin.parse_propfind(req.read_body(services.config.max_xml_body))
+    prefs = h.parse_prefer(req.header("Prefer"), req.header("Brief"))
+    provider = services.provider
+    root = provider.stat(req.path)
+    if depth == h.INFINITY and root.is_collection:
+        limit = services.config.max_propfind_resources
+        if sum(1 for _ in itertools.islice(walk(provider, root, depth), limit + 1)) > limit:
+            raise Forbidden(
+                f"Depth: infinity would report more than {limit} resources",
+                condition="propfind-finite-depth",
+            )
+    now = services.clock()
+    locks = services.locks.covering(root.path, now)
+    if depth != "0":
+        locks += services.locks.under(root.path, now)
+    live = LiveContext(req.prefix, locks, now, content_type, provider.quota)
+    dead = DeadProperties(services.props, root.path)
+    minimal = prefs.minimal
+
+    def responses() -> Iterator[str]:
+        resources = walk(provider, root, depth)
+        if prefs.no_root and depth != "0":
+            next(resources)
+        for resource in resources:
+            try:
+                response = collect(request, resource, live, dead, minimal)
+            except DavError as exc:
+                response = PropResponse(
+                    resource.path, resource.is_collection, status=exc.status, message=exc.message
+                )
+            yield xmlout.prop_response(req.prefix, response)
+
+    headers = [MULTISTATUS_TYPE]
+    applied = [p for p, on in (("return=minimal", minimal), ("depth-noroot", prefs.no_root)) if on]
+    if applied and req.header("Prefer") is not None:
+        headers.append(("Preference-Applied", ", ".join(applied)))
+    headers.append(("Vary", "Brief, Prefer"))
+    return Response(207, headers, xmlout.multistatus(responses()))

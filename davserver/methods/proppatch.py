@@ -1,0 +1,49 @@
+"""PROPPATCH (RFC 4918 9.2): every change applies, or none does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import xmlin, xmlout
+from ..locking import Guard
+from ..model import PropResponse, PropStat
+from ..props import is_protected
+from ..request import Request, Response
+from ..services import Services
+from .results import MULTISTATUS_TYPE
+
+PROTECTED = "cannot-modify-protected-property"
+
+
+def apply_changes(
+    services: Services, guard: Guard, path: str, changes: Sequence[xmlin.PropChange]
+) -> PropResponse:
+    """Apply `changes` to the resource at `path` atomically and report each property.
+
+    When any change is refused, nothing is stored: the refused ones carry their own status and
+    every other one 424 Failed Dependency (RFC 4918 9.2).
+    """
+    resource = services.provider.stat(path)
+    guard.require(path)
+    refused = {c.name: 403 for c in changes if is_protected(c.name)}
+    if not refused:
+        services.props.patch(path, [(c.name, c.value) for c in changes])
+    statuses: dict[int, PropStat] = {}
+    seen: set[str] = set()
+    for change in changes:
+        if change.name in seen:
+            continue
+        seen.add(change.name)
+        status = refused.get(change.name, 424 if refused else 200)
+        if status not in statuses:
+            condition = PROTECTED if status == 403 else None
+            statuses[status] = PropStat(status, condition=condition)
+        statuses[status].props.append((change.name, None))
+    return PropResponse(resource.path, resource.is_collection, list(statuses.values()))
+
+
+def proppatch(services: Services, req: Request, guard: Guard) -> Response:
+    changes = xmlin.parse_propertyupdate(req.read_body(services.config.max_xml_body))
+    response = apply_changes(services, guard, req.path, changes)
+    body = xmlout.multistatus([xmlout.prop_response(req.prefix, response)])
+    return Response(207, [MULTISTATUS_TYPE], body)

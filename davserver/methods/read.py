@@ -1,0 +1,159 @@
+"""OPTIONS, GET and HEAD (RFC 9110 9.3, RFC 4918 9.4 and 10.1)."""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from .. import headers as h
+from .. import listing, paths
+from ..errors import NotFound, RangeNotSatisfiable
+from ..model import Resource
+from ..request import Request, Response
+from ..services import Services
+
+READ_CHUNK = 1024 * 1024
+
+DAV_METHODS = (
+    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+)
+
+
+def options(services: Services, req: Request) -> Response:
+    """Compliance classes and methods; answered for any path, mapped or not."""
+    return Response(
+        200,
+        [
+            ("DAV", "1, 2"),
+            ("MS-Author-Via", "DAV"),
+            ("Allow", DAV_METHODS),
+            ("Accept-Ranges", "bytes"),
+            ("Content-Length", "0"),
+        ],
+    )
+
+
+def content_type(resource: Resource) -> str:
+    """The stored type, or a guess from the name (RFC 9110 8.3)."""
+    if resource.content_type:
+        return resource.content_type
+    guessed, encoding = mimetypes.guess_type(paths.name(resource.path), strict=False)
+    if guessed is None or encoding is not None:
+        # A .gz file is served as what it is, not as its uncompressed type.
+        return "application/octet-stream" if encoding or guessed is None else guessed
+    if guessed.startswith("text/"):
+        return guessed + "; charset=utf-8"
+    return guessed
+
+
+def entity_headers(resource: Resource) -> list[tuple[str, str]]:
+    return [
+        ("ETag", h.quote_etag(resource.etag)),
+        ("Last-Modified", h.http_date(resource.mtime)),
+    ]
+
+
+def get(services: Services, req: Request) -> Response:
+    return _get(services, req, head=False)
+
+
+def head(services: Services, req: Request) -> Response:
+    return _get(services, req, head=True)
+
+
+def _get(services: Services, req: Request, head: bool) -> Response:
+    resource = services.provider.stat(req.path)
+    if resource.is_collection:
+        return listing.collection_page(services, req, resource, head)
+    validators = h.Validators(h.quote_etag(resource.etag), resource.mtime)
+    stop = h.evaluate_preconditions(req.method, req.environ, validators)
+    base = [*entity_headers(resource), ("Accept-Ranges", "bytes")]
+    if stop is not None:
+        return Response(stop, base)
+    ctype = content_type(resource)
+    ranges = None
+    if h.if_range_allows(req.header("If-Range"), validators.etag or "", resource.mtime):
+        try:
+            ranges = h.parse_range(req.header("Range"), resource.size)
+        except RangeNotSatisfiable as exc:
+            # 416 carries the size, so a client can retry with a range that fits.
+            exc.headers.append(("Content-Range", f"bytes */{resource.size}"))
+            raise
+    if ranges is None:
+        headers = [*base, ("Content-Type", ctype), ("Content-Length", str(resource.size))]
+        body = () if head else _stream(services, resource.path, [(0, resource.size - 1)])
+        return Response(200, headers, body)
+    if len(ranges) == 1:
+        first, last = ranges[0]
+        headers = [
+            *base,
+            ("Content-Type", ctype),
+            ("Content-Range", f"bytes {first}-{last}/{resource.size}"),
+            ("Content-Length", str(last - first + 1)),
+        ]
+        return Response(206, headers, () if head else _stream(services, resource.path, ranges))
+    return _multipart(services, resource, ranges, ctype, base, head)
+
+
+def _multipart(
+    services: Services,
+    resource: Resource,
+    ranges: list[tuple[int, int]],
+    ctype: str,
+    base: list[tuple[str, str]],
+    head: bool,
+) -> Response:
+    boundary = uuid.uuid4().hex
+    heads = [
+        (
+            f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Range: bytes {first}-{last}/{resource.size}\r\n\r\n"
+        ).encode("ascii")
+        for first, last in ranges
+    ]
+    tail = f"\r\n--{boundary}--\r\n".encode("ascii")
+    length = sum(len(x) for x in heads) + sum(b - a + 1 for a, b in ranges) + len(tail)
+    headers = [
+        *base,
+        ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+        ("Content-Length", str(length)),
+    ]
+
+    if head:
+        return Response(206, headers)
+    stream = services.provider.open_read(resource.path)
+
+    def body() -> Iterator[bytes]:
+        with stream:
+            for part_head, (first, last) in zip(heads, ranges, strict=True):
+                yield part_head
+                yield from _read_span(stream, first, last)
+            yield tail
+
+    return Response(206, headers, body())
+
+
+def _stream(services: Services, path: str, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+    stream = services.provider.open_read(path)
+
+    def body() -> Iterator[bytes]:
+        with stream:
+            for first, last in ranges:
+                yield from _read_span(stream, first, last)
+
+    return body()
+
+
+def _read_span(stream: BinaryIO, first: int, last: int) -> Iterator[bytes]:
+    stream.seek(first)
+    remaining = last - first + 1
+    while remaining > 0:
+        chunk = stream.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            # The file shrank while being sent: the Content-Length cannot be honoured, so the
+            # connection must break rather than pass off a short body as complete.
+            raise NotFound("the file changed while it was being read")
+        remaining -= len(chunk)
+        yield chunk

@@ -1,0 +1,83 @@
+"""The storage interface: the only way the protocol layer reaches stored bytes.
+
+It is deliberately small and free of filesystem ideas (no file descriptors, inodes or
+permissions), so that an object store can implement it: every method acts on ONE resource,
+except `move`, which a provider may decline. Recursion over collections (PROPFIND walks, bulk
+DELETE, COPY and MOVE of trees) lives once above it, in `davserver.tree`, so that lock checks
+and per-member 207 results work the same for every provider.
+
+Paths are provider paths (see `davserver.paths`): already decoded and checked segments.
+Failures are raised as `DavError` subclasses named in each docstring; any other exception is a
+bug and becomes a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Protocol
+
+from ..model import Resource
+
+
+class Provider(Protocol):
+    """A tree of collections and files."""
+
+    def stat(self, path: str) -> Resource:
+        """The resource at `path`. Raises NotFound (also for anything outside the root)."""
+        ...
+
+    def children(self, path: str) -> Iterator[Resource]:
+        """The members of the collection at `path`, in no particular order.
+
+        Members that vanish while listing are left out. Raises NotFound, Forbidden.
+        """
+        ...
+
+    def open_read(self, path: str) -> BinaryIO:
+        """A seekable binary stream of the file's content; the caller closes it.
+
+        Raises NotFound, Forbidden, MethodNotAllowed (a collection).
+        """
+        ...
+
+    def write(self, path: str, chunks: Iterable[bytes]) -> Resource:
+        """Replace or create the file at `path` with the concatenated chunks, atomically.
+
+        Readers see either the old content or the new, never a part; if `chunks` raises
+        (a client that disconnects, a failed checksum), the old content stays and the
+        exception propagates. Raises Conflict (no parent collection), MethodNotAllowed
+        (a collection is there), Forbidden, InsufficientStorage.
+        """
+        ...
+
+    def make_collection(self, path: str) -> None:
+        """Create an empty collection. Raises MethodNotAllowed (something exists there),
+        Conflict (no parent collection), Forbidden, InsufficientStorage."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Remove a file or an EMPTY collection. Raises NotFound, Forbidden, Conflict
+        (a collection that still has members)."""
+        ...
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy ONE resource: a file's content (atomically), or for a collection an empty
+        collection at `dst` (its members are copied one by one by the caller). `dst` does not
+        exist. Raises NotFound, Conflict (no parent at dst), Forbidden, InsufficientStorage."""
+        ...
+
+    def move(self, src: str, dst: str) -> bool:
+        """Move the resource and everything under it to `dst` (which does not exist) in one
+        step, returning True; or return False when this provider cannot (for example across
+        devices, or an object store), and the caller copies and deletes member by member.
+        Raises NotFound, Conflict (no parent at dst), Forbidden."""
+        ...
+
+    def set_mtime(self, path: str, mtime: float) -> None:
+        """Set the modification time (clients that sync dates ask for it). Raises NotFound,
+        Forbidden."""
+        ...
+
+    def quota(self, path: str) -> tuple[int, int] | None:
+        """`(used_bytes, available_bytes)` for RFC 4331, or None when unknown."""
+        ...

@@ -1,0 +1,269 @@
+"""The filesystem provider: a directory tree on local disk, mapped safely.
+
+Safety: provider paths arrive with checked segments (no `..`, `/`, `\\`, NUL), so joining them
+cannot climb out of the root by spelling; a symlink could, so any path whose real location is
+outside the root is reported as not found, and such links are left out of listings. Links that
+stay inside the root are followed.
+
+Durability: every write goes to a temporary file in the target's own directory, is fsynced, then
+renamed over the target, so a cut-off upload or a crash leaves the old content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import stat as st
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO, NoReturn
+
+from .. import paths
+from ..errors import (
+    Conflict,
+    DavError,
+    Forbidden,
+    InsufficientStorage,
+    MethodNotAllowed,
+    NotFound,
+)
+from ..model import Resource
+
+log = logging.getLogger(__name__)
+
+# Uploads in progress; left out of listings, and swept at startup if a crash left one behind.
+TEMP_PREFIX = ".davserver-tmp-"
+
+
+class FilesystemProvider:
+    """Shares the directory `root` (created when missing)."""
+
+    def __init__(self, root: str) -> None:
+        os.makedirs(root, exist_ok=True)
+        self.root = os.path.realpath(root)
+        # The process umask, read once: new files get the mode a plain open() would give them,
+        # not mkstemp's 0600.
+        mask = os.umask(0)
+        os.umask(mask)
+        self._file_mode = 0o666 & ~mask
+
+    # -- mapping -------------------------------------------------------------------------
+
+    def local_path(self, path: str) -> str:
+        """The on-disk path for a provider path; raises NotFound if it resolves outside."""
+        local = os.path.join(self.root, *paths.split(path))
+        real = os.path.realpath(local)
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise NotFound(f"{path} is outside the shared folder")
+        return local
+
+    def _inside(self, local: str) -> bool:
+        real = os.path.realpath(local)
+        return real == self.root or real.startswith(self.root + os.sep)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def stat(self, path: str) -> Resource:
+        local = self.local_path(path)
+        try:
+            return _resource(path, os.stat(local))
+        except OSError as exc:
+            _raise(exc, path)
+
+    def children(self, path: str) -> Iterator[Resource]:
+        local = self.local_path(path)
+        try:
+            entries = os.scandir(local)
+        except OSError as exc:
+            _raise(exc, path)
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(TEMP_PREFIX) or not _addressable(name):
+                    continue
+                try:
+                    if entry.is_symlink() and not self._inside(entry.path):
+                        continue
+                    info = entry.stat()
+                except OSError:
+                    continue  # vanished or a dangling link: not a member any more
+                yield _resource(paths.child(path, name), info)
+
+    def open_read(self, path: str) -> BinaryIO:
+        local = self.local_path(path)
+        try:
+            return open(local, "rb")
+        except OSError as exc:
+            _raise(exc, path)
+
+    def quota(self, path: str) -> tuple[int, int] | None:
+        # The filesystem's figures, as Finder and Explorer expect; summing a tree's sizes on
+        # every request would make a PROPFIND on the root cost a full walk.
+        try:
+            usage = shutil.disk_usage(self.local_path(path))
+        except OSError:
+            return None
+        return usage.total - usage.free, usage.free
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, path: str, chunks: Iterable[bytes]) -> Resource:
+        local = self.local_path(path)
+        if os.path.isdir(local):
+            raise MethodNotAllowed(f"{path} is a collection")
+        directory = os.path.dirname(local)
+        self._atomic_replace(path, local, lambda out: _write_chunks(out, chunks))
+        _fsync_dir(directory)
+        return self.stat(path)
+
+    def make_collection(self, path: str) -> None:
+        local = self.local_path(path)
+        try:
+            os.mkdir(local)
+        except FileExistsError:
+            raise MethodNotAllowed(f"{path} already exists") from None
+        except OSError as exc:
+            _raise(exc, path, parent_missing=True)
+
+    def delete(self, path: str) -> None:
+        if path == paths.ROOT:
+            raise Forbidden("the shared root cannot be deleted")
+        local = self.local_path(path)
+        try:
+            if os.path.isdir(local) and not os.path.islink(local):
+                os.rmdir(local)
+            else:
+                os.unlink(local)
+        except OSError as exc:
+            _raise(exc, path)
+
+    def copy(self, src: str, dst: str) -> None:
+        src_local = self.local_path(src)
+        dst_local = self.local_path(dst)
+        if os.path.isdir(src_local):
+            self.make_collection(dst)
+            return
+        try:
+            source = open(src_local, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            _raise(exc, src)
+        with source:
+            self._atomic_replace(dst, dst_local, lambda out: shutil.copyfileobj(source, out))
+
+    def move(self, src: str, dst: str) -> bool:
+        src_local = self.local_path(src)
+        dst_local = self.local_path(dst)
+        if src == paths.ROOT:
+            raise Forbidden("the shared root cannot be moved")
+        try:
+            os.rename(src_local, dst_local)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return False
+            # The caller has seen the source, so a missing path is the destination's parent.
+            _raise(exc, dst, parent_missing=True)
+        _fsync_dir(os.path.dirname(dst_local))
+        return True
+
+    def set_mtime(self, path: str, mtime: float) -> None:
+        local = self.local_path(path)
+        try:
+            os.utime(local, (mtime, mtime))
+        except OSError as exc:
+            _raise(exc, path)
+
+    def _atomic_replace(self, path: str, local: str, fill: Callable[[BinaryIO], object]) -> None:
+        directory = os.path.dirname(local)
+        try:
+            fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        except OSError as exc:
+            _raise(exc, path, parent_missing=True)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                fill(out)
+                out.flush()
+                os.fchmod(out.fileno(), self._file_mode)
+                os.fsync(out.fileno())
+            os.replace(temp, local)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                _raise(exc, path)
+            raise
+
+    def sweep_temp_files(self) -> int:
+        """Remove uploads left behind by a crash; returns how many. Call at startup only."""
+        removed = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(directory, name))
+                        removed += 1
+        return removed
+
+
+def _addressable(name: str) -> bool:
+    # Names that no URL can reach (undecodable bytes, backslashes) are not shown.
+    if "\\" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _resource(path: str, info: os.stat_result) -> Resource:
+    is_dir = st.S_ISDIR(info.st_mode)
+    size = 0 if is_dir else info.st_size
+    # Inode + nanosecond mtime + size: a same-size rewrite within one second still changes it,
+    # and every atomic replace makes a new inode anyway.
+    etag = f"{info.st_ino:x}-{info.st_mtime_ns:x}-{size:x}"
+    created = getattr(info, "st_birthtime", None) or min(info.st_ctime, info.st_mtime)
+    return Resource(path, is_dir, size, info.st_mtime, created, etag)
+
+
+def _write_chunks(out: BinaryIO, chunks: Iterable[bytes]) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+
+
+def _fsync_dir(directory: str) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _raise(exc: OSError, path: str, parent_missing: bool = False) -> NoReturn:
+    """Translate an OSError into the DavError its errno means for a WebDAV client."""
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        if parent_missing:
+            raise Conflict(f"the parent collection of {path} does not exist") from exc
+        raise NotFound(f"{path} does not exist") from exc
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise Forbidden(f"permission denied on {path}") from exc
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        raise InsufficientStorage(f"no space left to store {path}") from exc
+    if code == errno.EISDIR:
+        raise MethodNotAllowed(f"{path} is a collection") from exc
+    if code == errno.ENOTEMPTY:
+        raise Conflict(f"{path} is not empty") from exc
+    if code == errno.EEXIST:
+        raise MethodNotAllowed(f"{path} already exists") from exc
+    if code == errno.ENAMETOOLONG:
+        raise DavError(f"the name {path} is too long", status=414) from exc
+    raise exc

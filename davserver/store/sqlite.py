@@ -1,0 +1,258 @@
+"""The embedded store: dead properties and locks in one SQLite database (stdlib sqlite3).
+
+WAL mode lets readers run beside one writer, and write transactions start with BEGIN IMMEDIATE
+so that several server processes on one machine can share the file: a lock is granted only
+after the conflict check and the insert ran as one transaction. Each thread has its own
+connection (sqlite3 connections are not shared between threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+
+from .. import paths
+from .base import Lock, LockConflict, find_conflict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS props (
+    path   TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (path, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS props_parent ON props (parent);
+CREATE TABLE IF NOT EXISTS locks (
+    token     TEXT PRIMARY KEY,
+    root      TEXT NOT NULL,
+    depth     TEXT NOT NULL,
+    scope     TEXT NOT NULL,
+    owner     TEXT,
+    principal TEXT,
+    timeout   INTEGER NOT NULL,
+    expires   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
+"""
+
+
+def _subtree(column: str, path: str, recursive: bool) -> tuple[str, list[str]]:
+    """A WHERE clause selecting `path` (and everything under it when recursive)."""
+    if not recursive:
+        return f"{column} = ?", [path]
+    if path == paths.ROOT:
+        return "1 = 1", []
+    # Every string that starts with "path/" sorts between "path/" and "path0" ('0' follows '/').
+    return f"({column} = ? OR ({column} > ? AND {column} < ?))", [path, path + "/", path + "0"]
+
+
+class Database:
+    """One SQLite file, a connection per thread, created with its schema on first use."""
+
+    def __init__(self, filename: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
+        self.filename = filename
+        self._local = threading.local()
+        self.connection().executescript(SCHEMA)
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.filename, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only a power loss can
+            # lose the last transactions, never corrupt the file.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken before any read so that check-then-write is atomic."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+class SqlitePropertyStore:
+    """`PropertyStore` on a `Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
+        conn = self.db.connection()
+        if names is None:
+            rows = conn.execute("SELECT name, value FROM props WHERE path = ?", (path,))
+        else:
+            wanted = list(names)
+            if not wanted:
+                return {}
+            marks = ",".join("?" * len(wanted))
+            rows = conn.execute(
+                f"SELECT name, value FROM props WHERE path = ? AND name IN ({marks})",  # noqa: S608
+                [path, *wanted],
+            )
+        return dict(rows.fetchall())
+
+    def members_with_properties(self, parent: str) -> set[str]:
+        rows = self.db.connection().execute(
+            "SELECT DISTINCT path FROM props WHERE parent = ? AND path != ?", (parent, parent)
+        )
+        return {path for (path,) in rows}
+
+    def patch(self, path: str, changes: Sequence[tuple[str, str | None]]) -> None:
+        with self.db.write() as conn:
+            for name, value in changes:
+                if value is None:
+                    conn.execute("DELETE FROM props WHERE path = ? AND name = ?", (path, name))
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO props (path, parent, name, value) "
+                        "VALUES (?, ?, ?, ?)",
+                        (path, paths.parent(path), name, value),
+                    )
+
+    def copy(self, src: str, dst: str, *, recursive: bool) -> None:
+        where_dst, args_dst = _subtree("path", dst, recursive)
+        where_src, args_src = _subtree("path", src, recursive)
+        with self.db.write() as conn:
+            conn.execute(f"DELETE FROM props WHERE {where_dst}", args_dst)  # noqa: S608
+            rows = conn.execute(
+                f"SELECT path, name, value FROM props WHERE {where_src}",  # noqa: S608
+                args_src,
+            ).fetchall()
+            conn.executemany(
+                "INSERT OR REPLACE INTO props (path, parent, name, value) VALUES (?, ?, ?, ?)",
+                _rebased(rows, src, dst),
+            )
+
+    def move(self, src: str, dst: str) -> None:
+        where_dst, args_dst = _subtree("path", dst, True)
+        where_src, args_src = _subtree("path", src, True)
+        with self.db.write() as conn:
+            conn.execute(f"DELETE FROM props WHERE {where_dst}", args_dst)  # noqa: S608
+            rows = conn.execute(
+                f"SELECT path, name, value FROM props WHERE {where_src}",  # noqa: S608
+                args_src,
+            ).fetchall()
+            conn.execute(f"DELETE FROM props WHERE {where_src}", args_src)  # noqa: S608
+            conn.executemany(
+                "INSERT INTO props (path, parent, name, value) VALUES (?, ?, ?, ?)",
+                _rebased(rows, src, dst),
+            )
+
+    def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
+        with self.db.write() as conn:
+            for path in paths_:
+                where, args = _subtree("path", path, recursive)
+                conn.execute(f"DELETE FROM props WHERE {where}", args)  # noqa: S608
+
+
+def _rebased(
+    rows: Iterable[tuple[str, str, str]], src: str, dst: str
+) -> Iterator[tuple[str, str, str, str]]:
+    for path, name, value in rows:
+        new = paths.rebase(path, src, dst)
+        yield new, paths.parent(new), name, value
+
+
+_LOCK_COLUMNS = "token, root, depth, scope, owner, principal, timeout, expires"
+
+
+def _lock(row: tuple[str, str, str, str, str | None, str | None, int, float]) -> Lock:
+    token, root, depth, scope, owner, principal, timeout, expires = row
+    return Lock(token, root, depth, scope, owner, principal, timeout, expires)  # type: ignore[arg-type]
+
+
+class SqliteLockStore:
+    """`LockStore` on a `Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _covering(self, conn: sqlite3.Connection, path: str, now: float) -> list[Lock]:
+        roots = [path, *paths.ancestors(path)]
+        marks = ",".join("?" * len(roots))
+        rows = conn.execute(
+            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE root IN ({marks}) AND expires > ?",  # noqa: S608
+            [*roots, now],
+        )
+        return [lock for lock in map(_lock, rows) if lock.covers(path)]
+
+    def _under(self, conn: sqlite3.Connection, path: str, now: float) -> list[Lock]:
+        where, args = _subtree("root", path, True)
+        rows = conn.execute(
+            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE {where} AND root != ? AND expires > ?",  # noqa: S608
+            [*args, path, now],
+        )
+        return [_lock(row) for row in rows]
+
+    def acquire(self, lock: Lock, now: float) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM locks WHERE expires <= ?", (now,))
+            candidates = self._covering(conn, lock.root, now) + self._under(conn, lock.root, now)
+            conflict = find_conflict(lock, candidates)
+            if conflict is not None:
+                raise LockConflict(conflict)
+            conn.execute(
+                f"INSERT INTO locks ({_LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                (
+                    lock.token,
+                    lock.root,
+                    lock.depth,
+                    lock.scope,
+                    lock.owner,
+                    lock.principal,
+                    lock.timeout,
+                    lock.expires,
+                ),
+            )
+
+    def refresh(self, token: str, timeout: int, now: float) -> Lock | None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE locks SET timeout = ?, expires = ? WHERE token = ? AND expires > ?",
+                (timeout, now + timeout, token, now),
+            )
+            row = conn.execute(
+                f"SELECT {_LOCK_COLUMNS} FROM locks WHERE token = ? AND expires > ?",  # noqa: S608
+                (token, now),
+            ).fetchone()
+        return _lock(row) if row else None
+
+    def release(self, token: str) -> bool:
+        with self.db.write() as conn:
+            return conn.execute("DELETE FROM locks WHERE token = ?", (token,)).rowcount > 0
+
+    def get(self, token: str, now: float) -> Lock | None:
+        row = (
+            self.db.connection()
+            .execute(
+                f"SELECT {_LOCK_COLUMNS} FROM locks WHERE token = ? AND expires > ?",  # noqa: S608
+                (token, now),
+            )
+            .fetchone()
+        )
+        return _lock(row) if row else None
+
+    def covering(self, path: str, now: float) -> list[Lock]:
+        return self._covering(self.db.connection(), path, now)
+
+    def under(self, path: str, now: float) -> list[Lock]:
+        return self._under(self.db.connection(), path, now)
+
+    def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
+        with self.db.write() as conn:
+            for path in paths_:
+                where, args = _subtree("root", path, recursive)
+                conn.execute(f"DELETE FROM locks WHERE {where}", args)  # noqa: S608

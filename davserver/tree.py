@@ -1,0 +1,219 @@
+"""Operations over whole trees, written once above the provider.
+
+Walks, bulk DELETE, and COPY and MOVE of collections are built from the provider's
+one-resource calls, so that per-member checks (locks, access rules) and per-member results
+(the entries of a 207 Multi-Status, RFC 4918 9.6.1 / 9.8.8 / 9.9.4) come out the same for every
+provider. Each operation returns only the members that failed; a member that fails keeps its
+ancestors (a collection is removed only once everything in it is), so nothing is ever lost.
+
+Loops use explicit stacks: a deep tree must not hit Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from . import paths
+from .errors import DavError
+from .model import MemberStatus, Resource
+from .provider.base import Provider
+from .services import Services
+
+# A per-member check: None when the member may be changed, else why not.
+MemberCheck = Callable[[str], DavError | None]
+
+_FLUSH_EVERY = 500
+
+
+def allow_all(_path: str) -> DavError | None:
+    return None
+
+
+def failure(path: str, is_collection: bool, error: DavError) -> MemberStatus:
+    return MemberStatus(
+        path,
+        error.status,
+        is_collection,
+        error.condition,
+        error.message,
+        error.hrefs,
+    )
+
+
+def walk(provider: Provider, resource: Resource, depth: str) -> Iterator[Resource]:
+    """`resource` and, to `depth` ("0", "1", "infinity"), everything under it, parents first.
+
+    Lazy: one directory listing is open per level, so memory does not grow with the tree.
+    A collection that cannot be listed (it vanished, or access is refused) contributes no
+    members.
+    """
+    yield resource
+    if not resource.is_collection or depth == "0":
+        return
+    stack: list[Iterator[Resource]] = []
+    try:
+        stack.append(_children(provider, resource.path))
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                continue
+            yield child
+            if child.is_collection and depth != "1":
+                stack.append(_children(provider, child.path))
+    finally:
+        for iterator in stack:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+
+def _children(provider: Provider, path: str) -> Iterator[Resource]:
+    try:
+        yield from provider.children(path)
+    except DavError:
+        return
+
+
+class _Forget:
+    """Batches the store clean-up for removed resources: one transaction per few hundred."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.pending: list[str] = []
+
+    def add(self, path: str) -> None:
+        self.pending.append(path)
+        if len(self.pending) >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.services.props.delete(self.pending)
+            self.services.locks.delete(self.pending)
+            self.pending = []
+
+
+@dataclass(slots=True)
+class _Frame:
+    resource: Resource
+    members: Iterator[Resource] | None = None
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class _Outcome:
+    failures: list[MemberStatus] = field(default_factory=list)
+
+    def fail(self, stack: list[_Frame], resource: Resource, error: DavError) -> None:
+        self.failures.append(failure(resource.path, resource.is_collection, error))
+        if stack:
+            stack[-1].failed = True
+
+
+def delete_tree(
+    services: Services, resource: Resource, check: MemberCheck = allow_all
+) -> list[MemberStatus]:
+    """Delete `resource` and everything under it, members first; return the failures.
+
+    A member that fails (refused by `check` or by the provider) is reported and stays, and so
+    do all its ancestors, which are not reported (RFC 4918 9.6.1: no 424 for them). Properties
+    and locks of every removed resource are forgotten.
+    """
+    provider = services.provider
+    forget = _Forget(services)
+    outcome = _Outcome()
+    stack = [_Frame(resource)]
+    try:
+        while stack:
+            frame = stack[-1]
+            res = frame.resource
+            if res.is_collection and frame.members is None:
+                error = check(res.path)
+                if error is None:
+                    try:
+                        frame.members = iter(list(provider.children(res.path)))
+                    except DavError as exc:
+                        error = exc
+                if error is not None:
+                    stack.pop()
+                    outcome.fail(stack, res, error)
+                continue
+            if frame.members is not None:
+                member = next(frame.members, None)
+                if member is not None:
+                    stack.append(_Frame(member))
+                    continue
+            stack.pop()
+            if frame.failed:
+                if stack:
+                    stack[-1].failed = True
+                continue
+            error = None if res.is_collection else check(res.path)
+            if error is None:
+                try:
+                    provider.delete(res.path)
+                except DavError as exc:
+                    error = exc
+            if error is not None:
+                outcome.fail(stack, res, error)
+            else:
+                forget.add(res.path)
+    finally:
+        forget.flush()
+    return outcome.failures
+
+
+def copy_tree(
+    services: Services,
+    source: Resource,
+    destination: str,
+    depth: str,
+    check: MemberCheck = allow_all,
+) -> list[MemberStatus]:
+    """Copy `source` to `destination` (which does not exist), members after their parent.
+
+    Dead properties travel with each member; locks do not (RFC 4918 7.6). A member that fails
+    is reported under its destination path and, for a collection, its members are not
+    attempted. `check` is asked about destination paths.
+    """
+    provider = services.provider
+    failures: list[MemberStatus] = []
+    for res in walk(provider, source, "infinity" if depth == "infinity" else "0"):
+        target = paths.rebase(res.path, source.path, destination)
+        if any(paths.is_ancestor(f.path, target) for f in failures if f.is_collection):
+            continue
+        error = check(target)
+        if error is None:
+            try:
+                provider.copy(res.path, target)
+                services.props.copy(res.path, target, recursive=False)
+            except DavError as exc:
+                error = exc
+        if error is not None:
+            failures.append(failure(target, res.is_collection, error))
+    return failures
+
+
+def move_tree(
+    services: Services,
+    source: Resource,
+    destination: str,
+    check: MemberCheck = allow_all,
+) -> list[MemberStatus]:
+    """Move `source` to `destination` (which does not exist).
+
+    In one step when the provider can (a rename); otherwise the tree is copied member by member
+    and the source deleted only once the whole copy succeeded, so a failure never loses the
+    source. Dead properties move; locks on the source are dropped (RFC 4918 7.6). `check` is
+    asked about source paths.
+    """
+    if services.provider.move(source.path, destination):
+        services.props.move(source.path, destination)
+        services.locks.delete([source.path], recursive=True)
+        return []
+    failures = copy_tree(services, source, destination, "infinity")
+    if failures:
+        return failures
+    return delete_tree(services, source, check)

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real davserver (cheroot) on a free loopback port over a temporary root."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from davserver.config import Config, load
+from davserver.server import DavServer, build_services
+from davserver.services import Services
+
+
+class LiveServer:
+    """A running davserver and an HTTP session to talk to it."""
+
+    def __init__(self, root: Path, state: Path, overrides: dict[str, Any]) -> None:
+        self.root = root
+        self.state = state
+        self.overrides = overrides
+        self.session = requests.Session()
+        self._server: DavServer | None = None
+        self.start()
+
+    @property
+    def config(self) -> Config:
+        assert self._server is not None
+        return self._server.config
+
+    @property
+    def services(self) -> Services:
+        assert self._server is not None
+        return self._server.services
+
+    def start(self, services: Services | None = None) -> None:
+        config = load(
+            None,
+            {
+                "root": str(self.root),
+                "state_dir": str(self.state),
+                "port": 0,
+                "threads": 8,
+                **self.overrides,
+            },
+        )
+        self._server = DavServer(config, services)
+        self._server.start()
+        self._server.serve_in_thread()
+        self.base = self._server.url.rstrip("/")
+        self.port = self._server.port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.session.close()
+        self.session = requests.Session()
+
+    def restart(self) -> None:
+        """A new server process-equivalent on the same root and state (the port may change)."""
+        self.stop()
+        self.start()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.url(path), **kwargs)
+
+    def raw(self, data: bytes, read: bool = True, timeout: float = 10) -> bytes:
+        """Send raw bytes on a new connection; return everything the server answers."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+            sock.sendall(data)
+            if not read:
+                return b""
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """A factory for servers with configuration overrides; all are stopped afterwards."""
+    started: list[LiveServer] = []
+
+    def factory(**overrides: Any) -> LiveServer:
+        index = len(started)
+        root = tmp_path / f"root{index}"
+        state = tmp_path / f"state{index}"
+        root.mkdir()
+        live = LiveServer(root, state, overrides)
+        started.append(live)
+        return live
+
+    yield factory
+    for live in started:
+        live.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    return make_server()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Services:
+    """Provider and stores without HTTP, for tests of the layers below the app."""
+    config = load(None, {"root": str(tmp_path / "root"), "state_dir": str(tmp_path / "state")})
+    return build_services(config)

@@ -1,0 +1,82 @@
+"""Configuration: the documented example files, validation messages and flag overrides."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from davserver import config
+from davserver.config import ConfigError, load
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_file_loads(path: Path) -> None:
+    loaded = load(str(path))
+    assert loaded.root.startswith(str(CONFIG_DIR.parent))
+
+
+def test_reference_file_documents_every_option_with_its_default() -> None:
+    text = (CONFIG_DIR / "davserver.toml").read_text()
+    loaded = load(str(CONFIG_DIR / "davserver.toml"))
+    defaults = config.Config()
+    for name, field in config.OPTIONS.items():
+        section = field.metadata["section"]
+        assert f"[{section}]" in text
+        match = re.search(rf"^# .*\n{name} = ", text, re.MULTILINE)
+        assert match, f"{name} is not documented with a comment above it"
+        if name != "root":
+            assert getattr(loaded, name) == getattr(defaults, name), name
+
+
+def test_unknown_key_names_file_section_and_allowed_keys(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\nprot = 80\n")
+    with pytest.raises(ConfigError) as info:
+        load(str(path))
+    message = str(info.value)
+    assert str(path) in message and "[server] prot" in message and "port" in message
+
+
+def test_wrong_type_and_range(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[server]\nport = "eighty"\n')
+    with pytest.raises(ConfigError, match=r"\[server\] port: expected an integer"):
+        load(str(path))
+    path.write_text("[server]\nport = 70000\n")
+    with pytest.raises(ConfigError, match="from 0 to 65535"):
+        load(str(path))
+    path.write_text('[log]\nlog_level = "loud"\n')
+    with pytest.raises(ConfigError, match="one of debug, info"):
+        load(str(path))
+
+
+def test_unknown_section_and_bad_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[srv]\nport = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[srv\]"):
+        load(str(path))
+    path.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(str(path))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(str(tmp_path / "missing.toml"))
+
+
+def test_flags_override_file_and_relative_paths_follow_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nport = 9000\n[storage]\nroot = "data"\n')
+    loaded = load(str(path), {"port": 9001, "host": None})
+    assert loaded.port == 9001
+    assert loaded.host == "127.0.0.1"
+    assert loaded.root == str(tmp_path / "data")
+
+
+def test_default_state_dir_is_outside_the_root_and_per_share(tmp_path: Path) -> None:
+    a = load(None, {"root": str(tmp_path / "a")}).resolved_state_dir()
+    b = load(None, {"root": str(tmp_path / "b")}).resolved_state_dir()
+    assert a != b
+    assert not a.startswith(str(tmp_path))
