@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import paths, xmlout
+from . import auth, paths, xmlout
 from .errors import (
     BadRequest,
     DavError,
@@ -121,9 +121,24 @@ class DavApp:
             )
         if self.services.config.readonly and req.method not in SAFE_METHODS:
             raise Forbidden("this share is read-only")
+        if req.method != "OPTIONS":
+            # OPTIONS is answered to anyone: Explorer and Office give up on a 401 there.
+            self._authorize(req)
         guard = Guard(self.services, req)
         guard.check_if_header()
         return handler(self.services, req, guard)
+
+    def _authorize(self, req: Request) -> None:
+        services = self.services
+        authenticator = services.authenticator
+        if authenticator is not None:
+            target = str(req.environ.get("REQUEST_URI") or req.environ.get("PATH_INFO", ""))
+            req.user = authenticator.identify(req.method, target, req.header("Authorization"))
+        for need in auth.needs(req.method, req.path, req.destination):
+            if not services.policy.satisfies(req.user, need):
+                if req.user is None and authenticator is not None:
+                    raise authenticator.unauthorized("log in to do this")
+                raise Forbidden(f"{req.user or 'anonymous'} may not {need.level} here")
 
     def _error(self, req: Request | None, exc: DavError) -> Response:
         if exc.status >= 500:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from . import __version__
 from .config import ConfigError, load
+from .passwords import set_password
 from .server import DavServer
 
-COMMANDS = ("serve",)
+COMMANDS = ("serve", "passwd")
 
 DESCRIPTION = """\
 davserver shares a folder over WebDAV (RFC 4918, classes 1 and 2), for network drives
@@ -58,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--readonly", action="store_const", const=True, help="refuse every change")
     serve.add_argument("--state-dir", metavar="DIR", help="where properties and locks are kept")
     serve.add_argument("--threads", type=int, help="worker threads (default 32)")
+    serve.add_argument("--htpasswd", metavar="FILE", help="require users from this file")
+    serve.add_argument(
+        "--digest-file", metavar="FILE", help="offer HTTP Digest with hashes from this file"
+    )
+    serve.add_argument(
+        "--anonymous", choices=("none", "read", "write"), help="what anonymous users may do"
+    )
+    serve.add_argument("--cert", metavar="PEM", help="TLS certificate: serve HTTPS")
+    serve.add_argument("--key", metavar="PEM", help="TLS private key")
     serve.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), help="default info"
     )
@@ -68,7 +79,39 @@ def build_parser() -> argparse.ArgumentParser:
         const=False,
         help="do not log one line per request",
     )
+    passwd = commands.add_parser(
+        "passwd",
+        help="add a user to an htpasswd file or change a password",
+        description="Add USER to the htpasswd FILE (bcrypt), or change their password. The "
+        "password is asked twice on a terminal, or read as one line from standard input.",
+    )
+    passwd.add_argument("file", help="the htpasswd file (created when missing)")
+    passwd.add_argument("user", help="the user name")
+    passwd.add_argument(
+        "--digest", metavar="FILE", help="also write the user's HTTP Digest hashes to FILE"
+    )
+    passwd.add_argument("--realm", default="davserver", help="the Digest realm (davserver)")
     return parser
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+        if password != getpass.getpass("again: "):
+            print("davserver: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("davserver: an empty password is not allowed", file=sys.stderr)
+        return 1
+    try:
+        set_password(args.file, args.user, password, args.digest or "", args.realm)
+    except (OSError, ValueError) as exc:
+        print(f"davserver: {exc}", file=sys.stderr)
+        return 1
+    print(f"davserver: {args.user} saved in {args.file}")
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -81,6 +124,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "log_level": args.log_level,
         "access_log": args.access_log,
+        "htpasswd": args.htpasswd,
+        "digest_file": args.digest_file,
+        "anonymous": args.anonymous,
+        "cert": args.cert,
+        "key": args.key,
     }
 
 
@@ -91,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         arguments.insert(0, "serve")
     args = build_parser().parse_args(arguments)
+    if args.command == "passwd":
+        return _passwd(args)
     try:
         config = load(args.config, _overrides(args))
     except ConfigError as exc:
@@ -110,17 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"davserver: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
-    root = server.services.provider.root  # type: ignore[attr-defined]
-    print(f"davserver {__version__}: sharing {root}", flush=True)
+    print(f"davserver {__version__}: sharing {os.path.realpath(config.root)}", flush=True)
     print(f"  URL:   {server.url}", flush=True)
     print(f"  state: {config.resolved_state_dir()}", flush=True)
     _stop_on_sigterm()
-    sweeper = threading.Thread(
-        target=server.services.provider.sweep_temp_files,  # type: ignore[attr-defined]
-        name="sweep",
-        daemon=True,
-    )
-    sweeper.start()
     try:
         server.serve()
     except KeyboardInterrupt:

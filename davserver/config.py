@@ -44,6 +44,11 @@ def _positive(v: Any) -> str | None:
     return None if isinstance(v, int) and v > 0 else "a positive integer"
 
 
+def _anonymous(v: Any) -> str | None:
+    allowed = ("", "none", "read", "write")
+    return None if v in allowed else '"" (automatic), "none", "read" or "write"'
+
+
 def _level(v: Any) -> str | None:
     allowed = ("debug", "info", "warning", "error")
     return None if v in allowed else "one of " + ", ".join(allowed)
@@ -60,6 +65,8 @@ class Config:
     request_timeout: int = _opt(
         "server", 60, "seconds a connection may stay idle or stall mid-request", _positive
     )
+    cert: str = _opt("server", "", "TLS certificate chain (PEM); with key, serve HTTPS")
+    key: str = _opt("server", "", "TLS private key (PEM)")
     # [storage]
     root: str = _opt("storage", "./share", "the folder to share (created when missing)")
     readonly: bool = _opt("storage", False, "refuse every method that changes anything")
@@ -93,9 +100,29 @@ class Config:
         "longest lock granted, in seconds (also for Timeout: Infinite)",
         _positive,
     )
+    # [auth]
+    htpasswd: str = _opt("auth", "", "Apache htpasswd file of users; empty: no users")
+    digest_file: str = _opt(
+        "auth", "", "HA1 file for HTTP Digest (written by davserver passwd --digest)"
+    )
+    realm: str = _opt("auth", "davserver", "the realm shown by clients when they ask")
+    basic: bool = _opt("auth", True, "offer HTTP Basic authentication")
+    anonymous: str = _opt(
+        "auth",
+        "",
+        "what anonymous users may do: none, read or write; empty: none once "
+        "users exist, write otherwise",
+        _anonymous,
+    )
+    nonce_lifetime: int = _opt("auth", 300, "seconds a Digest nonce stays valid", _positive)
+    # [[access]] tables: (path, user, access), see config/davserver.toml
+    access: tuple[tuple[str, str, str], ...] = _opt("access", (), "per-path access rules")
     # [log]
     log_level: str = _opt("log", "info", "debug, info, warning or error", _level)
     access_log: bool = _opt("log", True, "one line per request on standard error")
+
+    def tls(self) -> bool:
+        return bool(self.cert and self.key)
 
     def resolved_state_dir(self) -> str:
         """The state folder for this share: explicit, or one per shared root by default."""
@@ -114,6 +141,8 @@ def sections() -> dict[str, list[str]]:
     """Option names grouped by TOML section, in declaration order."""
     grouped: dict[str, list[str]] = {}
     for name, f in OPTIONS.items():
+        if f.metadata["section"] == "access":
+            continue
         grouped.setdefault(f.metadata["section"], []).append(name)
     return grouped
 
@@ -134,6 +163,33 @@ def _check(name: str, value: Any, where: str) -> Any:
     if problem:
         raise ConfigError(f"{label}: expected {problem}, got {value!r}")
     return value
+
+
+_ACCESS_LEVELS = ("none", "read", "write")
+
+
+def _access_rules(path: str, tables: Any) -> tuple[tuple[str, str, str], ...]:
+    """`[[access]]` tables: each names a path (plain, not percent-encoded), a user ("*" for
+    every logged-in user, "anonymous" for everyone else) and an access level."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: access must be written as [[access]] tables")
+    rules = []
+    for number, table in enumerate(tables, 1):
+        where = f"{path}: [[access]] #{number}"
+        if not isinstance(table, dict) or set(table) != {"path", "user", "access"}:
+            raise ConfigError(f"{where}: needs exactly the keys path, user and access")
+        rule_path, user, level = table["path"], table["user"], table["access"]
+        if not isinstance(rule_path, str) or not rule_path.startswith("/"):
+            raise ConfigError(f"{where} path: expected a path starting with '/', got {rule_path!r}")
+        segments = [seg for seg in rule_path.split("/") if seg]
+        if any(seg in (".", "..") or "\\" in seg for seg in segments):
+            raise ConfigError(f"{where} path: '.', '..' and backslashes are not allowed")
+        if not isinstance(user, str) or not user:
+            raise ConfigError(f'{where} user: expected a user name, "*" or "anonymous"')
+        if level not in _ACCESS_LEVELS:
+            raise ConfigError(f"{where} access: expected none, read or write, got {level!r}")
+        rules.append(("/" + "/".join(segments), user, level))
+    return tuple(rules)
 
 
 def load(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -158,6 +214,9 @@ def _read_toml(path: str) -> dict[str, Any]:
     known = sections()
     values: dict[str, Any] = {}
     for section, table in data.items():
+        if section == "access":
+            values["access"] = _access_rules(path, table)
+            continue
         if section not in known:
             raise ConfigError(
                 f"{path}: unknown section [{section}]; allowed: "
@@ -173,7 +232,7 @@ def _read_toml(path: str) -> dict[str, Any]:
                 )
             values[key] = _check(key, value, f"{path}: ")
     base = os.path.dirname(os.path.abspath(path))
-    for key in ("root", "state_dir"):
+    for key in ("root", "state_dir", "cert", "key", "htpasswd", "digest_file"):
         # Relative folders in a file mean relative to that file, not to wherever it is run.
         if values.get(key):
             values[key] = os.path.normpath(os.path.join(base, os.path.expanduser(values[key])))

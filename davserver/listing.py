@@ -21,8 +21,13 @@ _PAGE = """<!DOCTYPE html>
 
 def collection_page(services: Services, req: Request, collection: Resource, head: bool) -> Response:
     """Members sorted by name, collections first; every name escaped."""
+    readable = (
+        r
+        for r in services.provider.children(collection.path)
+        if services.policy.allows(req.user, r.path, "read")
+    )
     members = sorted(
-        services.provider.children(collection.path),
+        readable,
         key=lambda r: (not r.is_collection, paths.name(r.path).lower()),
     )
     rows = []

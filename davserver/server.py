@@ -7,9 +7,12 @@ import os
 import threading
 
 from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .app import DavApp
+from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config
+from .passwords import Users
 from .provider.fs import FilesystemProvider
 from .services import Services
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
@@ -20,10 +23,30 @@ STORE_FILE = "davserver.sqlite3"
 
 
 def build_services(config: Config) -> Services:
-    """The provider and stores a configuration describes."""
+    """The provider, stores, users and access rules a configuration describes."""
     provider = FilesystemProvider(config.root)
-    db = Database(os.path.join(config.resolved_state_dir(), STORE_FILE))
-    return Services(config, provider, SqlitePropertyStore(db), SqliteLockStore(db))
+    state = config.resolved_state_dir()
+    db = Database(os.path.join(state, STORE_FILE))
+    authenticator = None
+    if config.htpasswd:
+        authenticator = Authenticator(
+            Users(config.htpasswd, config.digest_file),
+            config.realm,
+            basic=config.basic,
+            digest=bool(config.digest_file),
+            secret=load_secret(state),
+            nonce_lifetime=config.nonce_lifetime,
+        )
+    rules = [Rule(path, user, level) for path, user, level in config.access]  # type: ignore[arg-type]
+    policy = default_policy(authenticator is not None, config.anonymous, rules)
+    return Services(
+        config,
+        provider,
+        SqlitePropertyStore(db),
+        SqliteLockStore(db),
+        policy=policy,
+        authenticator=authenticator,
+    )
 
 
 class DavServer:
@@ -43,10 +66,16 @@ class DavServer:
         )
         # Headers are small; refuse a flood of them early. Bodies are bounded per method.
         self.httpd.max_request_header_size = 64 * 1024
+        if config.tls():
+            self.httpd.ssl_adapter = BuiltinSSLAdapter(config.cert, config.key)
 
     def start(self) -> None:
-        """Bind the listening socket (after which `port` is the real port)."""
+        """Bind the listening socket (after which `port` is the real port), and sweep away
+        uploads a crash left behind, in the background (a large share takes a while)."""
         self.httpd.prepare()
+        provider = self.services.provider
+        if isinstance(provider, FilesystemProvider):
+            threading.Thread(target=provider.sweep_temp_files, name="sweep", daemon=True).start()
 
     @property
     def port(self) -> int:
@@ -58,7 +87,8 @@ class DavServer:
         shown = f"[{host}]" if ":" in host else host
         if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming it
             shown = "127.0.0.1"
-        return f"http://{shown}:{self.port}/"
+        scheme = "https" if self.config.tls() else "http"
+        return f"{scheme}://{shown}:{self.port}/"
 
     def serve(self) -> None:
         self.httpd.serve()

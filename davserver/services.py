@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .auth import Authenticator, Policy, default_policy
 from .config import Config
 from .provider.base import Provider
 from .store.base import LockStore, PropertyStore
@@ -18,3 +19,5 @@ class Services:
     props: PropertyStore
     locks: LockStore
     clock: Callable[[], float] = field(default=time.time)
+    policy: Policy = field(default_factory=lambda: default_policy(False, "", ()))
+    authenticator: Authenticator | None = None

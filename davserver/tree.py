@@ -41,12 +41,17 @@ def failure(path: str, is_collection: bool, error: DavError) -> MemberStatus:
     )
 
 
-def walk(provider: Provider, resource: Resource, depth: str) -> Iterator[Resource]:
+def walk(
+    provider: Provider,
+    resource: Resource,
+    depth: str,
+    descend: Callable[[Resource], bool] | None = None,
+) -> Iterator[Resource]:
     """`resource` and, to `depth` ("0", "1", "infinity"), everything under it, parents first.
 
     Lazy: one directory listing is open per level, so memory does not grow with the tree.
-    A collection that cannot be listed (it vanished, or access is refused) contributes no
-    members.
+    A collection that cannot be listed (it vanished, or access is refused), or for which
+    `descend` says no, contributes no members.
     """
     yield resource
     if not resource.is_collection or depth == "0":
@@ -60,7 +65,7 @@ def walk(provider: Provider, resource: Resource, depth: str) -> Iterator[Resourc
                 stack.pop()
                 continue
             yield child
-            if child.is_collection and depth != "1":
+            if child.is_collection and depth != "1" and (descend is None or descend(child)):
                 stack.append(_children(provider, child.path))
     finally:
         for iterator in stack:

@@ -1,11 +1,15 @@
 """Run the litmus WebDAV conformance suite against a fresh davserver.
 
 Starts davserver on a free loopback port over a temporary root and state folder, runs every
-litmus group (basic, copymove, props, locks, http), prints the per-group summary, and exits
-non-zero on any FAIL, any WARNING or any SKIPPED test. A missing litmus is an error, not a skip.
+litmus group (basic, copymove, props, locks, http) once anonymously and once with a user and
+password (Basic and Digest offered; litmus's neon picks Digest), prints the per-group summary,
+and exits non-zero on any FAIL, any WARNING or any SKIPPED test. A missing litmus is an error,
+not a skip.
 
-    python litmus/run.py                 # anonymous
-    python litmus/run.py --groups props  # some groups only
+    python litmus/run.py                      # both passes
+    python litmus/run.py --modes anonymous    # one pass
+    python litmus/run.py --groups props       # some groups only
+    python litmus/run.py --url http://host/ --user u --password p   # another server
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 GROUPS = ("basic", "copymove", "props", "locks", "http")
+MODES = ("anonymous", "auth")
+USER, PASSWORD = "litmus", "Lit mus:pass"
 LITMUS = "/usr/bin/litmus"
 TESTROOT = "/usr/libexec/litmus"
 
@@ -78,6 +84,7 @@ def run_group(group: str, url: str, credentials: Sequence[str], workdir: str) ->
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", nargs="*", default=list(GROUPS), choices=GROUPS)
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     parser.add_argument("--url", help="test an already running server instead")
     parser.add_argument("--user", help="user name for a server that requires one")
     parser.add_argument("--password", help="password for --user")
@@ -86,22 +93,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("litmus is not installed: apt-get install -y litmus", file=sys.stderr)
         return 2
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    credentials = [args.user, args.password] if args.user else []
     ok = True
+    runs = [(g, m) for m in ([] if args.url else args.modes) for g in args.groups]
+    if args.url:
+        runs = [(g, "given") for g in args.groups]
     with tempfile.TemporaryDirectory(prefix="litmus-") as tmp:
-        for group in args.groups:
+        for group, mode in runs:
             # A fresh server per group: a stale lock from one group must not hide the next.
+            server = None
             if args.url:
-                url, server = args.url, None
+                url = args.url
+                credentials = [args.user, args.password] if args.user else []
             else:
-                server = _start(tmp, group)
+                server = _start(tmp, group, mode)
                 url = server.url
+                credentials = [USER, PASSWORD] if mode == "auth" else []
             try:
                 result = run_group(group, url, credentials, tmp)
             finally:
                 if server is not None:
                     server.stop()
-            print(f"{group:9} {result.summary or 'no summary: litmus did not finish'}")
+            label = f"{group} ({mode})"
+            print(f"{label:22} {result.summary or 'no summary: litmus did not finish'}")
             for label, items in (
                 ("FAIL", result.failures),
                 ("WARNING", result.warnings),
@@ -119,20 +132,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _start(tmp: str, group: str):  # type: ignore[no-untyped-def]
+def _start(tmp: str, group: str, mode: str):  # type: ignore[no-untyped-def]
     from davserver.config import load
+    from davserver.passwords import set_password
     from davserver.server import DavServer
 
-    base = tempfile.mkdtemp(prefix=f"{group}-", dir=tmp)
-    config = load(
-        None,
-        {
-            "root": os.path.join(base, "root"),
-            "state_dir": os.path.join(base, "state"),
-            "port": 0,
-            "access_log": False,
-        },
-    )
+    base = tempfile.mkdtemp(prefix=f"{group}-{mode}-", dir=tmp)
+    overrides = {
+        "root": os.path.join(base, "root"),
+        "state_dir": os.path.join(base, "state"),
+        "port": 0,
+        "access_log": False,
+    }
+    if mode == "auth":
+        users, digest = os.path.join(base, "users"), os.path.join(base, "users.digest")
+        set_password(users, USER, PASSWORD, digest, "davserver")
+        overrides.update(htpasswd=users, digest_file=digest)
+    config = load(None, overrides)
     server = DavServer(config)
     server.start()
     server.serve_in_thread()

@@ -107,12 +107,19 @@ def propfind(services: Services, req: Request, guard: Guard) -> Response:
     dead = DeadProperties(services.props, root.path)
     minimal = prefs.minimal
 
+    policy, user = services.policy, req.user
+
+    def readable(resource: Resource) -> bool:
+        return policy.allows(user, resource.path, "read")
+
     def responses() -> Iterator[str]:
-        resources = walk(provider, root, depth)
+        resources = walk(provider, root, depth, readable)
         if prefs.no_root and depth != "0":
             next(resources)
         for resource in resources:
             try:
+                if not readable(resource):
+                    raise Forbidden("access to this resource is refused")
                 response = collect(request, resource, live, dead, minimal)
             except DavError as exc:
                 response = PropResponse(

@@ -15,7 +15,7 @@ from ..model import MemberStatus, Resource
 from ..request import Request, Response
 from ..services import Services
 from ..tree import delete_tree
-from .read import entity_headers
+from .read import EXISTING_METHODS, entity_headers
 from .results import tree_response
 
 
@@ -40,7 +40,9 @@ def put(services: Services, req: Request, guard: Guard) -> Response:
     """Store the body atomically: 201 for a new file, 204 for a replaced one."""
     existing = stat_or_none(services, req.path)
     if existing is not None and existing.is_collection:
-        raise MethodNotAllowed("PUT cannot replace a collection", headers=[("Allow", _ALLOW_COLL)])
+        raise MethodNotAllowed(
+            "PUT cannot replace a collection", headers=[("Allow", EXISTING_METHODS)]
+        )
     check_preconditions(req, existing)
     if existing is not None:
         guard.require(req.path)
@@ -53,14 +55,13 @@ def put(services: Services, req: Request, guard: Guard) -> Response:
     return Response(204 if existing else 201, entity_headers(stored))
 
 
-_ALLOW_COLL = "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
-
-
 def make_collection(services: Services, guard: Guard, path: str) -> None:
     """MKCOL's effect, shared with the batch endpoint: 405 when something exists there,
     409 without a parent collection, 423 when the parent's membership is locked."""
     if stat_or_none(services, path) is not None:
-        raise MethodNotAllowed("something already exists there", headers=[("Allow", _ALLOW_COLL)])
+        raise MethodNotAllowed(
+            "something already exists there", headers=[("Allow", EXISTING_METHODS)]
+        )
     guard.require_membership(path)
     services.provider.make_collection(path)
 

@@ -1,0 +1,330 @@
+"""Who is asking (HTTP Basic and Digest) and what they may do (access rules per path).
+
+Authentication yields a user name or None (anonymous). Authorisation is a pure function of
+(user, path): the most specific matching rule decides between none, read and write. A request
+that needs more than the user has is refused as a whole before anything changes: 401 with a
+challenge when nobody logged in, 403 otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from . import paths
+from .errors import Unauthorized
+from .passwords import Users
+
+Access = Literal["none", "read", "write"]
+_RANK = {"none": 0, "read": 1, "write": 2}
+ANONYMOUS = "anonymous"
+ANY_USER = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """`user` ("*" any logged-in user, "anonymous" nobody) gets `access` under `path`."""
+
+    path: str
+    user: str
+    access: Access
+
+    def applies(self, user: str | None, path: str) -> bool:
+        if not paths.is_same_or_ancestor(self.path, path):
+            return False
+        if self.user == ANONYMOUS:
+            return user is None
+        if self.user == ANY_USER:
+            return user is not None
+        return self.user == user
+
+    def specificity(self) -> tuple[int, int]:
+        return len(paths.split(self.path)), 0 if self.user in (ANY_USER, ANONYMOUS) else 1
+
+
+class Policy:
+    """Access rules, most specific first: a longer path wins, then a named user over "*";
+    among equals the later rule wins (configured rules come after the defaults)."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        indexed = list(enumerate(rules))
+        indexed.sort(key=lambda item: (item[1].specificity(), item[0]), reverse=True)
+        self.rules = [rule for _, rule in indexed]
+
+    def access(self, user: str | None, path: str) -> Access:
+        for rule in self.rules:
+            if rule.applies(user, path):
+                return rule.access
+        return "none"
+
+    def allows(self, user: str | None, path: str, needed: Access) -> bool:
+        return _RANK[self.access(user, path)] >= _RANK[needed]
+
+    def satisfies(self, user: str | None, need: Need) -> bool:
+        if need.tree:
+            return self.allows_tree(user, need.path, need.level)
+        return self.allows(user, need.path, need.level)
+
+    def allows_tree(self, user: str | None, path: str, needed: Access) -> bool:
+        """Whether `needed` holds for `path` and for everything under it."""
+        if not self.allows(user, path, needed):
+            return False
+        return all(
+            self.allows(user, rule.path, needed)
+            for rule in self.rules
+            if paths.is_ancestor(path, rule.path)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One access requirement of a request: `level` on `path` (and under it if `tree`)."""
+
+    path: str
+    level: Access
+    tree: bool = False
+
+
+def needs(method: str, path: str, destination: Callable[[], str]) -> list[Need]:
+    """What a method needs, so that a refusal comes before any change (never a partial one):
+    reads need read; a tree operation needs its level on everything under the path."""
+    if method in ("GET", "HEAD", "PROPFIND"):
+        return [Need(path, "read")]
+    if method == "DELETE":
+        return [Need(path, "write", tree=True)]
+    if method == "COPY":
+        return [Need(path, "read", tree=True), Need(destination(), "write", tree=True)]
+    if method == "MOVE":
+        return [Need(path, "write", tree=True), Need(destination(), "write", tree=True)]
+    return [Need(path, "write")]
+
+
+def default_policy(has_users: bool, anonymous: str, rules: Iterable[Rule]) -> Policy:
+    """Logged-in users may write everywhere; anonymous users get `anonymous`, which defaults
+    to nothing once users exist and to write access when there are none."""
+    anon: Access = anonymous or ("none" if has_users else "write")  # type: ignore[assignment]
+    base = [Rule(paths.ROOT, ANY_USER, "write"), Rule(paths.ROOT, ANONYMOUS, anon)]
+    return Policy([*base, *rules])
+
+
+class Authenticator:
+    """Checks Basic and Digest credentials against `Users`; makes the challenges."""
+
+    CACHE_SIZE = 1024
+    CACHE_SECONDS = 300.0
+
+    def __init__(
+        self,
+        users: Users,
+        realm: str,
+        *,
+        basic: bool,
+        digest: bool,
+        secret: bytes,
+        nonce_lifetime: int,
+    ) -> None:
+        self.users = users
+        self.realm = realm
+        self.basic = basic
+        self.digest = digest
+        self.secret = secret
+        self.nonce_lifetime = nonce_lifetime
+        self._lock = threading.Lock()
+        # Checking a bcrypt hash costs tens of milliseconds; remember good credentials briefly.
+        self._basic_ok: OrderedDict[bytes, float] = OrderedDict()
+        self._nonce_counts: OrderedDict[str, int] = OrderedDict()
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def identify(self, method: str, target: str, header: str | None) -> str | None:
+        """The user named by an Authorization header, None without one; raises 401 when the
+        credentials are wrong, stale or of a scheme not offered."""
+        if not header:
+            return None
+        scheme, _, credentials = header.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and self.basic:
+            return self._basic(credentials.strip())
+        if scheme == "digest" and self.digest:
+            return self._digest(method, target, credentials)
+        raise self.unauthorized("this authentication scheme is not offered")
+
+    def unauthorized(self, message: str, stale: bool = False) -> Unauthorized:
+        return Unauthorized(message, headers=self.challenges(stale))
+
+    def challenges(self, stale: bool = False) -> list[tuple[str, str]]:
+        realm = self.realm.replace('"', "")
+        offers: list[tuple[str, str]] = []
+        if self.digest:
+            nonce = self._new_nonce()
+            opaque = hashlib.sha256(self.secret + b"opaque").hexdigest()[:32]
+            for algorithm in ("SHA-256", "MD5"):
+                offers.append(
+                    (
+                        "WWW-Authenticate",
+                        f'Digest realm="{realm}", qop="auth", algorithm={algorithm}, '
+                        f'nonce="{nonce}", opaque="{opaque}"' + (", stale=true" if stale else ""),
+                    )
+                )
+        if self.basic:
+            offers.append(("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'))
+        return offers
+
+    # -- Basic (RFC 7617) ------------------------------------------------------------------
+
+    def _basic(self, credentials: str) -> str:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise self.unauthorized("malformed Basic credentials") from None
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            raise self.unauthorized("malformed Basic credentials")
+        key = hashlib.sha256(decoded.encode("utf-8") + repr(self.users.stamp).encode()).digest()
+        now = time.monotonic()
+        with self._lock:
+            expires = self._basic_ok.get(key)
+            if expires is not None and expires > now:
+                return user
+        if not self.users.check_password(user, password):
+            raise self.unauthorized("wrong user name or password")
+        with self._lock:
+            self._basic_ok[key] = now + self.CACHE_SECONDS
+            while len(self._basic_ok) > self.CACHE_SIZE:
+                self._basic_ok.popitem(last=False)
+        return user
+
+    # -- Digest (RFC 7616) -----------------------------------------------------------------
+
+    def _new_nonce(self) -> str:
+        stamp = f"{int(time.time())}:{secrets.token_hex(8)}"
+        mac = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+        return base64.b64encode(f"{stamp}:{mac}".encode()).decode()
+
+    def _nonce_age(self, nonce: str) -> float | None:
+        """Seconds since the nonce was made, or None when it is not one of ours."""
+        try:
+            stamp, _, mac = base64.b64decode(nonce).decode().rpartition(":")
+            issued = int(stamp.split(":")[0])
+        except (ValueError, UnicodeDecodeError):
+            return None
+        expected = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+        if not hmac.compare_digest(mac, expected):
+            return None
+        return time.time() - issued
+
+    def _digest(self, method: str, target: str, credentials: str) -> str:
+        params = parse_auth_params(credentials)
+        user = params.get("username", "")
+        algorithm = params.get("algorithm", "MD5").upper()
+        if algorithm not in ("MD5", "SHA-256") or params.get("qop") != "auth":
+            raise self.unauthorized("Digest needs qop=auth and MD5 or SHA-256")
+        if params.get("realm") != self.realm or params.get("uri") != target:
+            raise self.unauthorized("Digest realm or uri does not match the request")
+        nonce = params.get("nonce", "")
+        age = self._nonce_age(nonce)
+        if age is None:
+            raise self.unauthorized("unknown nonce")
+        if age > self.nonce_lifetime:
+            raise self.unauthorized("the nonce has expired", stale=True)
+        ha1 = self.users.ha1(user, self.realm, algorithm)
+        if ha1 is None:
+            raise self.unauthorized("wrong user name or password")
+        h = _hash(algorithm)
+        ha2 = h(f"{method}:{target}")
+        expected = h(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
+        if not hmac.compare_digest(expected, params.get("response", "").lower()):
+            raise self.unauthorized("wrong user name or password")
+        self._check_replay(nonce, params.get("nc", ""))
+        return user
+
+    def _check_replay(self, nonce: str, nc: str) -> None:
+        """Each use of a nonce must carry a higher nonce count than the last (RFC 7616 3.4)."""
+        try:
+            count = int(nc, 16)
+        except ValueError:
+            raise self.unauthorized("malformed nonce count") from None
+        with self._lock:
+            last = self._nonce_counts.get(nonce, 0)
+            if count <= last:
+                raise self.unauthorized("replayed request (nonce count reused)", stale=True)
+            self._nonce_counts[nonce] = count
+            self._nonce_counts.move_to_end(nonce)
+            while len(self._nonce_counts) > 65536:
+                self._nonce_counts.popitem(last=False)
+
+
+def _hash(algorithm: str) -> Callable[[str], str]:
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode("utf-8")).hexdigest()  # noqa: S324 - RFC 7616 MD5
+
+    def sha256(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    return md5 if algorithm == "MD5" else sha256
+
+
+def parse_auth_params(text: str) -> dict[str, str]:
+    """`a=b, c="d, e"` -> {"a": "b", "c": "d, e"} (RFC 9110 11.2 auth-param lists)."""
+    params: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t,":
+            i += 1
+        start = i
+        while i < n and text[i] not in "= \t,":
+            i += 1
+        key = text[start:i].lower()
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] != "=":
+            if key:
+                params[key] = ""
+            continue
+        i += 1
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            value = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(text[i])
+                i += 1
+            i += 1
+            params[key] = "".join(value)
+        else:
+            start = i
+            while i < n and text[i] not in " \t,":
+                i += 1
+            params[key] = text[start:i]
+    return params
+
+
+def load_secret(state_dir: str) -> bytes:
+    """The key that signs Digest nonces, kept in the state folder so that restarts and other
+    processes sharing it accept each other's nonces."""
+    path = os.path.join(state_dir, "auth-secret")
+    try:
+        with open(path, "rb") as handle:
+            secret = handle.read()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    os.makedirs(state_dir, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
