@@ -84,8 +84,9 @@ class DavApp:
         if _needs_zero_length(response, headers):
             # Without it an empty answer would be sent chunked or read until EOF.
             headers.append(("Content-Length", "0"))
-        if req is not None and req.chunked and not req.body_consumed:
-            # An unread chunked body would be taken for the next request on this connection.
+        if req is not None and not req.body_consumed and _declares_body(environ):
+            # The body was refused unread: close rather than let the server read (and throw
+            # away) what may be gigabytes, or mistake a chunked body for the next request.
             headers.append(("Connection", "close"))
         body: Iterable[bytes] = response.body
         if environ.get("REQUEST_METHOD") == "HEAD":
@@ -163,6 +164,12 @@ class DavApp:
         except DavError:
             is_collection = False
         return paths.href(prefix, path, is_collection)
+
+
+def _declares_body(environ: dict[str, Any]) -> bool:
+    length = str(environ.get("CONTENT_LENGTH") or "0")
+    chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+    return chunked or length not in ("", "0")
 
 
 def _needs_zero_length(response: Response, headers: list[tuple[str, str]]) -> bool:

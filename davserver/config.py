@@ -61,7 +61,10 @@ class Config:
     # [server]
     host: str = _opt("server", "127.0.0.1", "address to listen on")
     port: int = _opt("server", 8080, "TCP port; 0 picks a free one", _port)
-    threads: int = _opt("server", 32, "worker threads serving requests", _positive)
+    threads: int = _opt("server", 32, "worker threads started at once", _positive)
+    max_threads: int = _opt(
+        "server", 256, "the most worker threads when every one is busy", _positive
+    )
     request_timeout: int = _opt(
         "server", 60, "seconds a connection may stay idle or stall mid-request", _positive
     )

@@ -6,12 +6,12 @@ import logging
 import os
 import threading
 
-from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config
+from .httpd import ElasticServer
 from .passwords import Users
 from .provider.fs import FilesystemProvider
 from .services import Services
@@ -56,10 +56,11 @@ class DavServer:
         self.config = config
         self.services = services or build_services(config)
         self.app = DavApp(self.services)
-        self.httpd = wsgi.Server(
+        self.httpd = ElasticServer(
             (config.host, config.port),
             self.app,
             numthreads=config.threads,
+            max=max(config.max_threads, config.threads),
             timeout=config.request_timeout,
             server_name="davserver",
             request_queue_size=128,

@@ -1,0 +1,72 @@
+"""cheroot, adjusted: a worker pool that grows under load, and errors in our log.
+
+cheroot serves each request on a pool thread that blocks while it reads the request. A client
+that sends its headers or body slowly therefore holds a thread, and a fixed pool lets a few
+dozen such connections starve everyone else. This server starts `threads` workers and, whenever
+a connection arrives with none idle, adds more in the background, up to `max_threads`; each
+stalled connection is still closed after the configured timeout of silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from cheroot import wsgi
+
+log = logging.getLogger("davserver.httpd")
+
+_GROW_STEP = 8
+
+
+class ElasticServer(wsgi.Server):
+    """`cheroot.wsgi.Server` whose pool grows when every worker is busy."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wanted = threading.Event()
+        self._grower: threading.Thread | None = None
+
+    def prepare(self) -> None:
+        super().prepare()
+        self._grower = threading.Thread(target=self._grow_when_asked, name="grow", daemon=True)
+        self._grower.start()
+
+    def process_conn(self, conn: Any) -> None:
+        pool = self.requests
+        # Called by the connection manager's thread: only signal here, since growing the pool
+        # waits for new threads to start.
+        if pool.idle == 0 and len(pool._threads) < pool.max:
+            self._wanted.set()
+        super().process_conn(conn)
+
+    def _grow_when_asked(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if not self.ready:
+                if self.interrupt is not None:
+                    return
+                continue
+            pool = self.requests
+            # Every queued connection needs a worker of its own: a slow one ahead in the queue
+            # would otherwise take the new thread.
+            while pool.idle == 0 and len(pool._threads) < pool.max and self.ready:
+                before = len(pool._threads)
+                pool.grow(pool.qsize + _GROW_STEP)
+                log.debug("worker pool grown from %d to %d threads", before, len(pool._threads))
+
+    def stop(self) -> None:
+        super().stop()
+        self._wanted.set()
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        # cheroot reports client timeouts and resets with full tracebacks on stderr; they are
+        # ordinary network events, so they go to our log, with the traceback only at debug.
+        log.log(
+            logging.DEBUG if level < logging.ERROR else logging.WARNING,
+            "http: %s",
+            msg.strip(),
+            exc_info=traceback and log.isEnabledFor(logging.DEBUG),
+        )
