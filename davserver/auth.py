@@ -97,7 +97,9 @@ class Need:
 def needs(method: str, path: str, destination: Callable[[], str]) -> list[Need]:
     """What a method needs, so that a refusal comes before any change (never a partial one):
     reads need read; a tree operation needs its level on everything under the path."""
-    if method in ("GET", "HEAD", "PROPFIND"):
+    if method in ("GET", "HEAD", "PROPFIND", "POST"):
+        # A batch (POST) needs read on its collection; each item then needs what its own
+        # method would.
         return [Need(path, "read")]
     if method == "DELETE":
         return [Need(path, "write", tree=True)]
@@ -189,6 +191,8 @@ class Authenticator:
         user, sep, password = decoded.partition(":")
         if not sep:
             raise self.unauthorized("malformed Basic credentials")
+        # The file's stamp is part of the key: a changed password stops working at once.
+        self.users.reload()
         key = hashlib.sha256(decoded.encode("utf-8") + repr(self.users.stamp).encode()).digest()
         now = time.monotonic()
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 from .errors import BadRequest, RangeNotSatisfiable
@@ -33,7 +34,8 @@ def parse_http_date(value: str) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if parsed.tzinfo is None:
-        return None
+        # asctime dates carry no zone; HTTP dates are always GMT (RFC 9110 5.6.7).
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 
@@ -96,15 +98,16 @@ def parse_etag_list(value: str) -> list[tuple[bool, str]] | None:
     return tags
 
 
-def etag_in(value: str, etag: str | None, *, weak: bool) -> bool:
+def etag_in(value: str, etag: str | None, *, weak: bool, exists: bool) -> bool:
     """Whether the entity tag `etag` (quoted) matches the list in `value`.
 
     Strong comparison (If-Match) ignores weak entries; weak comparison (If-None-Match) treats
-    `W/"x"` as `"x"`. `*` matches any current representation.
+    `W/"x"` as `"x"`. `*` matches whenever the resource exists, collections included
+    (RFC 9110 13.1.1), even though they have no entity tag.
     """
     tags = parse_etag_list(value)
     if tags is None:
-        return etag is not None
+        return exists
     if etag is None:
         return False
     return any(tag == etag and (weak or not is_weak) for is_weak, tag in tags)
@@ -112,17 +115,22 @@ def etag_in(value: str, etag: str | None, *, weak: bool) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Validators:
-    """What conditionals are evaluated against; `etag` quoted, None when nothing exists."""
+    """What conditionals are evaluated against: `etag` quoted (None for a collection or
+    nothing), `mtime` None when nothing exists."""
 
     etag: str | None
     mtime: float | None
+
+    @property
+    def exists(self) -> bool:
+        return self.mtime is not None
 
 
 def evaluate_preconditions(method: str, headers: dict[str, str], current: Validators) -> int | None:
     """RFC 9110 13.2.2: the status that stops the request (304 or 412), or None to go on."""
     if_match = headers.get("HTTP_IF_MATCH")
     if if_match is not None:
-        if not etag_in(if_match, current.etag, weak=False):
+        if not etag_in(if_match, current.etag, weak=False, exists=current.exists):
             return 412
     else:
         since = headers.get("HTTP_IF_UNMODIFIED_SINCE")
@@ -133,7 +141,7 @@ def evaluate_preconditions(method: str, headers: dict[str, str], current: Valida
     safe = method in ("GET", "HEAD")
     if_none_match = headers.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
-        if etag_in(if_none_match, current.etag, weak=True):
+        if etag_in(if_none_match, current.etag, weak=True, exists=current.exists):
             return 304 if safe else 412
     elif safe:
         since = headers.get("HTTP_IF_MODIFIED_SINCE")
@@ -161,6 +169,9 @@ def parse_range(value: str | None, size: int) -> list[tuple[int, int]] | None:
     unit, _, spec = value.partition("=")
     if unit.strip().lower() != "bytes" or not spec.strip():
         return None
+    # A suffix range of an empty entity is satisfiable but selects no bytes, which no
+    # Content-Range can express: such a request gets the (empty) whole.
+    empty_suffix = False
     ranges: list[tuple[int, int]] = []
     for item in spec.split(","):
         item = item.strip()
@@ -180,16 +191,21 @@ def parse_range(value: str | None, size: int) -> list[tuple[int, int]] | None:
             suffix = int(last_s)
             if suffix == 0:
                 continue
+            if size == 0:
+                empty_suffix = True
+                continue
             ranges.append((max(size - suffix, 0), size - 1))
             continue
         first = int(first_s)
-        last = int(last_s) if last_s else size - 1
-        if last < first:
+        if last_s and int(last_s) < first:
             return None
         if first >= size:
             continue
+        last = int(last_s) if last_s else size - 1
         ranges.append((first, min(last, size - 1)))
     if not ranges:
+        if empty_suffix:
+            return None
         raise RangeNotSatisfiable(f"no range of {value!r} lies within {size} bytes")
     return _coalesce(ranges)
 

@@ -23,6 +23,9 @@ _GROW_STEP = 8
 class ElasticServer(wsgi.Server):
     """`cheroot.wsgi.Server` whose pool grows when every worker is busy."""
 
+    # How often idle connections are checked, and so how long stop() may wait (cheroot: 0.5).
+    expiration_interval = 0.1
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._wanted = threading.Event()

@@ -149,7 +149,10 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 def escape_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # CR as a reference: written raw it would come back as LF (XML 1.0 2.11).
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
 
 
 def escape_attr(text: str) -> str:

@@ -33,6 +33,9 @@ def escape(text: str) -> str:
         text = text.replace("<", "&lt;")
     if ">" in text:
         text = text.replace(">", "&gt;")
+    if "\r" in text:
+        # A raw CR would be read back as LF (XML 1.0 2.11); dead properties keep it.
+        text = text.replace("\r", "&#13;")
     if _INVALID_XML.search(text):
         text = _INVALID_XML.sub("\ufffd", text)
     return text
@@ -96,18 +99,29 @@ def _error_fragment(condition: str | None, hrefs: Iterable[str]) -> str:
     return f"<D:error>{element('{DAV:}' + condition, inner)}</D:error>"
 
 
-def member_response(prefix: str, member: MemberStatus) -> str:
-    """One `<D:response>` for a member of DELETE, COPY, MOVE or a batch."""
-    hrefs = [paths.href(prefix, p, False) for p in member.condition_paths]
+def response(
+    href: str, status: int, condition: str | None, hrefs: Iterable[str], message: str
+) -> str:
+    """A `<D:response>` with one status (RFC 4918 14.24), an optional `<D:error>` and
+    `<D:responsedescription>`."""
     description = (
-        f"<D:responsedescription>{escape(member.message)}</D:responsedescription>"
-        if member.message
-        else ""
+        f"<D:responsedescription>{escape(message)}</D:responsedescription>" if message else ""
     )
     return (
-        f"<D:response><D:href>{escape(paths.href(prefix, member.path, member.is_collection))}"
-        f"</D:href><D:status>HTTP/1.1 {status_line(member.status)}</D:status>"
-        f"{_error_fragment(member.condition, hrefs)}{description}</D:response>"
+        f"<D:response><D:href>{escape(href)}</D:href>"
+        f"<D:status>HTTP/1.1 {status_line(status)}</D:status>"
+        f"{_error_fragment(condition, hrefs)}{description}</D:response>"
+    )
+
+
+def member_response(prefix: str, member: MemberStatus) -> str:
+    """One `<D:response>` for a member of DELETE, COPY, MOVE or LOCK."""
+    return response(
+        paths.href(prefix, member.path, member.is_collection),
+        member.status,
+        member.condition,
+        [paths.href(prefix, p, False) for p in member.condition_paths],
+        member.message,
     )
 
 

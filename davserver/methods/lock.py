@@ -34,8 +34,13 @@ def granted_timeout(services: Services, requested: str | None) -> int:
 def _answer(
     req: Request, locks: list[Lock], now: float, status: int, is_collection: bool, new: bool
 ) -> Response:
-    """The `<D:prop><D:lockdiscovery>` body; a new lock's token also in `Lock-Token`."""
-    discovery = "".join(activelock(req.prefix, lock, now, is_collection) for lock in locks)
+    """The `<D:prop><D:lockdiscovery>` body; a new lock's token also in `Lock-Token`.
+
+    `is_collection` describes the Request-URI; a lock rooted above it is on a collection.
+    """
+    discovery = "".join(
+        activelock(req.prefix, lock, now, is_collection or lock.root != req.path) for lock in locks
+    )
     body = xmlout.prop_document([f"<D:lockdiscovery>{discovery}</D:lockdiscovery>"])
     headers = [XML_TYPE, ("Content-Length", str(len(body)))]
     if new:

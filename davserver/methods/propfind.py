@@ -80,9 +80,12 @@ def collect(
     else:
         found = [(n, None) for n, (f, _) in LIVE.items() if f(live, resource) is not None]
         found.extend((n, None) for n in dead.get(resource.path))
-    propstats = [PropStat(200, found)]
+    propstats = [PropStat(200, found)] if found else []
     if missing and not minimal:
         propstats.append(PropStat(404, missing))
+    if not propstats:
+        # A response needs a propstat or a status (RFC 4918 14.24); an empty 200 says "none".
+        propstats.append(PropStat(200, []))
     return PropResponse(resource.path, resource.is_collection, propstats)
 
 

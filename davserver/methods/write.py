@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from .. import headers as h
+from .. import paths
 from ..errors import (
     BadRequest,
+    Forbidden,
     MethodNotAllowed,
     NotFound,
     PreconditionFailed,
@@ -76,6 +78,8 @@ def mkcol(services: Services, req: Request, guard: Guard) -> Response:
 
 def delete_resource(services: Services, guard: Guard, path: str) -> list[MemberStatus]:
     """DELETE's effect, shared with the batch endpoint: the failed members (RFC 4918 9.6.1)."""
+    if path == paths.ROOT:
+        raise Forbidden("the shared root cannot be deleted")
     resource = services.provider.stat(path)
     guard.require_membership(path)
     return delete_tree(services, resource, guard.tree_check(path))

@@ -18,6 +18,7 @@ import os
 import shutil
 import stat as st
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, NoReturn
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Uploads in progress; left out of listings, and swept at startup if a crash left one behind.
 TEMP_PREFIX = ".davserver-tmp-"
+STALE_UPLOAD_SECONDS = 3600.0
 
 
 class FilesystemProvider:
@@ -53,8 +55,12 @@ class FilesystemProvider:
     # -- mapping -------------------------------------------------------------------------
 
     def local_path(self, path: str) -> str:
-        """The on-disk path for a provider path; raises NotFound if it resolves outside."""
-        local = os.path.join(self.root, *paths.split(path))
+        """The on-disk path for a provider path; raises NotFound if it resolves outside, and
+        Forbidden for the names reserved for uploads in progress."""
+        segments = paths.split(path)
+        if any(segment.startswith(TEMP_PREFIX) for segment in segments):
+            raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
+        local = os.path.join(self.root, *segments)
         real = os.path.realpath(local)
         if real != self.root and not real.startswith(self.root + os.sep):
             raise NotFound(f"{path} is outside the shared folder")
@@ -195,15 +201,22 @@ class FilesystemProvider:
                 _raise(exc, path)
             raise
 
-    def sweep_temp_files(self) -> int:
-        """Remove uploads left behind by a crash; returns how many. Call at startup only."""
+    def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Remove uploads left behind by a crash; returns how many.
+
+        Only files untouched for `older_than` seconds go: an upload in progress (here, or in
+        another process sharing the folder) keeps writing to its file.
+        """
         removed = 0
+        limit = time.time() - older_than
         for directory, _dirs, files in os.walk(self.root):
             for name in files:
                 if name.startswith(TEMP_PREFIX):
                     with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(directory, name))
-                        removed += 1
+                        temp = os.path.join(directory, name)
+                        if os.stat(temp).st_mtime < limit:
+                            os.unlink(temp)
+                            removed += 1
         return removed
 
 
