@@ -1,0 +1,574 @@
+"""Live-server tests for PUT, MKCOL and DELETE (RFC 9110 9.3.4, RFC 4918 9.3, 9.6, 9.7),
+read-only shares and unknown methods."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import cheroot.server
+import pytest
+from lxml import etree
+
+from davserver import paths
+from davserver.errors import Forbidden
+from davserver.provider import fs
+
+TEMP_PREFIX = ".davserver-tmp-"
+PROPPATCH_BODY = (
+    b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+    b'<x:color xmlns:x="urn:t">red</x:color></D:prop></D:set></D:propertyupdate>'
+)
+LOCK_BODY = (
+    b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+    b"<D:locktype><D:write/></D:locktype><D:owner>t</D:owner></D:lockinfo>"
+)
+
+
+@pytest.fixture(autouse=True)
+def _fast_server_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # cheroot's serve loop polls every 0.5 s, which is what stop() waits for; this only speeds
+    # up teardown and changes nothing the tests observe.
+    monkeypatch.setattr(cheroot.server.HTTPServer, "expiration_interval", 0.02)
+
+
+def make_tree(root: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> None:
+    for rel in dirs:
+        (root / rel).mkdir(parents=True, exist_ok=True)
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under root: file bytes, or None for a directory."""
+    result: dict[str, bytes | None] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        result[rel] = None if path.is_dir() else path.read_bytes()
+    return result
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+
+
+def multistatus(content: bytes) -> dict[str, int]:
+    """A 207 body as {decoded href path: status code}; each response has one href and status."""
+    doc = etree.fromstring(content)
+    assert doc.tag == "{DAV:}multistatus"
+    result = {}
+    for response in doc.findall("{DAV:}response"):
+        hrefs = response.findall("{DAV:}href")
+        assert len(hrefs) == 1, etree.tostring(response)
+        status = response.findtext("{DAV:}status")
+        assert status is not None, etree.tostring(response)
+        href = unquote(urlsplit(hrefs[0].text or "").path)
+        assert href not in result, href
+        result[href] = int(status.split()[1])
+    return result
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """Bytes up to and including the first blank line, read one at a time (no over-read)."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        data += byte
+    return data
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def with_provider(server: Any, wrap: Callable[[Any], Any]) -> None:
+    """Restart `server` with its provider wrapped by `wrap`."""
+    services = server.services
+    server.stop()
+    server.start(services=dataclasses.replace(services, provider=wrap(services.provider)))
+
+
+class Refusing:
+    """A provider that delegates everything but refuses delete() of the chosen names."""
+
+    def __init__(self, inner: Any, names: set[str]) -> None:
+        self.inner = inner
+        self.names = names
+        self.refused: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete(self, path: str) -> None:
+        if paths.name(path) in self.names:
+            self.refused.append(path)
+            raise Forbidden(f"{path} may not be deleted")
+        self.inner.delete(path)
+
+
+# -- PUT ----------------------------------------------------------------------------------------
+
+
+def test_put_new_then_replace(server):
+    r = server.request("PUT", "/new.txt", data=b"first")
+    assert r.status_code == 201
+    first_etag = r.headers["ETag"]
+    assert first_etag.startswith('"')
+    assert (server.root / "new.txt").read_bytes() == b"first"
+    assert server.request("HEAD", "/new.txt").headers["ETag"] == first_etag
+
+    r = server.request("PUT", "/new.txt", data=b"second, longer")
+    assert r.status_code == 204
+    assert r.content == b""
+    assert r.headers["ETag"] not in ("", first_etag)
+    assert (server.root / "new.txt").read_bytes() == b"second, longer"
+    get = server.request("GET", "/new.txt")
+    assert get.content == b"second, longer"
+    assert get.headers["ETag"] == r.headers["ETag"]
+    assert temp_files(server.root) == []
+
+
+def test_put_empty_body_and_in_subcollection(server):
+    (server.root / "sub").mkdir()
+    r = server.request("PUT", "/sub/empty.bin", data=b"")
+    assert r.status_code == 201
+    assert (server.root / "sub" / "empty.bin").read_bytes() == b""
+
+
+def test_put_non_ascii_name(server):
+    r = server.request("PUT", "/%C3%A9t%C3%A9%20caf%C3%A9.txt", data=b"x")
+    assert r.status_code == 201
+    assert (server.root / "été café.txt").read_bytes() == b"x"
+
+
+def test_put_missing_parent_is_409(server):
+    r = server.request("PUT", "/no/such/file.txt", data=b"x")
+    assert r.status_code == 409
+    assert list(server.root.iterdir()) == []
+
+
+def test_put_below_a_file_is_409(server):
+    make_tree(server.root, {"file.txt": b"f"})
+    r = server.request("PUT", "/file.txt/child.txt", data=b"x")
+    assert r.status_code == 409
+    assert snapshot(server.root) == {"file.txt": b"f"}
+
+
+def test_put_onto_collection_is_405(server):
+    make_tree(server.root, {"dir/inside.txt": b"i"})
+    r = server.request("PUT", "/dir", data=b"x")
+    assert r.status_code == 405
+    allow = {m.strip() for m in r.headers["Allow"].split(",")}
+    assert "PUT" not in allow
+    assert {"GET", "DELETE", "PROPFIND"} <= allow
+    assert snapshot(server.root) == {"dir": None, "dir/inside.txt": b"i"}
+
+
+def test_put_if_none_match_star(server):
+    make_tree(server.root, {"exists.txt": b"old"})
+    r = server.request("PUT", "/exists.txt", data=b"new", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    assert (server.root / "exists.txt").read_bytes() == b"old"
+    r = server.request("PUT", "/fresh.txt", data=b"new", headers={"If-None-Match": "*"})
+    assert r.status_code == 201
+    assert (server.root / "fresh.txt").read_bytes() == b"new"
+
+
+def test_put_if_match(server):
+    make_tree(server.root, {"f.txt": b"old"})
+    etag = server.request("HEAD", "/f.txt").headers["ETag"]
+    r = server.request("PUT", "/f.txt", data=b"new", headers={"If-Match": '"wrong"'})
+    assert r.status_code == 412
+    assert (server.root / "f.txt").read_bytes() == b"old"
+    r = server.request("PUT", "/f.txt", data=b"new", headers={"If-Match": etag})
+    assert r.status_code == 204
+    assert (server.root / "f.txt").read_bytes() == b"new"
+    # The old etag no longer matches.
+    r = server.request("PUT", "/f.txt", data=b"newer", headers={"If-Match": etag})
+    assert r.status_code == 412
+    assert (server.root / "f.txt").read_bytes() == b"new"
+
+
+def test_put_if_match_on_missing_file_is_412(server):
+    r = server.request("PUT", "/missing.txt", data=b"x", headers={"If-Match": "*"})
+    assert r.status_code == 412
+    assert not (server.root / "missing.txt").exists()
+
+
+def test_put_with_content_range_is_refused(server):
+    make_tree(server.root, {"f.txt": b"0123456789"})
+    r = server.request("PUT", "/f.txt", data=b"ab", headers={"Content-Range": "bytes 0-1/10"})
+    assert r.status_code == 400
+    assert (server.root / "f.txt").read_bytes() == b"0123456789"
+
+
+def test_put_chunked_body_is_stored_completely(server):
+    pieces = [bytes([i % 251]) * (i * 977 + 1) for i in range(1, 60)]
+    pieces.insert(10, b"")  # requests skips empty chunks; harmless either way
+    expected = b"".join(pieces)
+
+    def body() -> Iterator[bytes]:
+        yield from pieces
+
+    r = server.request("PUT", "/chunked.bin", data=body())
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    assert r.status_code == 201
+    assert (server.root / "chunked.bin").read_bytes() == expected
+    # The connection (kept alive) is still in step: the next request works.
+    r = server.request("GET", "/chunked.bin")
+    assert r.status_code == 200
+    assert r.content == expected
+
+
+def test_put_chunked_body_on_raw_socket(server):
+    request = (
+        b"PUT /raw.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n"
+        b"5\r\nhello\r\n1;ext=1\r\n,\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+    answer = server.raw(request)
+    assert answer.startswith(b"HTTP/1.1 201"), answer
+    assert (server.root / "raw.txt").read_bytes() == b"hello, world"
+
+
+def test_put_expect_100_continue(server):
+    body = b"sent after the interim answer"
+    head = (
+        b"PUT /expect.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        interim = read_head(sock)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
+        assert not (server.root / "expect.txt").exists()
+        sock.sendall(body)
+        final = read_all(sock)
+    assert final.startswith(b"HTTP/1.1 201"), final
+    assert (server.root / "expect.txt").read_bytes() == body
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_cut_off_upload_leaves_old_file_and_no_temporary(server, existing):
+    if existing:
+        make_tree(server.root, {"target.bin": b"the old content"})
+    total = 1_000_000
+    head = (
+        b"PUT /target.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: " + str(total).encode() + b"\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(head + b"x" * (total // 2))
+        # The upload is under way: its temporary file is in the target's directory.
+        assert wait_for(lambda: temp_files(server.root) != []), "the upload never started"
+    finally:
+        sock.close()
+    assert wait_for(lambda: temp_files(server.root) == []), temp_files(server.root)
+    if existing:
+        assert snapshot(server.root) == {"target.bin": b"the old content"}
+    else:
+        assert snapshot(server.root) == {}
+    r = server.request("GET", "/target.bin")
+    assert r.status_code == (200 if existing else 404)
+    if existing:
+        assert r.content == b"the old content"
+
+
+@pytest.mark.parametrize("method", ["PUT", "MKCOL"])
+def test_reserved_temporary_name_is_refused(server, method):
+    # Names with the upload prefix are hidden from listings and removed by the startup sweep,
+    # so accepting one would store something that vanishes; it must be refused instead.
+    r = server.request(
+        method, "/" + TEMP_PREFIX + "mine", data=b"data" if method == "PUT" else None
+    )
+    assert r.status_code == 403
+    assert snapshot(server.root) == {}
+
+
+# -- MKCOL --------------------------------------------------------------------------------------
+
+
+def test_mkcol(server):
+    r = server.request("MKCOL", "/newdir")
+    assert r.status_code == 201
+    assert (server.root / "newdir").is_dir()
+    r = server.request("MKCOL", "/newdir/")
+    assert r.status_code == 405
+    assert "Allow" in r.headers
+    r = server.request("MKCOL", "/newdir/inner/")
+    assert r.status_code == 201
+    assert (server.root / "newdir" / "inner").is_dir()
+
+
+def test_mkcol_on_existing_file_is_405(server):
+    make_tree(server.root, {"f.txt": b"f"})
+    r = server.request("MKCOL", "/f.txt")
+    assert r.status_code == 405
+    assert (server.root / "f.txt").read_bytes() == b"f"
+
+
+def test_mkcol_missing_parent_is_409(server):
+    r = server.request("MKCOL", "/a/b/c")
+    assert r.status_code == 409
+    assert list(server.root.iterdir()) == []
+
+
+def test_mkcol_with_body_is_415_and_creates_nothing(server):
+    r = server.request(
+        "MKCOL",
+        "/withbody",
+        data=b'<?xml version="1.0"?><D:mkcol xmlns:D="DAV:"/>',
+        headers={"Content-Type": "application/xml"},
+    )
+    assert r.status_code == 415
+    assert not (server.root / "withbody").exists()
+    # The connection is still usable, and an empty MKCOL then works.
+    assert server.request("MKCOL", "/withbody").status_code == 201
+
+
+# -- DELETE -------------------------------------------------------------------------------------
+
+
+def test_delete_file(server):
+    make_tree(server.root, {"f.txt": b"f", "other.txt": b"o"})
+    r = server.request("DELETE", "/f.txt")
+    assert r.status_code == 204
+    assert snapshot(server.root) == {"other.txt": b"o"}
+    assert server.request("GET", "/f.txt").status_code == 404
+
+
+def test_delete_missing_is_404(server):
+    assert server.request("DELETE", "/missing.txt").status_code == 404
+    assert server.request("DELETE", "/no/such/dir/").status_code == 404
+
+
+def test_delete_collection_with_contents(server):
+    make_tree(
+        server.root,
+        {"c/a.txt": b"a", "c/sub/b.txt": b"b", "c/sub/deep/er/d.txt": b"d", "keep.txt": b"k"},
+        dirs=("c/empty",),
+    )
+    r = server.request("DELETE", "/c/")
+    assert r.status_code == 204
+    assert snapshot(server.root) == {"keep.txt": b"k"}
+
+
+def test_delete_with_wrong_if_match_is_412(server):
+    make_tree(server.root, {"f.txt": b"f"})
+    r = server.request("DELETE", "/f.txt", headers={"If-Match": '"nope"'})
+    assert r.status_code == 412
+    assert (server.root / "f.txt").exists()
+
+
+@pytest.mark.parametrize("depth", ["0", "1", "bogus"])
+def test_delete_collection_with_depth_other_than_infinity_is_400(server, depth):
+    make_tree(server.root, {"c/a.txt": b"a"})
+    r = server.request("DELETE", "/c/", headers={"Depth": depth})
+    assert r.status_code == 400
+    assert snapshot(server.root) == {"c": None, "c/a.txt": b"a"}
+    r = server.request("DELETE", "/c/", headers={"Depth": "infinity"})
+    assert r.status_code == 204
+    assert snapshot(server.root) == {}
+
+
+def test_delete_collection_if_match_star(server):
+    # RFC 9110 13.1.1: "*" matches whenever the resource has a current representation, which
+    # a collection has (GET answers with its listing); it has no ETag, but needs none for "*".
+    make_tree(server.root, {"c/a.txt": b"a"})
+    r = server.request("DELETE", "/c/", headers={"If-Match": "*"})
+    assert r.status_code == 204
+    assert snapshot(server.root) == {}
+
+
+def test_delete_collection_if_none_match_star_is_412(server):
+    make_tree(server.root, {"c/a.txt": b"a"})
+    r = server.request("DELETE", "/c/", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    assert snapshot(server.root) == {"c": None, "c/a.txt": b"a"}
+
+
+def test_delete_of_the_root_is_refused_and_deletes_nothing(server):
+    make_tree(server.root, {"a.txt": b"a", "d/b.txt": b"b"}, dirs=("empty",))
+    before = snapshot(server.root)
+    r = server.request("DELETE", "/")
+    assert r.status_code in (403, 405)
+    # A refused DELETE must not have emptied the share.
+    assert snapshot(server.root) == before
+
+
+PARTIAL_TREE = {
+    "c/a.txt": b"a",
+    "c/keep/locked.txt": b"locked",
+    "c/keep/other.txt": b"other",
+    "c/sub/b.txt": b"b",
+    "c/sub/deeper/d.txt": b"d",
+    "sibling.txt": b"s",
+}
+
+
+def test_delete_collection_with_refused_members_is_207(server):
+    make_tree(server.root, PARTIAL_TREE, dirs=("c/stuck",))
+    with_provider(server, lambda inner: Refusing(inner, {"locked.txt", "stuck"}))
+    r = server.request("DELETE", "/c/")
+    assert r.status_code == 207
+    assert r.headers["Content-Type"].split(";")[0].strip() in ("application/xml", "text/xml")
+    # Only the members that failed, each with its own status; no 424 for their ancestors.
+    assert multistatus(r.content) == {"/c/keep/locked.txt": 403, "/c/stuck/": 403}
+    assert snapshot(server.root) == {
+        "c": None,
+        "c/keep": None,
+        "c/keep/locked.txt": b"locked",
+        "c/stuck": None,
+        "sibling.txt": b"s",
+    }
+
+
+def test_delete_of_one_refused_file_is_403(server):
+    make_tree(server.root, {"locked.txt": b"l"})
+    with_provider(server, lambda inner: Refusing(inner, {"locked.txt"}))
+    r = server.request("DELETE", "/locked.txt")
+    assert r.status_code == 403
+    assert (server.root / "locked.txt").read_bytes() == b"l"
+
+
+class _OsRefusing:
+    """Stands in for the `os` module inside davserver.provider.fs: unlink and rmdir raise the
+    PermissionError the OS would for the chosen names; everything else is the real module."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def _check(self, path: Any) -> None:
+        if os.path.basename(os.fspath(path)) in self.names:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    def unlink(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        self._check(path)
+        os.unlink(path, *args, **kwargs)
+
+    def remove(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        self._check(path)
+        os.remove(path, *args, **kwargs)
+
+    def rmdir(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        self._check(path)
+        os.rmdir(path, *args, **kwargs)
+
+
+def test_delete_os_permission_error_is_per_member_403(server, monkeypatch):
+    make_tree(server.root, PARTIAL_TREE, dirs=("c/stuck",))
+    monkeypatch.setattr(fs, "os", _OsRefusing({"locked.txt", "stuck"}))
+    r = server.request("DELETE", "/c/")
+    assert r.status_code == 207
+    assert multistatus(r.content) == {"/c/keep/locked.txt": 403, "/c/stuck/": 403}
+    assert snapshot(server.root) == {
+        "c": None,
+        "c/keep": None,
+        "c/keep/locked.txt": b"locked",
+        "c/stuck": None,
+        "sibling.txt": b"s",
+    }
+
+
+def test_delete_os_permission_error_on_the_target_is_403(server, monkeypatch):
+    make_tree(server.root, {"locked.txt": b"l"})
+    monkeypatch.setattr(fs, "os", _OsRefusing({"locked.txt"}))
+    r = server.request("DELETE", "/locked.txt")
+    assert r.status_code == 403
+    assert (server.root / "locked.txt").exists()
+
+
+# -- read-only share and unknown methods ---------------------------------------------------------
+
+
+def test_readonly_share_refuses_every_change(make_server):
+    server = make_server(readonly=True)
+    make_tree(server.root, {"f.txt": b"f", "dir/g.txt": b"g"})
+    before = snapshot(server.root)
+    attempts: list[tuple[str, str, dict[str, str], bytes]] = [
+        ("PUT", "/f.txt", {}, b"changed"),
+        ("PUT", "/new.txt", {}, b"new"),
+        ("DELETE", "/f.txt", {}, b""),
+        ("DELETE", "/dir/", {}, b""),
+        ("MKCOL", "/newdir", {}, b""),
+        ("COPY", "/f.txt", {"Destination": server.url("/copy.txt")}, b""),
+        ("MOVE", "/f.txt", {"Destination": server.url("/moved.txt")}, b""),
+        ("PROPPATCH", "/f.txt", {"Content-Type": "application/xml"}, PROPPATCH_BODY),
+        ("LOCK", "/f.txt", {"Content-Type": "application/xml"}, LOCK_BODY),
+        ("UNLOCK", "/f.txt", {"Lock-Token": "<urn:uuid:0>"}, b""),
+    ]
+    for method, path, headers, body in attempts:
+        r = server.request(method, path, headers=headers, data=body)
+        assert r.status_code == 403, (method, path, r.status_code)
+    assert snapshot(server.root) == before
+    # Reading still works.
+    assert server.request("GET", "/f.txt").content == b"f"
+    assert server.request("HEAD", "/f.txt").status_code == 200
+    assert server.request("OPTIONS", "/").status_code == 200
+    assert "g.txt" in server.request("GET", "/dir/").text
+    r = server.request("PROPFIND", "/dir/", headers={"Depth": "1"})
+    assert r.status_code == 207
+    doc = etree.fromstring(r.content)
+    hrefs = {unquote(h.text or "") for h in doc.iterfind("{DAV:}response/{DAV:}href")}
+    assert hrefs == {"/dir/", "/dir/g.txt"}
+    # And the dead property was never stored.
+    r = server.request(
+        "PROPFIND",
+        "/f.txt",
+        headers={"Depth": "0"},
+        data=b'<D:propfind xmlns:D="DAV:"><D:prop><x:color xmlns:x="urn:t"/></D:prop></D:propfind>',
+    )
+    assert r.status_code == 207
+    doc = etree.fromstring(r.content)
+    [color] = doc.iterfind("{DAV:}response/{DAV:}propstat/{DAV:}prop/{urn:t}color")
+    assert color.getparent().getparent().findtext("{DAV:}status").split()[1] == "404"
+
+
+def test_post_that_is_not_a_json_batch_is_405(server):
+    make_tree(server.root, {"f.txt": b"f"})
+    r = server.request("POST", "/f.txt", data=b"body", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 405
+    assert "POST" in r.headers["Allow"]  # POST exists: a JSON batch on a collection
+    assert snapshot(server.root) == {"f.txt": b"f"}
+
+
+@pytest.mark.parametrize("method", ["FOO", "PATCH", "SEARCH"])
+def test_unknown_method_is_405_with_allow(server, method):
+    make_tree(server.root, {"f.txt": b"f"})
+    r = server.request(method, "/f.txt", data=b"body")
+    assert r.status_code == 405
+    allow = {m.strip() for m in r.headers["Allow"].split(",")}
+    assert {"GET", "PUT", "PROPFIND", "LOCK"} <= allow
+    assert method not in allow
+    assert snapshot(server.root) == {"f.txt": b"f"}
