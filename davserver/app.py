@@ -22,7 +22,7 @@ from .errors import (
     status_line,
 )
 from .locking import Guard
-from .methods import copymove, lock, propfind, proppatch, read, write
+from .methods import batch, copymove, lock, propfind, proppatch, read, write
 from .request import Request, Response
 from .services import Services
 
@@ -45,6 +45,7 @@ HANDLERS: dict[str, Handler] = {
     "PROPPATCH": proppatch.proppatch,
     "LOCK": lock.lock,
     "UNLOCK": lock.unlock,
+    "POST": batch.post,
 }
 
 # Methods that change nothing; everything else is refused on a read-only share.

@@ -93,6 +93,12 @@ class Config:
         "with <D:propfind-finite-depth/>",
         _positive,
     )
+    max_batch_operations: int = _opt(
+        "limits", 1000, "most operations in one JSON batch (POST)", _positive
+    )
+    max_batch_body: int = _opt(
+        "limits", 16 * 1024 * 1024, "largest JSON batch body in bytes", _positive
+    )
     # [locks]
     lock_default_timeout: int = _opt(
         "locks", 3600, "seconds a lock lasts when the client asks for no timeout", _positive

@@ -17,7 +17,7 @@ from ..services import Services
 READ_CHUNK = 1024 * 1024
 
 DAV_METHODS = (
-    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+    "OPTIONS, GET, HEAD, POST, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
 )
 # What a collection or an existing resource allows: everything but creating it again.
 EXISTING_METHODS = "OPTIONS, GET, HEAD, DELETE, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"

@@ -1,0 +1,484 @@
+"""POST of a JSON batch: many operations in one request, each with its own outcome (a 207).
+
+Each item runs through the very functions the WebDAV methods use (DELETE, COPY, MOVE, MKCOL,
+PROPPATCH, PROPFIND at Depth 0), with the same lock checks and access rules, so a batch can
+never do what the equivalent requests could not. The whole body is validated before anything
+runs (a bad body is a 400 and changes nothing); then items run in order and each result is
+streamed as soon as it is known, as JSON or, with `Accept: application/xml`, as a
+`<D:multistatus>`. One result model, two serializations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import defusedxml.ElementTree as DET
+
+from .. import auth, paths, xmlin, xmlout
+from ..errors import BadRequest, DavError, Forbidden, MethodNotAllowed, PayloadTooLarge
+from ..locking import Guard
+from ..model import DAV_NS, MemberStatus, split_clark
+from ..props import LiveContext
+from ..request import Request, Response
+from ..services import Services
+from .copymove import Transfer, transfer
+from .propfind import DeadProperties, collect
+from .proppatch import apply_changes
+from .read import DAV_METHODS, content_type
+from .results import member_error
+from .write import delete_resource, make_collection
+
+OPS = ("delete", "move", "copy", "mkcol", "proppatch", "propfind")
+JSON_TYPE = "application/json"
+
+
+class BatchError(BadRequest):
+    """A body that is not a valid batch: 400 with a JSON reason, before anything runs."""
+
+    def __init__(self, code: str, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.index = index
+
+    def json(self) -> bytes:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.index is not None:
+            body["index"] = self.index
+        return json.dumps(body).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One validated item. `target`/`dest_target` are provider paths, or None when the given
+    path leaves the collection (that item is then refused with 403)."""
+
+    index: int
+    op: str
+    path: str
+    target: str | None
+    destination: str = ""
+    dest_target: str | None = None
+    overwrite: bool = True
+    depth: str = "infinity"
+    set: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+    props: tuple[str, ...] | None = None
+
+
+@dataclass(slots=True)
+class ItemResult:
+    index: int
+    op: str
+    path: str
+    href: str
+    status: int
+    error: str | None = None
+    message: str = ""
+    members: list[dict[str, Any]] = field(default_factory=list)
+    props: dict[str, str] | None = None
+    missing: list[str] | None = None
+    propstat: dict[str, int] | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status < 300 and self.status != 207
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "op": self.op,
+            "path": self.path,
+            "href": self.href,
+            "status": self.status,
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.message:
+            out["message"] = self.message
+        if self.members:
+            out["members"] = self.members
+        if self.props is not None:
+            out["props"] = self.props
+            out["missing"] = self.missing or []
+        if self.propstat is not None:
+            out["propstat"] = self.propstat
+        return out
+
+
+# -- parsing and validation ---------------------------------------------------------------------
+
+
+def _resolve(base: str, given: str) -> str | None:
+    """`given` (plain, `/`-separated, relative to `base`) as a provider path, or None when it
+    would leave `base` or names something no path can (`..`, backslashes, NUL)."""
+    try:
+        segments = [s for s in given.split("/") if s]
+        for segment in segments:
+            paths.check_segment(segment)
+    except DavError:
+        return None
+    return paths.join([*paths.split(base), *segments])
+
+
+def _string(item: dict[str, Any], key: str, index: int, required: bool = True) -> str:
+    value = item.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise BatchError("invalid-operation", f"operation {index}: '{key}' must be a string", index)
+    return value
+
+
+def _names(value: Any, key: str, index: int) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise BatchError(
+            "invalid-operation",
+            f"operation {index}: '{key}' must be a list of property names like '{{DAV:}}getetag'",
+            index,
+        )
+    return tuple(value)
+
+
+def parse_batch(body: bytes, base: str, limit: int) -> tuple[list[Operation], bool, list[str]]:
+    """The operations, `stop_on_error` and the body's lock tokens; raises BatchError."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BatchError("invalid-json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("operations"), list):
+        raise BatchError("invalid-batch", 'the body must be {"operations": [...]}')
+    unknown = set(document) - {"operations", "stop_on_error", "lock_tokens"}
+    if unknown:
+        raise BatchError("invalid-batch", f"unknown keys: {', '.join(sorted(unknown))}")
+    items = document["operations"]
+    if len(items) > limit:
+        raise BatchError("too-many-operations", f"{len(items)} operations; the limit is {limit}")
+    stop = document.get("stop_on_error", False)
+    if not isinstance(stop, bool):
+        raise BatchError("invalid-batch", "stop_on_error must be true or false")
+    tokens = document.get("lock_tokens", [])
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise BatchError("invalid-batch", "lock_tokens must be a list of strings")
+    return [_operation(item, i, base) for i, item in enumerate(items)], stop, tokens
+
+
+def _operation(item: Any, index: int, base: str) -> Operation:
+    if not isinstance(item, dict):
+        raise BatchError("invalid-operation", f"operation {index} is not an object", index)
+    op = item.get("op")
+    if op not in OPS:
+        raise BatchError(
+            "unknown-op",
+            f"operation {index}: unknown op {op!r}; use one of {', '.join(OPS)}",
+            index,
+        )
+    path = _string(item, "path", index)
+    common = {"index": index, "op": op, "path": path, "target": _resolve(base, path)}
+    if op in ("move", "copy"):
+        destination = _string(item, "destination", index)
+        overwrite = item.get("overwrite", True)
+        depth = str(item.get("depth", "infinity")).lower()
+        if not isinstance(overwrite, bool):
+            raise BatchError(
+                "invalid-operation", f"operation {index}: overwrite must be true or false", index
+            )
+        if depth not in (("infinity",) if op == "move" else ("0", "infinity")):
+            raise BatchError(
+                "invalid-operation", f"operation {index}: depth {depth!r} is not allowed", index
+            )
+        return Operation(
+            **common,
+            destination=destination,
+            dest_target=_resolve(base, destination),
+            overwrite=overwrite,
+            depth=depth,
+        )
+    if op == "proppatch":
+        sets = item.get("set", {})
+        if not isinstance(sets, dict) or not all(isinstance(v, str) for v in sets.values()):
+            raise BatchError(
+                "invalid-operation",
+                f"operation {index}: 'set' must map property names to string values",
+                index,
+            )
+        remove = _names(item.get("remove", []), "remove", index)
+        if not sets and not remove:
+            raise BatchError(
+                "invalid-operation", f"operation {index}: nothing to set or remove", index
+            )
+        for name in [*sets, *remove]:
+            _check_name(name, index)
+        return Operation(**common, set=tuple(sets.items()), remove=remove)
+    if op == "propfind":
+        props = None if "props" not in item else _names(item["props"], "props", index)
+        for name in props or ():
+            _check_name(name, index)
+        return Operation(**common, props=props)
+    return Operation(**common)
+
+
+def _check_name(name: str, index: int) -> None:
+    ns, local = split_clark(name)
+    if not name.startswith("{") or not local or any(c in local for c in "<>&\"' /{}"):
+        raise BatchError(
+            "invalid-operation",
+            f"operation {index}: {name!r} is not a property "
+            "name in Clark notation ({namespace}name)",
+            index,
+        )
+    del ns
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+_METHOD = {
+    "delete": "DELETE",
+    "move": "MOVE",
+    "copy": "COPY",
+    "mkcol": "MKCOL",
+    "proppatch": "PROPPATCH",
+    "propfind": "PROPFIND",
+}
+
+
+class Runner:
+    """Runs validated operations for one request, one at a time."""
+
+    def __init__(self, services: Services, req: Request, guard: Guard) -> None:
+        self.services = services
+        self.req = req
+        self.guard = guard
+        self.base = req.path
+
+    def relative(self, path: str) -> str:
+        if self.base == paths.ROOT:
+            return path.lstrip("/")
+        return path[len(self.base) + 1 :]
+
+    def run(self, op: Operation) -> ItemResult:
+        href = self.req.href(op.target or self.base, op.path.endswith("/"))
+        result = ItemResult(op.index, op.op, op.path, href, 200)
+        try:
+            if op.target is None or (op.op in ("move", "copy") and op.dest_target is None):
+                raise Forbidden("the path leaves the collection the batch was sent to")
+            self._authorize(op)
+            self._execute(op, result)
+        except DavError as exc:
+            result.status = exc.status
+            result.error = exc.condition or _code(exc.status)
+            result.message = exc.message
+        return result
+
+    def _authorize(self, op: Operation) -> None:
+        assert op.target is not None
+        method = _METHOD[op.op]
+        destination: Callable[[], str] = lambda: op.dest_target or ""  # noqa: E731
+        for need in auth.needs(method, op.target, destination):
+            if not self.services.policy.satisfies(self.req.user, need):
+                raise Forbidden(f"{self.req.user or 'anonymous'} may not {need.level} here")
+
+    def _execute(self, op: Operation, result: ItemResult) -> None:
+        services, guard, target = self.services, self.guard, op.target
+        assert target is not None
+        if op.op == "delete":
+            self._members(result, delete_resource(services, guard, target), 204, (target,))
+        elif op.op in ("move", "copy"):
+            assert op.dest_target is not None
+            status, failures = transfer(
+                services,
+                guard,
+                Transfer(target, op.dest_target, op.op == "move", op.depth, op.overwrite),
+            )
+            self._members(result, failures, status, (target, op.dest_target))
+        elif op.op == "mkcol":
+            make_collection(services, guard, target)
+            result.status = 201
+        elif op.op == "proppatch":
+            changes = [xmlin.PropChange(n, xmlout.element(n, xmlout.escape(v))) for n, v in op.set]
+            changes += [xmlin.PropChange(n, None) for n in op.remove]
+            response = apply_changes(services, guard, target, changes)
+            statuses = {name: ps.status for ps in response.propstats for name, _ in ps.props}
+            failed = [s for s in statuses.values() if s != 200]
+            result.status = next((s for s in failed if s != 424), 200)
+            if failed:
+                result.propstat = statuses
+                result.error = _code(result.status)
+        else:
+            self._propfind(op, target, result)
+
+    def _members(
+        self,
+        result: ItemResult,
+        failures: list[MemberStatus],
+        ok: int,
+        targets: tuple[str, ...],
+    ) -> None:
+        """Record a tree operation's outcome as the WebDAV method would answer it."""
+        if not failures:
+            result.status = ok
+            return
+        if len(failures) == 1 and failures[0].path in targets:
+            raise member_error(failures[0])
+        result.status = 207
+        result.error = "partial-failure"
+        for member in failures:
+            entry: dict[str, Any] = {
+                "path": self.relative(member.path) + ("/" if member.is_collection else ""),
+                "href": self.req.href(member.path, member.is_collection),
+                "status": member.status,
+            }
+            if member.condition:
+                entry["error"] = member.condition
+            if member.message:
+                entry["message"] = member.message
+            result.members.append(entry)
+
+    def _propfind(self, op: Operation, target: str, result: ItemResult) -> None:
+        services = self.services
+        resource = services.provider.stat(target)
+        now = services.clock()
+        live = LiveContext(
+            self.req.prefix,
+            services.locks.covering(target, now),
+            now,
+            content_type,
+            services.provider.quota,
+        )
+        request = (
+            xmlin.Propfind("prop", op.props)
+            if op.props is not None
+            else (xmlin.Propfind("allprop"))
+        )
+        response = collect(
+            request, resource, live, DeadProperties(services.props, target), minimal=False
+        )
+        result.props = {}
+        result.missing = []
+        for propstat in response.propstats:
+            for name, xml in propstat.props:
+                if propstat.status == 200 and xml is not None:
+                    result.props[name] = xml_value(xml)
+                else:
+                    result.missing.append(name)
+        result.href = self.req.href(target, resource.is_collection)
+
+
+def _code(status: int) -> str:
+    return {
+        400: "bad-request",
+        403: "forbidden",
+        404: "not-found",
+        405: "method-not-allowed",
+        409: "conflict",
+        412: "precondition-failed",
+        415: "unsupported-media-type",
+        423: "locked",
+        424: "failed-dependency",
+        502: "bad-gateway",
+        507: "insufficient-storage",
+    }.get(status, "error")
+
+
+def xml_value(fragment: str) -> str:
+    """A property's value for JSON: its text, or its inner XML when it holds elements."""
+    wrapped = f'<w xmlns:D="{DAV_NS}">{fragment}</w>'
+    element = DET.fromstring(wrapped, forbid_dtd=True)[0]
+    if len(element) == 0:
+        return element.text or ""
+    return fragment[fragment.index(">") + 1 : fragment.rindex("</")]
+
+
+# -- the handler -------------------------------------------------------------------------------
+
+
+def post(services: Services, req: Request, guard: Guard) -> Response:
+    """POST: a JSON batch on a collection; any other POST is not supported (405)."""
+    media = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+    if media != JSON_TYPE:
+        raise MethodNotAllowed("POST takes a JSON batch", headers=[("Allow", DAV_METHODS)])
+    resource = services.provider.stat(req.path)
+    if not resource.is_collection:
+        raise MethodNotAllowed("a batch is sent to a collection", headers=[("Allow", DAV_METHODS)])
+    config = services.config
+    try:
+        body = req.read_body(config.max_batch_body)
+    except PayloadTooLarge as exc:
+        return _bad(BatchError("too-large", exc.message), 413)
+    try:
+        operations, stop_on_error, tokens = parse_batch(body, req.path, config.max_batch_operations)
+    except BatchError as exc:
+        return _bad(exc, 400)
+    guard.tokens = guard.tokens | frozenset(tokens)
+    runner = Runner(services, req, guard)
+    results = _results(runner, operations, stop_on_error)
+    accept = (req.header("Accept") or "").lower()
+    if "application/xml" in accept or "text/xml" in accept:
+        body_xml = xmlout.multistatus(_xml_item(req.prefix, r) for r in results)
+        return Response(207, [("Content-Type", 'application/xml; charset="utf-8"')], body_xml)
+    return Response(207, [("Content-Type", JSON_TYPE)], _json_stream(results))
+
+
+def _bad(error: BatchError, status: int) -> Response:
+    body = error.json()
+    return Response(
+        status, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))], [body]
+    )
+
+
+def _results(runner: Runner, operations: list[Operation], stop: bool) -> Iterator[ItemResult]:
+    failed = False
+    for op in operations:
+        if stop and failed:
+            href = runner.req.href(op.target or runner.base, op.path.endswith("/"))
+            yield ItemResult(
+                op.index,
+                op.op,
+                op.path,
+                href,
+                424,
+                "failed-dependency",
+                "not run: an earlier operation failed",
+            )
+            continue
+        result = runner.run(op)
+        failed = failed or not result.succeeded
+        yield result
+
+
+def _json_stream(results: Iterator[ItemResult]) -> Iterator[bytes]:
+    def parts() -> Iterator[str]:
+        total = succeeded = 0
+        yield '{"results": ['
+        for result in results:
+            yield ("," if total else "") + json.dumps(result.as_json(), ensure_ascii=False)
+            total += 1
+            succeeded += result.succeeded
+        summary = {"total": total, "succeeded": succeeded, "failed": total - succeeded}
+        yield '], "summary": ' + json.dumps(summary) + "}\n"
+
+    return xmlout.chunked(parts())
+
+
+def _xml_item(prefix: str, result: ItemResult) -> str:
+    description = result.message
+    if result.members:
+        listed = ", ".join(f"{m['path']} ({m['status']})" for m in result.members)
+        description = f"{len(result.members)} members failed: {listed}"
+    # RFC 4918 condition names go into <D:error>; our own short codes stay in the text.
+    condition = result.error if result.error in RFC_CONDITIONS else None
+    return xmlout.response(result.href, result.status, condition, (), description)
+
+
+RFC_CONDITIONS = frozenset(
+    {
+        "lock-token-submitted",
+        "no-conflicting-lock",
+        "lock-token-matches-request-uri",
+        "cannot-modify-protected-property",
+        "propfind-finite-depth",
+    }
+)
