@@ -13,15 +13,35 @@ import logging
 import threading
 from typing import Any
 
-from cheroot import wsgi
+from cheroot import server, wsgi
 
 log = logging.getLogger("davserver.httpd")
 
 _GROW_STEP = 8
 
 
+class _Request(server.HTTPRequest):
+    def send_headers(self) -> None:
+        # cheroot decides on its own whether to keep a connection; honour the app's
+        # `Connection: close` too, so a refused upload is not read to its end first and no
+        # further request is served on that connection (RFC 9112 9.6).
+        if any(
+            k.lower() == b"connection" and v.strip().lower() == b"close"
+            for k, v in self.outheaders
+        ):
+            self.close_connection = True
+        super().send_headers()
+
+
+class _Connection(server.HTTPConnection):
+    RequestHandlerClass = _Request
+
+
 class ElasticServer(wsgi.Server):
-    """`cheroot.wsgi.Server` whose pool grows when every worker is busy."""
+    """`cheroot.wsgi.Server` whose pool grows when every worker is busy, and which closes
+    connections the application asks to close."""
+
+    ConnectionClass = _Connection
 
     # How often idle connections are checked, and so how long stop() may wait (cheroot: 0.5).
     expiration_interval = 0.1
