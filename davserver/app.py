@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,6 +24,7 @@ from .errors import (
 )
 from .locking import Guard
 from .methods import batch, copymove, lock, propfind, proppatch, read, write
+from .origin import resolve, strip_prefix
 from .request import Request, Response
 from .services import Services
 
@@ -97,23 +99,28 @@ class DavApp:
 
     def _request(self, environ: dict[str, Any]) -> Request:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        site = self.services.site
+        origin = resolve(site, environ)
+        script = quote(str(environ.get("SCRIPT_NAME", "")).encode("latin-1").decode("utf-8"))
+        script = script.rstrip("/")
         raw = environ.get("REQUEST_URI")
         if raw is None:
-            # Servers other than cheroot may not pass the raw target; re-encode PATH_INFO.
-            raw_path = quote(
-                str(environ.get("PATH_INFO", "/")).encode("latin-1").decode("utf-8", "replace")
-            )
+            # Servers other than cheroot may not pass the raw target; re-encode PATH_INFO,
+            # which already lies below SCRIPT_NAME.
+            info = str(environ.get("PATH_INFO", "/")).encode("latin-1").decode("utf-8", "replace")
+            raw_path: str | None = quote(info)
         else:
             if "#" in raw:
                 raise BadRequest("a request target may not contain a fragment ('#')")
             raw_path = urlsplit(raw).path if not raw.startswith("/") else raw.split("?", 1)[0]
-        prefix = quote(str(environ.get("SCRIPT_NAME", "")).encode("latin-1").decode("utf-8"))
-        prefix = prefix.rstrip("/")
-        if prefix and raw is not None:
-            if raw_path != prefix and not raw_path.startswith(prefix + "/"):
-                raise NotFound("outside the mount point")
-            raw_path = raw_path[len(prefix) :]
-        return Request(environ, method, paths.url_to_path(raw_path), prefix)
+            raw_path = strip_prefix(raw_path, script)
+        if raw_path is not None and site.mode == "keep":
+            raw_path = strip_prefix(raw_path, origin.prefix)
+        if raw_path is None:
+            raise NotFound("outside the path this server answers for")
+        if script:
+            origin = replace(origin, prefix=origin.prefix + script)
+        return Request(environ, method, paths.url_to_path(raw_path), origin)
 
     def _dispatch(self, req: Request) -> Response:
         handler = HANDLERS.get(req.method)
@@ -218,10 +225,11 @@ class _Logged:
         if access_log.isEnabledFor(logging.INFO):
             env = self.environ
             user = self.req.user if self.req is not None and self.req.user else "-"
+            client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
             target = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
             access_log.info(
                 '%s %s "%s %s" %d %d %.3fs',
-                env.get("REMOTE_ADDR", "-"),
+                client or "-",
                 user,
                 env.get("REQUEST_METHOD", "-"),
                 _header_safe(str(target)),

@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--anonymous", choices=("none", "read", "write"), help="what anonymous users may do"
     )
+    serve.add_argument("--public-url", metavar="URL", help="the URL clients use (behind a proxy)")
+    serve.add_argument("--prefix", metavar="PATH", help="the path prefix, e.g. /dav")
+    serve.add_argument(
+        "--prefix-mode", choices=("strip", "keep"), help="whether requests carry the prefix"
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        dest="trusted_proxies",
+        action="append",
+        metavar="ADDR",
+        help="a proxy address or CIDR range whose Forwarded headers are believed (repeatable)",
+    )
     serve.add_argument("--cert", metavar="PEM", help="TLS certificate: serve HTTPS")
     serve.add_argument("--key", metavar="PEM", help="TLS private key")
     serve.add_argument(
@@ -127,6 +139,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "htpasswd": args.htpasswd,
         "digest_file": args.digest_file,
         "anonymous": args.anonymous,
+        "public_url": args.public_url,
+        "prefix": args.prefix,
+        "prefix_mode": args.prefix_mode,
+        "trusted_proxies": args.trusted_proxies,
         "cert": args.cert,
         "key": args.key,
     }
@@ -161,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"davserver: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
     print(f"davserver {__version__}: sharing {os.path.realpath(config.root)}", flush=True)
-    print(f"  URL:   {server.url}", flush=True)
+    print(f"  URL:   {server.public_url}", flush=True)
+    if server.public_url != server.url:
+        print(f"  listening on {server.url}", flush=True)
     print(f"  state: {config.resolved_state_dir()}", flush=True)
     _stop_on_sigterm()
     try:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -47,6 +49,35 @@ def _positive(v: Any) -> str | None:
 def _anonymous(v: Any) -> str | None:
     allowed = ("", "none", "read", "write")
     return None if v in allowed else '"" (automatic), "none", "read" or "write"'
+
+
+def _public_url(v: Any) -> str | None:
+    if v == "":
+        return None
+    parts = urlsplit(v)
+    if parts.scheme in ("http", "https") and parts.hostname and not parts.query:
+        return None
+    return "an http:// or https:// URL such as https://files.example.com/dav/"
+
+
+def _prefix(v: Any) -> str | None:
+    segments = [s for s in v.split("/") if s]
+    if any(s in (".", "..") or "\\" in s for s in segments):
+        return "a path such as /dav, without . or .. segments"
+    return None
+
+
+def _prefix_mode(v: Any) -> str | None:
+    return None if v in ("strip", "keep") else '"strip" or "keep"'
+
+
+def _networks(v: Any) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"addresses or CIDR ranges such as 127.0.0.1 or 10.0.0.0/8 ({item!r} is not)"
+    return None
 
 
 def _level(v: Any) -> str | None:
@@ -124,6 +155,23 @@ class Config:
         _anonymous,
     )
     nonce_lifetime: int = _opt("auth", 300, "seconds a Digest nonce stays valid", _positive)
+    # [proxy]
+    public_url: str = _opt(
+        "proxy", "", "the URL clients use, e.g. https://files.example.com/dav/", _public_url
+    )
+    prefix: str = _opt("proxy", "", "the path prefix the share appears under, e.g. /dav", _prefix)
+    prefix_mode: str = _opt(
+        "proxy",
+        "strip",
+        "strip: the proxy removes the prefix; keep: requests carry it",
+        _prefix_mode,
+    )
+    trusted_proxies: tuple[str, ...] = _opt(
+        "proxy",
+        (),
+        "addresses or CIDR ranges allowed to send Forwarded / X-Forwarded-*",
+        _networks,
+    )
     # [[access]] tables: (path, user, access), see config/davserver.toml
     access: tuple[tuple[str, str, str], ...] = _opt("access", (), "per-path access rules")
     # [log]
@@ -167,6 +215,12 @@ def _check(name: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{label}: expected true or false, got {value!r}")
     if expected is str and not isinstance(value, str):
         raise ConfigError(f"{label}: expected a string, got {value!r}")
+    if section == "access":
+        return tuple(tuple(rule) for rule in value)
+    if expected is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{label}: expected a list of strings, got {value!r}")
+        value = tuple(value)
     check = f.metadata["check"]
     problem = check(value) if check else None
     if problem:

@@ -9,8 +9,6 @@ member also needs the tokens of locks on the parent (RFC 4918 7.5.2).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from . import paths
 from .errors import BadRequest, DavError, Locked, PreconditionFailed
 from .headers import quote_etag
@@ -57,18 +55,10 @@ class Guard:
         return ResourceState(True, etag, tokens)
 
     def _tag_path(self, tag: str) -> str | None:
-        """The provider path a tagged list names, or None when it is not one of ours."""
-        parts = urlsplit(tag)
-        if parts.netloc and parts.netloc.lower() != self.req.host.lower():
-            return None
-        raw = parts.path
-        prefix = self.req.prefix
-        if prefix:
-            if raw != prefix and not raw.startswith(prefix + "/"):
-                return None
-            raw = raw[len(prefix) :]
+        """The provider path a tagged list names (matched on the public URL), or None when it
+        is not one of ours."""
         try:
-            return paths.url_to_path(raw)
+            return self.req.own_path(tag)
         except DavError:
             return None
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from . import paths
 from .errors import BadGateway, BadRequest, DavError, PayloadTooLarge
+from .origin import Origin, same_origin, strip_prefix
 
 BODY_CHUNK = 1024 * 1024
 
@@ -35,14 +36,15 @@ class Response:
 class Request:
     """One HTTP request, as the protocol layer sees it.
 
-    `path` is the provider path of the Request-URI; `prefix` the encoded path prefix under which
-    the share is mounted (`""` at the root), used to build every href and to read Destination.
+    `path` is the provider path of the Request-URI; `origin` the public scheme, host and
+    encoded path prefix clients see (`prefix` for short), from which every href is built and
+    against which Destination and tagged If lists are read.
     """
 
     environ: dict[str, Any]
     method: str
     path: str
-    prefix: str
+    origin: Origin
     user: str | None = None
     body_consumed: bool = False
 
@@ -128,44 +130,24 @@ class Request:
         value = self.header("Destination")
         if not value:
             raise BadRequest("COPY and MOVE need a Destination header")
-        parts = urlsplit(value.strip())
+        path = self.own_path(value.strip())
+        if path is None:
+            raise BadGateway(f"Destination {value!r} is not on this server, under {self.prefix}/")
+        return path
+
+    def own_path(self, uri: str) -> str | None:
+        """The provider path of a URI or absolute path that names one of our resources, or
+        None when it belongs to another origin or lies outside the prefix. Raises for paths
+        that could not be ours in any case (`..`, bad encoding: 403/400)."""
+        parts = urlsplit(uri)
         if parts.scheme or parts.netloc:
-            if parts.scheme.lower() != self.scheme or _origin(parts.netloc, parts.scheme) != (
-                _origin(self.host, self.scheme)
-            ):
-                raise BadGateway(f"Destination {value!r} is on another server")
+            if not same_origin(parts.scheme, parts.netloc, self.origin):
+                return None
         elif not parts.path.startswith("/"):
-            raise BadRequest(f"Destination {value!r} is neither an absolute URI nor a path")
-        raw = parts.path
-        if self.prefix:
-            if raw != self.prefix and not raw.startswith(self.prefix + "/"):
-                raise BadGateway(f"Destination {value!r} is outside {self.prefix}/")
-            raw = raw[len(self.prefix) :]
-        return paths.url_to_path(raw)
+            raise BadRequest(f"{uri!r} is neither an absolute URI nor an absolute path")
+        raw = strip_prefix(parts.path or "/", self.prefix)
+        return None if raw is None else paths.url_to_path(raw)
 
     @property
-    def scheme(self) -> str:
-        return str(self.environ.get("wsgi.url_scheme", "http")).lower()
-
-    @property
-    def host(self) -> str:
-        host = self.environ.get("HTTP_HOST")
-        if host:
-            return str(host)
-        name = str(self.environ.get("SERVER_NAME", "localhost"))
-        return f"{name}:{self.environ.get('SERVER_PORT', '80')}"
-
-
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
-def _origin(netloc: str, scheme: str) -> tuple[str, str]:
-    """`(host, port)` with the scheme's default port filled in and the host lower-cased."""
-    netloc = netloc.rpartition("@")[2].lower()
-    if netloc.startswith("["):
-        host, _, rest = netloc.partition("]")
-        host += "]"
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = netloc.partition(":")
-    return host, port or _DEFAULT_PORTS.get(scheme.lower(), "")
+    def prefix(self) -> str:
+        return self.origin.prefix

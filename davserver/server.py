@@ -12,6 +12,7 @@ from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config
 from .httpd import ElasticServer
+from .origin import Site
 from .passwords import Users
 from .provider.fs import FilesystemProvider
 from .services import Services
@@ -39,6 +40,7 @@ def build_services(config: Config) -> Services:
         )
     rules = [Rule(path, user, level) for path, user, level in config.access]  # type: ignore[arg-type]
     policy = default_policy(authenticator is not None, config.anonymous, rules)
+    site = Site.create(config.public_url, config.prefix, config.prefix_mode, config.trusted_proxies)
     return Services(
         config,
         provider,
@@ -46,6 +48,7 @@ def build_services(config: Config) -> Services:
         SqliteLockStore(db),
         policy=policy,
         authenticator=authenticator,
+        site=site,
     )
 
 
@@ -81,6 +84,14 @@ class DavServer:
     @property
     def port(self) -> int:
         return int(self.httpd.bind_addr[1])
+
+    @property
+    def public_url(self) -> str:
+        """The URL clients use: the configured public one, or the address served."""
+        site = self.services.site
+        if site.public_host:
+            return f"{site.public_scheme}://{site.public_host}{site.prefix}/"
+        return self.url
 
     @property
     def url(self) -> str:

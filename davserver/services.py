@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .auth import Authenticator, Policy, default_policy
 from .config import Config
+from .origin import Site
 from .provider.base import Provider
 from .store.base import LockStore, PropertyStore
 
@@ -21,3 +22,4 @@ class Services:
     clock: Callable[[], float] = field(default=time.time)
     policy: Policy = field(default_factory=lambda: default_policy(False, "", ()))
     authenticator: Authenticator | None = None
+    site: Site = field(default_factory=Site)

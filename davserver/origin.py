@@ -1,0 +1,224 @@
+"""The public face of the server: the scheme, host and path prefix clients see.
+
+Behind a reverse proxy the server's own address is not what clients use, yet WebDAV carries
+URLs inside messages (Destination, every href, tagged If lists). Every URL the server reads or
+writes is therefore built from one `Origin`, resolved per request as pure functions of the
+configuration (`Site`) and the WSGI environ:
+
+- `public_url` set: it is the origin, and forwarded headers are ignored;
+- otherwise, from a peer listed in `trusted_proxies`: RFC 7239 `Forwarded` or the
+  `X-Forwarded-Proto/-Host/-Port/-Prefix` headers;
+- otherwise the request's own scheme and Host.
+
+The prefix is where the share appears in the public URL space. In `strip` mode the proxy
+removes it before passing a request on; in `keep` mode requests still carry it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """How the server is reached, from the configuration."""
+
+    public_scheme: str = ""
+    public_host: str = ""
+    prefix: str = ""
+    mode: Literal["strip", "keep"] = "strip"
+    trusted: tuple[Network, ...] = ()
+
+    @classmethod
+    def create(
+        cls, public_url: str, prefix: str, mode: str, trusted_proxies: Iterable[str]
+    ) -> Site:
+        """Raises ValueError with a reason for a bad URL, prefix or address."""
+        scheme = host = ""
+        if public_url:
+            parts = urlsplit(public_url)
+            if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+                raise ValueError(f"{public_url!r} is not an http:// or https:// URL")
+            if parts.query or parts.fragment:
+                raise ValueError(f"{public_url!r} may not have a query or fragment")
+            scheme = parts.scheme
+            host = normalize_host(parts.netloc, scheme)
+            if not prefix:
+                prefix = unquote(parts.path)
+        networks = tuple(ipaddress.ip_network(a.strip(), strict=False) for a in trusted_proxies)
+        if mode not in ("strip", "keep"):
+            raise ValueError(f"prefix mode {mode!r} is neither strip nor keep")
+        return cls(scheme, host, encode_prefix(prefix), mode, networks)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """One request's public origin: scheme, host[:port] (default port left out), the encoded
+    path prefix (`""` or `/dav`), and the client's address for the log."""
+
+    scheme: str
+    host: str
+    prefix: str
+    client: str
+
+
+def encode_prefix(prefix: str) -> str:
+    """A plain prefix (`/dav/`, `dav`, `/my files`) as an encoded path without trailing slash."""
+    segments = [s for s in prefix.split("/") if s]
+    if any(s in (".", "..") for s in segments):
+        raise ValueError(f"the prefix {prefix!r} may not contain . or ..")
+    return "".join("/" + quote(s, safe="-._~!$()*,=:@") for s in segments)
+
+
+def normalize_host(netloc: str, scheme: str) -> str:
+    """`Host:Port` lower-cased, without user info and without the scheme's default port."""
+    netloc = netloc.rpartition("@")[2].strip().lower()
+    if netloc.startswith("["):
+        host, _, rest = netloc.partition("]")
+        host += "]"
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = netloc.partition(":")
+    if port and port != DEFAULT_PORTS.get(scheme.lower()):
+        return f"{host}:{port}"
+    return host
+
+
+def parse_forwarded(value: str) -> list[dict[str, str]]:
+    """RFC 7239 4: `for=a;proto=https, for="[::1]:80"` -> one dict per hop, keys lower-cased."""
+    elements: list[dict[str, str]] = []
+    for element in _split_outside_quotes(value, ","):
+        pairs: dict[str, str] = {}
+        for pair in _split_outside_quotes(element, ";"):
+            key, sep, raw = pair.partition("=")
+            if not sep:
+                continue
+            raw = raw.strip()
+            if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+                raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            pairs[key.strip().lower()] = raw
+        if pairs:
+            elements.append(pairs)
+    return elements
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _address(node: str) -> str:
+    """The IP of a `for=` node (`"[2001:db8::1]:4711"`, `192.0.2.1:80`), as written."""
+    node = node.strip()
+    if node.startswith("["):
+        return node[1:].partition("]")[0]
+    if node.count(":") == 1:
+        return node.partition(":")[0]
+    return node
+
+
+def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def _client(chain: list[str], peer: str, trusted: tuple[Network, ...]) -> str:
+    """The nearest address that is not one of our proxies, walking back from the peer."""
+    for address in reversed([*chain, peer]):
+        if not _trusted(address, trusted):
+            return address
+    return chain[0] if chain else peer
+
+
+def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
+    """The public origin of one request."""
+    peer = str(environ.get("REMOTE_ADDR", ""))
+    scheme = str(environ.get("wsgi.url_scheme", "http")).lower()
+    host = normalize_host(str(environ.get("HTTP_HOST") or _server_host(environ)), scheme)
+    prefix = site.prefix
+    client = peer
+    if site.public_host:
+        return Origin(site.public_scheme, site.public_host, prefix, peer)
+    if site.trusted and _trusted(peer, site.trusted):
+        forwarded = environ.get("HTTP_FORWARDED")
+        if forwarded:
+            hops = parse_forwarded(str(forwarded))
+            first = hops[0] if hops else {}
+            scheme = first.get("proto", scheme).lower()
+            host = normalize_host(first.get("host", host), scheme)
+            client = _client([_address(h["for"]) for h in hops if "for" in h], peer, site.trusted)
+        else:
+            scheme = _first(environ.get("HTTP_X_FORWARDED_PROTO"), scheme).lower()
+            fwd_host = _first(environ.get("HTTP_X_FORWARDED_HOST"), "")
+            port = _first(environ.get("HTTP_X_FORWARDED_PORT"), "")
+            if fwd_host:
+                host = fwd_host
+            if port:
+                host = host.rpartition(":")[0] if _has_port(host) else host
+                host = f"{host}:{port}"
+            host = normalize_host(host, scheme)
+            chain = [a.strip() for a in str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+            client = _client([a for a in chain if a], peer, site.trusted)
+        forwarded_prefix = environ.get("HTTP_X_FORWARDED_PREFIX")
+        if forwarded_prefix and not site.prefix:
+            try:
+                prefix = encode_prefix(unquote(_first(forwarded_prefix, "")))
+            except ValueError:
+                prefix = ""
+    return Origin(scheme if scheme in DEFAULT_PORTS else "http", host, prefix, client)
+
+
+def _first(value: Any, default: str) -> str:
+    if not value:
+        return default
+    return str(value).split(",")[0].strip() or default
+
+
+def _has_port(host: str) -> bool:
+    return host.rfind(":") > host.rfind("]")
+
+
+def _server_host(environ: Mapping[str, Any]) -> str:
+    return f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+
+
+def same_origin(uri_scheme: str, uri_netloc: str, origin: Origin) -> bool:
+    """Whether an absolute URI's scheme and authority are this origin's."""
+    scheme = uri_scheme.lower()
+    return scheme == origin.scheme and normalize_host(uri_netloc, scheme) == origin.host
+
+
+def strip_prefix(raw_path: str, prefix: str) -> str | None:
+    """`raw_path` without the encoded `prefix`, or None when it lies outside it.
+
+    Segments are compared decoded: a client may encode `~` or a space differently from us.
+    """
+    if not prefix:
+        return raw_path
+    wanted = [unquote(s) for s in prefix.split("/")[1:]]
+    parts = raw_path.split("/")[1:]
+    if [unquote(p) for p in parts[: len(wanted)]] != wanted:
+        return None
+    return "/" + "/".join(parts[len(wanted) :])
