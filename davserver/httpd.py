@@ -26,8 +26,7 @@ class _Request(server.HTTPRequest):
         # `Connection: close` too, so a refused upload is not read to its end first and no
         # further request is served on that connection (RFC 9112 9.6).
         if any(
-            k.lower() == b"connection" and v.strip().lower() == b"close"
-            for k, v in self.outheaders
+            k.lower() == b"connection" and v.strip().lower() == b"close" for k, v in self.outheaders
         ):
             self.close_connection = True
         super().send_headers()
