@@ -110,6 +110,9 @@ class Config:
         "where properties and locks are kept; empty: a folder per share under "
         "$XDG_STATE_HOME/davserver (~/.local/state/davserver)",
     )
+    hide_apple_metadata: bool = _opt(
+        "storage", False, "leave ._* and .DS_Store files out of listings (they stay usable)"
+    )
     # [limits]
     max_xml_body: int = _opt(
         "limits",

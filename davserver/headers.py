@@ -225,6 +225,24 @@ def _coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return ranges if len(merged) == len(ranges) else merged
 
 
+def parse_content_range(value: str) -> tuple[int, int, int | None]:
+    """`bytes first-last/total` (total may be `*`) of a partial PUT; 400 when malformed."""
+    unit, _, spec = value.strip().partition(" ")
+    span, _, total_s = spec.partition("/")
+    first_s, _, last_s = span.partition("-")
+    if (
+        unit.lower() != "bytes"
+        or not (first_s.isdigit() and last_s.isdigit())
+        or not (total_s == "*" or total_s.isdigit())
+        or int(last_s) < int(first_s)
+    ):
+        raise BadRequest(f"Content-Range {value!r} is not 'bytes first-last/total'")
+    total = None if total_s == "*" else int(total_s)
+    if total is not None and int(last_s) >= total:
+        raise BadRequest(f"Content-Range {value!r} ends beyond its total")
+    return int(first_s), int(last_s), total
+
+
 def if_range_allows(value: str | None, etag: str, mtime: float) -> bool:
     """If-Range (RFC 9110 13.1.5): send the ranges only when the validator still matches."""
     if value is None:

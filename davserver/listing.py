@@ -19,12 +19,21 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
+def hidden(services: Services, path: str) -> bool:
+    """Whether a member is left out of listings (not out of reach): Finder's `._*` and
+    `.DS_Store` files when `hide_apple_metadata` is on."""
+    if not services.config.hide_apple_metadata:
+        return False
+    name = paths.name(path)
+    return name.startswith("._") or name == ".DS_Store"
+
+
 def collection_page(services: Services, req: Request, collection: Resource, head: bool) -> Response:
     """Members sorted by name, collections first; every name escaped."""
     readable = (
         r
         for r in services.provider.children(collection.path)
-        if services.policy.allows(req.user, r.path, "read")
+        if services.policy.allows(req.user, r.path, "read") and not hidden(services, r.path)
     )
     members = sorted(
         readable,

@@ -210,6 +210,29 @@ def parse_document(body: bytes) -> Document:
     return Document(root, scopes)
 
 
+def _fragment(fragment: str) -> ET.Element:
+    # Live property fragments use the D: prefix of the document they are written into.
+    wrapped = f'<w xmlns:D="{DAV_NS}">{fragment}</w>'
+    try:
+        root: ET.Element = DET.fromstring(wrapped, forbid_dtd=True)
+        return root[0]
+    except (ET.ParseError, DefusedXmlException, IndexError) as exc:
+        raise BadRequest(f"not an XML element: {exc}") from None
+
+
+def text_of(fragment: str) -> str:
+    """All the text inside a serialized property element."""
+    return "".join(_fragment(fragment).itertext())
+
+
+def value_of(fragment: str) -> str:
+    """A property's value as a string: its text, or its inner XML when it holds elements."""
+    element = _fragment(fragment)
+    if len(element) == 0:
+        return element.text or ""
+    return fragment[fragment.index(">") + 1 : fragment.rindex("</")]
+
+
 def _expect_root(doc: Document, local: str) -> ET.Element:
     if doc.root.tag != _D + local:
         raise BadRequest(f"expected a <DAV:{local}> document, got {doc.root.tag}")

@@ -221,11 +221,16 @@ def test_put_if_match_on_missing_file_is_412(server):
     assert not (server.root / "missing.txt").exists()
 
 
-def test_put_with_content_range_is_refused(server):
+def test_put_with_content_range_writes_that_range_in_place(server):
     make_tree(server.root, {"f.txt": b"0123456789"})
-    r = server.request("PUT", "/f.txt", data=b"ab", headers={"Content-Range": "bytes 0-1/10"})
-    assert r.status_code == 400
-    assert (server.root / "f.txt").read_bytes() == b"0123456789"
+    r = server.request("PUT", "/f.txt", data=b"ab", headers={"Content-Range": "bytes 2-3/10"})
+    assert r.status_code == 204
+    assert (server.root / "f.txt").read_bytes() == b"01ab456789"
+    # A range that would leave a gap does not fit: 416 with the size to continue from.
+    r = server.request("PUT", "/f.txt", data=b"z", headers={"Content-Range": "bytes 20-20/30"})
+    assert r.status_code == 416
+    assert r.headers["Content-Range"] == "bytes */10"
+    assert (server.root / "f.txt").read_bytes() == b"01ab456789"
 
 
 def test_put_chunked_body_is_stored_completely(server):

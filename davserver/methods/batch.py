@@ -15,12 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import defusedxml.ElementTree as DET
-
 from .. import auth, paths, xmlin, xmlout
 from ..errors import BadRequest, DavError, Forbidden, MethodNotAllowed, PayloadTooLarge
 from ..locking import Guard
-from ..model import DAV_NS, MemberStatus, split_clark
+from ..model import MemberStatus, split_clark
 from ..props import LiveContext
 from ..request import Request, Response
 from ..services import Services
@@ -361,7 +359,7 @@ class Runner:
         for propstat in response.propstats:
             for name, xml in propstat.props:
                 if propstat.status == 200 and xml is not None:
-                    result.props[name] = xml_value(xml)
+                    result.props[name] = xmlin.value_of(xml)
                 else:
                     result.missing.append(name)
         result.href = self.req.href(target, resource.is_collection)
@@ -381,15 +379,6 @@ def _code(status: int) -> str:
         502: "bad-gateway",
         507: "insufficient-storage",
     }.get(status, "error")
-
-
-def xml_value(fragment: str) -> str:
-    """A property's value for JSON: its text, or its inner XML when it holds elements."""
-    wrapped = f'<w xmlns:D="{DAV_NS}">{fragment}</w>'
-    element = DET.fromstring(wrapped, forbid_dtd=True)[0]
-    if len(element) == 0:
-        return element.text or ""
-    return fragment[fragment.index(">") + 1 : fragment.rindex("</")]
 
 
 # -- the handler -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import headers as h
-from .. import paths
+from .. import paths, syncmeta
 from ..errors import Conflict, Forbidden, PreconditionFailed
 from ..locking import Guard
 from ..model import MemberStatus
@@ -74,8 +74,14 @@ def _run(services: Services, req: Request, guard: Guard, move: bool) -> Response
         overwrite=h.parse_overwrite(req.header("Overwrite")),
     )
     check_preconditions(req, stat_or_none(services, req.path))
+    mtime_header = req.header("X-OC-Mtime")
+    mtime = syncmeta.parse_mtime(mtime_header) if mtime_header is not None else None
     status, failures = transfer(services, guard, op)
-    return tree_response(req, (op.source, op.destination), failures, status)
+    response = tree_response(req, (op.source, op.destination), failures, status)
+    if mtime is not None and not failures:
+        services.provider.set_mtime(op.destination, mtime)
+        response.headers.append(("X-OC-Mtime", "accepted"))
+    return response
 
 
 def copy(services: Services, req: Request, guard: Guard) -> Response:

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator
 from .. import headers as h
 from .. import paths, xmlin, xmlout
 from ..errors import DavError, Forbidden
+from ..listing import hidden
 from ..locking import Guard
 from ..model import PropResponse, PropStat, Resource
 from ..props import ALLPROP, LIVE, LiveContext
@@ -120,6 +121,8 @@ def propfind(services: Services, req: Request, guard: Guard) -> Response:
         if prefs.no_root and depth != "0":
             next(resources)
         for resource in resources:
+            if resource is not root and hidden(services, resource.path):
+                continue
             try:
                 if not readable(resource):
                     raise Forbidden("access to this resource is refused")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import xmlin, xmlout
+from .. import syncmeta, xmlin, xmlout
+from ..errors import BadRequest
 from ..locking import Guard
 from ..model import PropResponse, PropStat
 from ..props import is_protected
@@ -25,9 +26,25 @@ def apply_changes(
     """
     resource = services.provider.stat(path)
     guard.require(path)
-    refused = {c.name: 403 for c in changes if is_protected(c.name)}
+    refused: dict[str, int] = {}
+    mtimes: list[float] = []
+    for change in changes:
+        if is_protected(change.name):
+            refused[change.name] = 403
+        elif change.value is not None:
+            try:
+                mtime = syncmeta.property_mtime(change.name, change.value)
+            except BadRequest:
+                refused[change.name] = 409  # RFC 4918 9.2: a value the server cannot accept
+                continue
+            if mtime is not None:
+                mtimes.append(mtime)
     if not refused:
-        services.props.patch(path, [(c.name, c.value) for c in changes])
+        # Setting the time first: if it fails, nothing at all has changed.
+        for mtime in mtimes:
+            services.provider.set_mtime(path, mtime)
+        kept = [c for c in changes if not syncmeta.stored_only_as_effect(c.name)]
+        services.props.patch(path, [(c.name, c.value) for c in kept])
     statuses: dict[int, PropStat] = {}
     seen: set[str] = set()
     for change in changes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from .. import headers as h
@@ -69,6 +69,23 @@ def _get(services: Services, req: Request, head: bool) -> Response:
     resource = services.provider.stat(req.path)
     if resource.is_collection:
         return listing.collection_page(services, req, resource, head)
+    if head:
+        return _file_response(req, resource, None)
+    # Describe the file that was opened, not the one stat saw: a PUT may replace it between
+    # the two, and the headers must match the bytes sent.
+    resource, stream = services.provider.open_read(req.path)
+    try:
+        response = _file_response(req, resource, stream)
+    except BaseException:
+        stream.close()
+        raise
+    if not response.body:
+        stream.close()
+    return response
+
+
+def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) -> Response:
+    """The answer for a file; its body reads `stream` (None for HEAD)."""
     validators = h.Validators(h.quote_etag(resource.etag), resource.mtime)
     stop = h.evaluate_preconditions(req.method, req.environ, validators)
     base = [*entity_headers(resource), ("Accept-Ranges", "bytes")]
@@ -85,8 +102,7 @@ def _get(services: Services, req: Request, head: bool) -> Response:
             raise
     if ranges is None:
         headers = [*base, ("Content-Type", ctype), ("Content-Length", str(resource.size))]
-        body = () if head else _stream(services, resource.path, [(0, resource.size - 1)])
-        return Response(200, headers, body)
+        return Response(200, headers, _body(stream, [(0, resource.size - 1)], []))
     if len(ranges) == 1:
         first, last = ranges[0]
         headers = [
@@ -95,18 +111,7 @@ def _get(services: Services, req: Request, head: bool) -> Response:
             ("Content-Range", f"bytes {first}-{last}/{resource.size}"),
             ("Content-Length", str(last - first + 1)),
         ]
-        return Response(206, headers, () if head else _stream(services, resource.path, ranges))
-    return _multipart(services, resource, ranges, ctype, base, head)
-
-
-def _multipart(
-    services: Services,
-    resource: Resource,
-    ranges: list[tuple[int, int]],
-    ctype: str,
-    base: list[tuple[str, str]],
-    head: bool,
-) -> Response:
+        return Response(206, headers, _body(stream, ranges, []))
     boundary = uuid.uuid4().hex
     heads = [
         (
@@ -122,30 +127,27 @@ def _multipart(
         ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
         ("Content-Length", str(length)),
     ]
+    return Response(206, headers, _body(stream, ranges, [*heads, tail]))
 
-    if head:
-        return Response(206, headers)
-    stream = services.provider.open_read(resource.path)
 
-    def body() -> Iterator[bytes]:
+def _body(
+    stream: BinaryIO | None, ranges: list[tuple[int, int]], separators: list[bytes]
+) -> Iterable[bytes]:
+    """The ranges of `stream`, each after its separator (multipart parts), then the last
+    separator; nothing for HEAD."""
+    if stream is None:
+        return ()
+
+    def chunks() -> Iterator[bytes]:
         with stream:
-            for part_head, (first, last) in zip(heads, ranges, strict=True):
-                yield part_head
+            for index, (first, last) in enumerate(ranges):
+                if separators:
+                    yield separators[index]
                 yield from _read_span(stream, first, last)
-            yield tail
+            if separators:
+                yield separators[-1]
 
-    return Response(206, headers, body())
-
-
-def _stream(services: Services, path: str, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
-    stream = services.provider.open_read(path)
-
-    def body() -> Iterator[bytes]:
-        with stream:
-            for first, last in ranges:
-                yield from _read_span(stream, first, last)
-
-    return body()
+    return chunks()
 
 
 def _read_span(stream: BinaryIO, first: int, last: int) -> Iterator[bytes]:

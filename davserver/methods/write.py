@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from .. import headers as h
-from .. import paths
+from .. import paths, syncmeta
 from ..errors import (
     BadRequest,
+    DavError,
     Forbidden,
     MethodNotAllowed,
     NotFound,
     PreconditionFailed,
+    RangeNotSatisfiable,
     UnsupportedMediaType,
 )
 from ..locking import Guard
 from ..model import MemberStatus, Resource
+from ..provider.base import RangeWriter
 from ..request import Request, Response
 from ..services import Services
 from ..tree import delete_tree
@@ -50,11 +55,68 @@ def put(services: Services, req: Request, guard: Guard) -> Response:
         guard.require(req.path)
     else:
         guard.require_membership(req.path)
-    if req.header("Content-Range") is not None:
-        # RFC 9110 14.5: a server that does not apply partial PUTs must refuse them.
-        raise BadRequest("Content-Range on PUT is not supported")
-    stored = services.provider.write(req.path, req.body_chunks())
-    return Response(204 if existing else 201, entity_headers(stored))
+    mtime_header = req.header("X-OC-Mtime")
+    mtime = syncmeta.parse_mtime(mtime_header) if mtime_header is not None else None
+    content_range = req.header("Content-Range")
+    if content_range is not None:
+        stored = _put_range(services, req, existing, content_range)
+    else:
+        stored = _put_whole(services, req, existing is not None)
+    headers = []
+    if mtime is not None:
+        services.provider.set_mtime(req.path, mtime)
+        stored = services.provider.stat(req.path)
+        headers.append(("X-OC-Mtime", "accepted"))
+    return Response(204 if existing else 201, entity_headers(stored) + headers)
+
+
+def _put_whole(services: Services, req: Request, replaced: bool) -> Resource:
+    """The body replaces the file atomically, checked against OC-Checksum when one is sent."""
+    check = syncmeta.ChecksumCheck.from_header(req.header("OC-Checksum"))
+    chunks = req.body_chunks()
+    stored = services.provider.write(req.path, check.stream(chunks) if check else chunks)
+    if check is not None:
+        services.props.patch(req.path, [(syncmeta.CHECKSUMS, check.property_xml())])
+    elif replaced:
+        _drop_checksum(services, req.path)
+    return stored
+
+
+def _drop_checksum(services: Services, path: str) -> None:
+    # New content makes a stored checksum a lie.
+    if services.props.get(path, [syncmeta.CHECKSUMS]):
+        services.props.patch(path, [(syncmeta.CHECKSUMS, None)])
+
+
+def _put_range(services: Services, req: Request, existing: Resource | None, value: str) -> Resource:
+    """A resumable upload's next piece (Content-Range), written in place (RFC 9110 14.5)."""
+    writer = services.provider
+    if not isinstance(writer, RangeWriter):
+        raise DavError("this storage cannot write part of a file", status=501)
+    first, last, total = h.parse_content_range(value)
+    size = existing.size if existing is not None else 0
+    if first > size:
+        raise RangeNotSatisfiable(
+            f"the upload may continue at byte {size}, not {first}",
+            headers=[("Content-Range", f"bytes */{size}")],
+        )
+    expected = last - first + 1
+    if req.content_length is not None and req.content_length != expected:
+        raise BadRequest(f"Content-Range announces {expected} bytes, the body has another size")
+    stored = writer.write_range(req.path, first, _at_most(req.body_chunks(), expected))
+    if total is not None and stored.size > total:
+        stored = writer.truncate(req.path, total)
+    _drop_checksum(services, req.path)
+    return stored
+
+
+def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        if sent > limit:
+            raise BadRequest("the body is longer than its Content-Range")
+        yield chunk
 
 
 def make_collection(services: Services, guard: Guard, path: str) -> None:

@@ -14,7 +14,7 @@ bug and becomes a 500.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from ..model import Resource
 
@@ -33,10 +33,10 @@ class Provider(Protocol):
         """
         ...
 
-    def open_read(self, path: str) -> BinaryIO:
-        """A seekable binary stream of the file's content; the caller closes it.
-
-        Raises NotFound, Forbidden, MethodNotAllowed (a collection).
+    def open_read(self, path: str) -> tuple[Resource, BinaryIO]:
+        """The file as opened and a seekable binary stream of its content (the caller closes
+        it). The Resource describes exactly the bytes the stream gives, even if the file is
+        replaced meanwhile. Raises NotFound, Forbidden, MethodNotAllowed (a collection).
         """
         ...
 
@@ -80,4 +80,22 @@ class Provider(Protocol):
 
     def quota(self, path: str) -> tuple[int, int] | None:
         """`(used_bytes, available_bytes)` for RFC 4331, or None when unknown."""
+        ...
+
+
+@runtime_checkable
+class RangeWriter(Protocol):
+    """An optional extra: writing part of a file in place, for resumable uploads
+    (PUT with Content-Range). Providers that cannot (object stores) leave it out, and such
+    PUTs are refused with 501."""
+
+    def write_range(self, path: str, offset: int, chunks: Iterable[bytes]) -> Resource:
+        """Write the chunks into the file at `offset` (at most its current size; a new file
+        when 0 and none exists). Not atomic: a cut-off range leaves what arrived, which is what
+        a client resuming an upload expects. Raises NotFound, Conflict, Forbidden,
+        MethodNotAllowed (a collection), InsufficientStorage."""
+        ...
+
+    def truncate(self, path: str, size: int) -> Resource:
+        """Cut the file to `size` bytes (the declared total of a resumed upload)."""
         ...

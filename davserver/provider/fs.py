@@ -98,11 +98,16 @@ class FilesystemProvider:
                     continue  # vanished or a dangling link: not a member any more
                 yield _resource(paths.child(path, name), info)
 
-    def open_read(self, path: str) -> BinaryIO:
+    def open_read(self, path: str) -> tuple[Resource, BinaryIO]:
         local = self.local_path(path)
         try:
-            return open(local, "rb")
+            stream = open(local, "rb")  # noqa: SIM115 - the caller streams and closes it
         except OSError as exc:
+            _raise(exc, path)
+        try:
+            return _resource(path, os.fstat(stream.fileno())), stream
+        except OSError as exc:
+            stream.close()
             _raise(exc, path)
 
     def quota(self, path: str) -> tuple[int, int] | None:
@@ -173,6 +178,32 @@ class FilesystemProvider:
             _raise(exc, dst, parent_missing=True)
         _fsync_dir(os.path.dirname(dst_local))
         return True
+
+    def write_range(self, path: str, offset: int, chunks: Iterable[bytes]) -> Resource:
+        local = self.local_path(path)
+        if os.path.isdir(local):
+            raise MethodNotAllowed(f"{path} is a collection")
+        try:
+            flags = os.O_WRONLY | (os.O_CREAT if offset == 0 else 0)
+            fd = os.open(local, flags, self._file_mode)
+        except OSError as exc:
+            _raise(exc, path, parent_missing=True)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.seek(offset)
+                _write_chunks(out, chunks)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            _raise(exc, path)
+        return self.stat(path)
+
+    def truncate(self, path: str, size: int) -> Resource:
+        try:
+            os.truncate(self.local_path(path), size)
+        except OSError as exc:
+            _raise(exc, path)
+        return self.stat(path)
 
     def set_mtime(self, path: str, mtime: float) -> None:
         local = self.local_path(path)
