@@ -150,7 +150,7 @@ class DavApp:
                 raise Forbidden(f"{req.user or 'anonymous'} may not {need.level} here")
 
     def _error(self, req: Request | None, exc: DavError) -> Response:
-        if exc.status >= 500:
+        if exc.status == 500:
             log.error("%s", exc.message)
         headers = list(exc.headers)
         if exc.condition is not None:

@@ -5,7 +5,8 @@ URLs inside messages (Destination, every href, tagged If lists). Every URL the s
 writes is therefore built from one `Origin`, resolved per request as pure functions of the
 configuration (`Site`) and the WSGI environ:
 
-- `public_url` set: it is the origin, and forwarded headers are ignored;
+- `public_url` set: it is the origin, and forwarded headers cannot change it (a trusted
+  proxy's `for=` / X-Forwarded-For still names the client for the log);
 - otherwise, from a peer listed in `trusted_proxies`: RFC 7239 `Forwarded` or the
   `X-Forwarded-Proto/-Host/-Port/-Prefix` headers;
 - otherwise the request's own scheme and Host.
@@ -113,9 +114,13 @@ def parse_forwarded(value: str) -> list[dict[str, str]]:
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
-    quoted = False
+    quoted = escaped = False
     for char in text:
-        if char == '"':
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True  # a quoted-pair: the next character is literal, even a quote
+        elif char == '"':
             quoted = not quoted
         if char == separator and not quoted:
             parts.append("".join(current))
@@ -159,16 +164,19 @@ def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
     host = normalize_host(str(environ.get("HTTP_HOST") or _server_host(environ)), scheme)
     prefix = site.prefix
     client = peer
+    trusted = bool(site.trusted) and _trusted(peer, site.trusted)
     if site.public_host:
-        return Origin(site.public_scheme, site.public_host, prefix, peer)
-    if site.trusted and _trusted(peer, site.trusted):
+        # The URL is fixed; a trusted proxy still says who the client is, for the log.
+        client = _forwarded_client(environ, peer, site) if trusted else peer
+        return Origin(site.public_scheme, site.public_host, prefix, client)
+    if trusted:
         forwarded = environ.get("HTTP_FORWARDED")
         if forwarded:
             hops = parse_forwarded(str(forwarded))
             first = hops[0] if hops else {}
             scheme = first.get("proto", scheme).lower()
             host = normalize_host(first.get("host", host), scheme)
-            client = _client([_address(h["for"]) for h in hops if "for" in h], peer, site.trusted)
+            client = _forwarded_client(environ, peer, site)
         else:
             scheme = _first(environ.get("HTTP_X_FORWARDED_PROTO"), scheme).lower()
             fwd_host = _first(environ.get("HTTP_X_FORWARDED_HOST"), "")
@@ -179,8 +187,7 @@ def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
                 host = host.rpartition(":")[0] if _has_port(host) else host
                 host = f"{host}:{port}"
             host = normalize_host(host, scheme)
-            chain = [a.strip() for a in str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
-            client = _client([a for a in chain if a], peer, site.trusted)
+            client = _forwarded_client(environ, peer, site)
         forwarded_prefix = environ.get("HTTP_X_FORWARDED_PREFIX")
         if forwarded_prefix and not site.prefix:
             try:
@@ -188,6 +195,18 @@ def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
             except ValueError:
                 prefix = ""
     return Origin(scheme if scheme in DEFAULT_PORTS else "http", host, prefix, client)
+
+
+def _forwarded_client(environ: Mapping[str, Any], peer: str, site: Site) -> str:
+    """The client a trusted proxy names: from Forwarded `for=`, else X-Forwarded-For."""
+    forwarded = environ.get("HTTP_FORWARDED")
+    if forwarded:
+        hops = parse_forwarded(str(forwarded))
+        chain = [_address(h["for"]) for h in hops if "for" in h]
+    else:
+        listed = str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",")
+        chain = [a.strip() for a in listed if a.strip()]
+    return _client(chain, peer, site.trusted)
 
 
 def _first(value: Any, default: str) -> str:

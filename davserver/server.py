@@ -91,6 +91,8 @@ class DavServer:
         site = self.services.site
         if site.public_host:
             return f"{site.public_scheme}://{site.public_host}{site.prefix}/"
+        if site.mode == "keep":
+            return self.url.rstrip("/") + site.prefix + "/"
         return self.url
 
     @property

@@ -10,6 +10,7 @@ times faster, and the tests parse every shape back with lxml to keep it well-for
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator
 
 from . import paths
@@ -17,6 +18,7 @@ from .errors import status_line
 from .model import DAV_NS, MemberStatus, PropResponse, split_clark
 
 CHUNK = 64 * 1024
+FLUSH_AFTER = 0.2
 XML_DECL = '<?xml version="1.0" encoding="utf-8"?>\n'
 MULTISTATUS_OPEN = XML_DECL + '<D:multistatus xmlns:D="DAV:">'
 MULTISTATUS_CLOSE = "</D:multistatus>\n"
@@ -64,17 +66,20 @@ def element(name: str, inner: str = "") -> str:
     return f"<{tag}{decl}>{inner}</{tag}>"
 
 
-def chunked(parts: Iterable[str]) -> Iterator[bytes]:
-    """Join string fragments into UTF-8 chunks of about CHUNK bytes."""
+def chunked(parts: Iterable[str], max_delay: float = FLUSH_AFTER) -> Iterator[bytes]:
+    """Join string fragments into UTF-8 chunks of about CHUNK bytes, or what has gathered
+    after `max_delay` seconds, so a slow walk or batch still shows progress."""
     buffer: list[str] = []
     size = 0
+    started = time.monotonic()
     for part in parts:
         buffer.append(part)
         size += len(part)
-        if size >= CHUNK:
+        if size >= CHUNK or time.monotonic() - started >= max_delay:
             yield "".join(buffer).encode("utf-8")
             buffer.clear()
             size = 0
+            started = time.monotonic()
     if buffer:
         yield "".join(buffer).encode("utf-8")
 

@@ -85,3 +85,17 @@ def test_default_state_dir_is_outside_the_root_and_per_share(tmp_path: Path) -> 
     b = load(None, {"root": str(tmp_path / "b")}).resolved_state_dir()
     assert a != b
     assert not a.startswith(str(tmp_path))
+
+
+def test_systemd_unit_runs_the_server_and_stops_it_with_sigterm() -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(CONFIG_DIR / "davserver.service")
+    service = unit["Service"]
+    command = service["ExecStart"].split()
+    assert command[0].endswith("/davserver") and command[1:3] == ["serve", "--config"]
+    assert service["KillSignal"] == "SIGTERM" and service["User"] == "davserver"
+    assert service["StateDirectory"] == "davserver"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"

@@ -269,6 +269,9 @@ class Runner:
             result.status = exc.status
             result.error = exc.condition or _code(exc.status)
             result.message = exc.message
+            if exc.status == 412 and op.op in ("move", "copy"):
+                # Say it in the batch's own terms, not the Overwrite header's.
+                result.message = f"{op.destination} exists and overwrite is false"
         return result
 
     def _authorize(self, op: Operation) -> None:

@@ -37,7 +37,7 @@ def transfer(services: Services, guard: Guard, op: Transfer) -> tuple[int, list[
     dst = op.destination
     if dst == op.source:
         raise Forbidden("the source and the destination are the same resource")
-    if paths.is_ancestor(op.source, dst):
+    if source.is_collection and paths.is_ancestor(op.source, dst):
         raise Forbidden("a collection cannot be copied or moved into itself")
     if paths.is_ancestor(dst, op.source):
         raise Forbidden("the destination contains the source")

@@ -1,0 +1,1184 @@
+"""Live-server tests for the JSON batch endpoint (issue 8): POST {"operations": [...]} to a
+collection, a 207 with each operation's own outcome, as JSON or as a <D:multistatus>.
+
+Each operation must behave exactly as the WebDAV method it stands for; the hypothesis test at the
+end runs random batches on one server and the same operations as single WebDAV requests on a
+second server with an identical tree, lock and properties, and compares everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import cheroot.server
+import pytest
+import requests
+from conftest import LiveServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from davserver import paths
+from davserver.errors import Forbidden
+from davserver.passwords import set_password
+
+D = "{DAV:}"
+JSON = {"Content-Type": "application/json"}
+LOCK_BODY = (
+    b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+    b"<D:locktype><D:write/></D:locktype><D:owner>batch-test</D:owner></D:lockinfo>"
+)
+COLOR = "{urn:t}color"
+SHAPE = "{urn:t}shape"
+
+
+@pytest.fixture(autouse=True)
+def _fast_server_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # cheroot's serve loop polls every 0.5 s, which is what stop() waits for; this only speeds
+    # up teardown and changes nothing the tests observe.
+    monkeypatch.setattr(cheroot.server.HTTPServer, "expiration_interval", 0.02)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def make_tree(root: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> None:
+    for rel in dirs:
+        (root / rel).mkdir(parents=True, exist_ok=True)
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under root: file bytes, or None for a directory."""
+    result: dict[str, bytes | None] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        result[rel] = None if path.is_dir() else path.read_bytes()
+    return result
+
+
+def post(
+    server: Any,
+    operations: list[dict[str, Any]],
+    at: str = "/",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> requests.Response:
+    body = json.dumps({"operations": operations, **extra})
+    return server.request("POST", at, headers={**JSON, **(headers or {})}, data=body.encode())
+
+
+def run(server: Any, operations: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """POST a batch that must be accepted; the parsed JSON answer, checked for its frame."""
+    response = post(server, operations, **kwargs)
+    assert response.status_code == 207, response.text
+    assert response.headers["Content-Type"].split(";")[0] == "application/json"
+    document = response.json()
+    results = document["results"]
+    assert [r["index"] for r in results] == list(range(len(operations)))
+    assert [r["op"] for r in results] == [op["op"] for op in operations]
+    assert [r["path"] for r in results] == [op["path"] for op in operations]
+    failed = sum(1 for r in results if not (200 <= r["status"] < 300 and r["status"] != 207))
+    assert document["summary"] == {
+        "total": len(operations),
+        "succeeded": len(operations) - failed,
+        "failed": failed,
+    }
+    return document
+
+
+def statuses(document: dict[str, Any]) -> list[int]:
+    return [r["status"] for r in document["results"]]
+
+
+def lock(server: Any, path: str, depth: str = "infinity") -> str:
+    response = server.request(
+        "LOCK",
+        path,
+        headers={"Content-Type": "application/xml", "Depth": depth, "Timeout": "Second-3600"},
+        data=LOCK_BODY,
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.headers["Lock-Token"].strip("<>")
+
+
+def dead_props(server: Any, path: str) -> dict[str, str]:
+    return server.services.props.get(path)
+
+
+def prop_value(xml: str) -> str:
+    element = etree.fromstring(f'<w xmlns:D="DAV:">{xml}</w>')[0]
+    return element.text or ""
+
+
+def multistatus(content: bytes) -> dict[str, int]:
+    """A WebDAV 207 body as {decoded href path: status}."""
+    doc = etree.fromstring(content)
+    assert doc.tag == D + "multistatus"
+    result = {}
+    for response in doc.findall(D + "response"):
+        href = response.findtext(D + "href")
+        status = response.findtext(D + "status")
+        assert href is not None and status is not None, etree.tostring(response)
+        result[unquote(urlsplit(href).path)] = int(status.split()[1])
+    return result
+
+
+class Refusing:
+    """A provider that delegates everything but refuses delete() of the chosen names."""
+
+    def __init__(self, inner: Any, names: set[str]) -> None:
+        self.inner = inner
+        self.names = names
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete(self, path: str) -> None:
+        if paths.name(path) in self.names:
+            raise Forbidden(f"{path} may not be deleted")
+        self.inner.delete(path)
+
+
+# -- each operation succeeding --------------------------------------------------------------
+
+
+def test_every_operation_succeeds_with_results_in_order(server):
+    make_tree(
+        server.root,
+        {
+            "old/report.pdf": b"%PDF",
+            "draft.txt": b"draft",
+            "photos/raw/x.jpg": b"jpeg",
+            "photos/y.jpg": b"y",
+            "a.txt": b"aaa",
+            "docs/a.txt": b"12345",
+        },
+        ("archive", "backup"),
+    )
+    operations = [
+        {"op": "delete", "path": "old/report.pdf"},
+        {"op": "move", "path": "draft.txt", "destination": "archive/draft.txt", "overwrite": False},
+        {"op": "copy", "path": "photos/", "destination": "backup/photos/", "depth": "infinity"},
+        {"op": "mkcol", "path": "new folder/"},
+        {
+            "op": "proppatch",
+            "path": "a.txt",
+            "set": {COLOR: "red & <blue>"},
+            "remove": ["{urn:t}old"],
+        },
+        {
+            "op": "propfind",
+            "path": "docs/a.txt",
+            "props": ["{DAV:}getcontentlength", "{DAV:}getetag"],
+        },
+    ]
+    document = run(server, operations)
+    results = document["results"]
+    assert statuses(document) == [204, 201, 201, 201, 200, 200]
+    assert [r["href"] for r in results] == [
+        "/old/report.pdf",
+        "/draft.txt",
+        "/photos/",
+        "/new%20folder/",
+        "/a.txt",
+        "/docs/a.txt",
+    ]
+    for result in results:
+        assert "error" not in result and "members" not in result, result
+    assert document["summary"] == {"total": 6, "succeeded": 6, "failed": 0}
+
+    etag = server.request("HEAD", "/docs/a.txt").headers["ETag"]
+    assert results[5]["props"] == {"{DAV:}getcontentlength": "5", "{DAV:}getetag": etag}
+    assert results[5]["missing"] == []
+
+    files = snapshot(server.root)
+    assert "old/report.pdf" not in files and "old" in files
+    assert "draft.txt" not in files and files["archive/draft.txt"] == b"draft"
+    assert files["backup/photos/raw/x.jpg"] == b"jpeg" and files["photos/raw/x.jpg"] == b"jpeg"
+    assert files["backup/photos/y.jpg"] == b"y"
+    assert files["new folder"] is None
+    assert prop_value(dead_props(server, "/a.txt")[COLOR]) == "red & <blue>"
+    # The property is the same one a WebDAV client sees.
+    found = server.request(
+        "PROPFIND",
+        "/a.txt",
+        headers={"Depth": "0"},
+        data=b'<D:propfind xmlns:D="DAV:"><D:prop><x:color xmlns:x="urn:t"/></D:prop></D:propfind>',
+    )
+    assert found.status_code == 207
+    assert etree.fromstring(found.content).findtext(".//{urn:t}color") == "red & <blue>"
+
+
+def test_hrefs_are_percent_encoded_and_collections_keep_their_slash(server):
+    make_tree(server.root, {"sp ace/é.txt": b"x", "100%.txt": b"y"})
+    operations = [
+        {"op": "propfind", "path": "sp ace/é.txt", "props": ["{DAV:}getcontentlength"]},
+        {"op": "propfind", "path": "sp ace/", "props": ["{DAV:}resourcetype"]},
+        {"op": "delete", "path": "100%.txt"},
+        {"op": "mkcol", "path": "neu/"},
+        {"op": "mkcol", "path": "neu/ü"},
+    ]
+    results = run(server, operations)["results"]
+    assert [r["status"] for r in results] == [200, 200, 204, 201, 201]
+    assert [r["href"] for r in results] == [
+        "/sp%20ace/%C3%A9.txt",
+        "/sp%20ace/",
+        "/100%25.txt",
+        "/neu/",
+        "/neu/%C3%BC",
+    ]
+    assert "collection" in results[1]["props"]["{DAV:}resourcetype"]
+    assert (server.root / "neu" / "ü").is_dir()
+
+
+def test_copy_and_move_over_an_existing_destination_answer_204(server):
+    make_tree(server.root, {"a.txt": b"new a", "b.txt": b"new b", "x.txt": b"old", "y.txt": b"o"})
+    document = run(
+        server,
+        [
+            {"op": "copy", "path": "a.txt", "destination": "x.txt"},
+            {"op": "move", "path": "b.txt", "destination": "y.txt", "overwrite": True},
+            {"op": "copy", "path": "a.txt", "destination": "z.txt", "depth": "0"},
+        ],
+    )
+    assert statuses(document) == [204, 204, 201]
+    assert snapshot(server.root) == {
+        "a.txt": b"new a",
+        "x.txt": b"new a",
+        "y.txt": b"new b",
+        "z.txt": b"new a",
+    }
+
+
+def test_copy_depth_zero_copies_only_the_collection(server):
+    make_tree(server.root, {"src/a.txt": b"a"})
+    run(server, [{"op": "copy", "path": "src/", "destination": "dst/", "depth": "0"}])
+    assert (server.root / "dst").is_dir()
+    assert list((server.root / "dst").iterdir()) == []
+
+
+def test_propfind_with_missing_names_and_allprop(server):
+    make_tree(server.root, {"f.txt": b"hello"}, ("coll",))
+    patched = run(server, [{"op": "proppatch", "path": "f.txt", "set": {COLOR: "green"}}])
+    assert statuses(patched) == [200]
+    document = run(
+        server,
+        [
+            {
+                "op": "propfind",
+                "path": "f.txt",
+                "props": ["{DAV:}getcontentlength", COLOR, "{urn:t}nope", "{DAV:}nope"],
+            },
+            {"op": "propfind", "path": "f.txt"},
+            {"op": "propfind", "path": "coll/"},
+        ],
+    )
+    named, every, coll = document["results"]
+    assert named["status"] == 200
+    assert named["props"] == {"{DAV:}getcontentlength": "5", COLOR: "green"}
+    assert sorted(named["missing"]) == ["{DAV:}nope", "{urn:t}nope"]
+
+    assert every["status"] == 200 and every["missing"] == []
+    props = every["props"]
+    assert props["{DAV:}getcontentlength"] == "5"
+    assert props[COLOR] == "green"
+    assert props["{DAV:}getetag"] == server.request("HEAD", "/f.txt").headers["ETag"]
+    for name in ("{DAV:}getlastmodified", "{DAV:}resourcetype", "{DAV:}displayname"):
+        assert name in props, props
+    assert props["{DAV:}resourcetype"] == ""
+    assert coll["href"] == "/coll/"
+    assert "collection" in coll["props"]["{DAV:}resourcetype"]
+    assert "{DAV:}getcontentlength" not in coll["props"]
+
+
+# -- each failure ------------------------------------------------------------------------------
+
+
+def test_missing_sources_are_404_and_the_rest_still_runs(server):
+    make_tree(server.root, {"here.txt": b"x"})
+    document = run(
+        server,
+        [
+            {"op": "delete", "path": "gone.txt"},
+            {"op": "move", "path": "gone.txt", "destination": "g.txt"},
+            {"op": "copy", "path": "gone/", "destination": "g/"},
+            {"op": "proppatch", "path": "gone.txt", "set": {COLOR: "x"}},
+            {"op": "propfind", "path": "gone.txt"},
+            {"op": "mkcol", "path": "no/parent/"},
+            {"op": "delete", "path": "here.txt"},
+        ],
+    )
+    results = document["results"]
+    assert statuses(document) == [404, 404, 404, 404, 404, 409, 204]
+    assert [r["error"] for r in results[:5]] == ["not-found"] * 5
+    assert results[5]["error"] == "conflict"
+    assert all(r["message"] for r in results[:6])
+    assert document["summary"] == {"total": 7, "succeeded": 1, "failed": 6}
+    assert snapshot(server.root) == {}
+
+
+def test_locked_target_without_its_token_is_423(server):
+    make_tree(server.root, {"locked.txt": b"L", "free.txt": b"F", "lc/in.txt": b"i"})
+    lock(server, "/locked.txt")
+    lock(server, "/lc/")
+    document = run(
+        server,
+        [
+            {"op": "delete", "path": "locked.txt"},
+            {"op": "proppatch", "path": "locked.txt", "set": {COLOR: "x"}},
+            {"op": "copy", "path": "free.txt", "destination": "locked.txt"},
+            {"op": "move", "path": "free.txt", "destination": "lc/free.txt"},
+            {"op": "mkcol", "path": "lc/sub/"},
+            {"op": "delete", "path": "lc/in.txt"},
+            {"op": "propfind", "path": "locked.txt", "props": ["{DAV:}getcontentlength"]},
+        ],
+    )
+    results = document["results"]
+    assert statuses(document) == [423, 423, 423, 423, 423, 423, 200]
+    for result in results[:6]:
+        assert result["error"] == "lock-token-submitted", result
+    assert snapshot(server.root) == {
+        "locked.txt": b"L",
+        "free.txt": b"F",
+        "lc": None,
+        "lc/in.txt": b"i",
+    }
+    assert dead_props(server, "/locked.txt") == {}
+
+
+def test_locked_target_with_its_token_in_the_if_header(server):
+    make_tree(server.root, {"locked.txt": b"L", "other.txt": b"O"})
+    token = lock(server, "/locked.txt")
+    # A tagged list names the locked resource; the If header is evaluated for it.
+    document = run(
+        server,
+        [
+            {"op": "proppatch", "path": "locked.txt", "set": {COLOR: "x"}},
+            {"op": "copy", "path": "other.txt", "destination": "locked.txt"},
+            {"op": "delete", "path": "locked.txt"},
+        ],
+        headers={"If": f"<{server.url('/locked.txt')}> (<{token}>)"},
+    )
+    assert statuses(document) == [200, 204, 204]
+    assert snapshot(server.root) == {"other.txt": b"O"}
+
+
+def test_batch_to_a_locked_collection_with_an_untagged_token(server):
+    make_tree(server.root, {"lc/a.txt": b"a", "lc/b.txt": b"b"})
+    token = lock(server, "/lc/")
+    without = run(server, [{"op": "delete", "path": "a.txt"}], at="/lc/")
+    assert statuses(without) == [423]
+    document = run(
+        server,
+        [
+            {"op": "delete", "path": "a.txt"},
+            {"op": "move", "path": "b.txt", "destination": "c.txt"},
+            {"op": "mkcol", "path": "d/"},
+        ],
+        at="/lc/",
+        headers={"If": f"(<{token}>)"},
+    )
+    assert statuses(document) == [204, 201, 201]
+    assert snapshot(server.root) == {"lc": None, "lc/c.txt": b"b", "lc/d": None}
+
+
+def test_locked_target_with_its_token_in_lock_tokens(server):
+    make_tree(server.root, {"locked.txt": b"L", "lc/in.txt": b"i", "f.txt": b"f"})
+    file_token = lock(server, "/locked.txt")
+    coll_token = lock(server, "/lc/")
+    document = run(
+        server,
+        [
+            {"op": "proppatch", "path": "locked.txt", "set": {COLOR: "y"}},
+            {"op": "delete", "path": "locked.txt"},
+            {"op": "move", "path": "f.txt", "destination": "lc/f.txt"},
+            {"op": "mkcol", "path": "lc/sub/"},
+        ],
+        lock_tokens=[f"{file_token}", coll_token],
+    )
+    assert statuses(document) == [200, 204, 201, 201]
+    assert snapshot(server.root) == {
+        "lc": None,
+        "lc/in.txt": b"i",
+        "lc/f.txt": b"f",
+        "lc/sub": None,
+    }
+    # A token given for one request is not remembered for the next.
+    again = run(server, [{"op": "mkcol", "path": "lc/other/"}])
+    assert statuses(again) == [423]
+
+
+def test_existing_destination_with_overwrite_false_is_412(server):
+    make_tree(server.root, {"draft.txt": b"new", "archive/draft.txt": b"old", "c/x": b"x"})
+    (server.root / "d").mkdir()
+    document = run(
+        server,
+        [
+            {
+                "op": "move",
+                "path": "draft.txt",
+                "destination": "archive/draft.txt",
+                "overwrite": False,
+            },
+            {"op": "copy", "path": "c/", "destination": "d/", "overwrite": False},
+        ],
+    )
+    move, copy = document["results"]
+    assert statuses(document) == [412, 412]
+    assert move["error"] == copy["error"] == "precondition-failed"
+    assert move["href"] == "/draft.txt"
+    # The message names the destination as the batch gave it (issue 8's example).
+    assert move["message"] == "archive/draft.txt exists and overwrite is false"
+    assert copy["message"] == "d/ exists and overwrite is false"
+    assert snapshot(server.root) == {
+        "draft.txt": b"new",
+        "archive": None,
+        "archive/draft.txt": b"old",
+        "c": None,
+        "c/x": b"x",
+        "d": None,
+    }
+
+
+def test_read_only_path_for_a_user_is_403_for_that_item_only(make_server, tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    set_password(str(htpasswd), "alice", "alice-pw")
+    set_password(str(htpasswd), "bob", "bob-pw")
+    live = make_server(htpasswd=str(htpasswd), access=(("/", "*", "write"), ("/ro", "bob", "read")))
+    make_tree(live.root, {"ro/f.txt": b"ro", "ro/g.txt": b"g", "mine.txt": b"m", "x.txt": b"x"})
+    bob = ("bob", "bob-pw")
+    anonymous = post(live, [{"op": "delete", "path": "x.txt"}])
+    assert anonymous.status_code == 401
+    document = run(
+        live,
+        [
+            {"op": "delete", "path": "ro/f.txt"},
+            {"op": "mkcol", "path": "ok/"},
+            {"op": "proppatch", "path": "ro/g.txt", "set": {COLOR: "x"}},
+            {"op": "copy", "path": "ro/g.txt", "destination": "copied.txt"},
+            {"op": "move", "path": "mine.txt", "destination": "ro/mine.txt"},
+            {"op": "copy", "path": "x.txt", "destination": "ro/x.txt"},
+            {"op": "mkcol", "path": "ro/new/"},
+            {"op": "propfind", "path": "ro/f.txt", "props": ["{DAV:}getcontentlength"]},
+            {"op": "delete", "path": "x.txt"},
+        ],
+        headers={"Authorization": requests.auth._basic_auth_str(*bob)},
+    )
+    results = document["results"]
+    assert statuses(document) == [403, 201, 403, 201, 403, 403, 403, 200, 204]
+    for index in (0, 2, 4, 5, 6):
+        assert results[index]["error"] == "forbidden"
+    assert snapshot(live.root) == {
+        "ro": None,
+        "ro/f.txt": b"ro",
+        "ro/g.txt": b"g",
+        "ok": None,
+        "copied.txt": b"g",
+        "mine.txt": b"m",
+    }
+    assert dead_props(live, "/ro/g.txt") == {}
+    # alice may write there: the rule is bob's alone.
+    alice = run(
+        live,
+        [{"op": "delete", "path": "ro/f.txt"}],
+        headers={"Authorization": requests.auth._basic_auth_str("alice", "alice-pw")},
+    )
+    assert statuses(alice) == [204]
+
+
+def test_paths_escaping_the_collection_are_403(server):
+    make_tree(server.root, {"top.txt": b"t", "sub/a.txt": b"a", "sub/b.txt": b"b"})
+    operations = [
+        {"op": "delete", "path": "../top.txt"},
+        {"op": "delete", "path": "a.txt/../../top.txt"},
+        {"op": "copy", "path": "a.txt", "destination": "../stolen.txt"},
+        {"op": "move", "path": "b.txt", "destination": "x/../../../moved.txt"},
+        {"op": "mkcol", "path": "../escaped/"},
+        {"op": "proppatch", "path": "..", "set": {COLOR: "x"}},
+        {"op": "propfind", "path": "../top.txt"},
+        {"op": "delete", "path": "a.txt"},
+    ]
+    document = run(server, operations, at="/sub/")
+    results = document["results"]
+    assert statuses(document) == [403] * 7 + [204]
+    for result in results[:7]:
+        assert result["error"] == "forbidden", result
+        assert "../" not in result["href"] and "/.." not in result["href"], result
+    assert snapshot(server.root) == {"top.txt": b"t", "sub": None, "sub/b.txt": b"b"}
+    assert dead_props(server, "/") == {}
+    # At the shared root too.
+    rooted = run(
+        server,
+        [{"op": "delete", "path": "../x"}, {"op": "delete", "path": "sub/../../x"}],
+    )
+    assert statuses(rooted) == [403, 403]
+
+
+def test_collection_with_an_undeletable_member_is_207_like_delete(server):
+    tree = {"keep.txt": b"k", "gone.txt": b"g", "sub/keep.txt": b"sk", "sub/gone.txt": b"sg"}
+    make_tree(server.root, {f"t1/{k}": v for k, v in tree.items()})
+    make_tree(server.root, {f"t2/{k}": v for k, v in tree.items()})
+    services = server.services
+    server.stop()
+    server.start(
+        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
+    )
+
+    webdav = server.request("DELETE", "/t2/")
+    assert webdav.status_code == 207
+    expected = multistatus(webdav.content)
+    assert expected == {"/t2/keep.txt": 403, "/t2/sub/keep.txt": 403}
+
+    document = run(server, [{"op": "delete", "path": "t1/"}, {"op": "mkcol", "path": "n/"}])
+    item, after = document["results"]
+    assert item["status"] == 207
+    assert after["status"] == 201
+    assert document["summary"] == {"total": 2, "succeeded": 1, "failed": 1}
+    members = item["members"]
+    assert {unquote(m["href"]).replace("/t1/", "/t2/"): m["status"] for m in members} == expected
+    assert sorted(m["path"] for m in members) == ["t1/keep.txt", "t1/sub/keep.txt"]
+    assert sorted(m["href"] for m in members) == ["/t1/keep.txt", "/t1/sub/keep.txt"]
+    files = snapshot(server.root)
+    assert {k for k in files if k.startswith("t1")} == {
+        k.replace("t2", "t1", 1) for k in files if k.startswith("t2")
+    }
+    assert "t1/gone.txt" not in files and files["t1/keep.txt"] == b"k"
+
+
+def test_proppatch_of_a_protected_property_changes_nothing(server):
+    make_tree(server.root, {"f.txt": b"f"})
+    run(server, [{"op": "proppatch", "path": "f.txt", "set": {SHAPE: "round"}}])
+    before = dead_props(server, "/f.txt")
+    document = run(
+        server,
+        [
+            {
+                "op": "proppatch",
+                "path": "f.txt",
+                "set": {COLOR: "red", "{DAV:}getetag": '"forged"'},
+                "remove": [SHAPE],
+            }
+        ],
+    )
+    (item,) = document["results"]
+    assert item["status"] == 403
+    assert item["propstat"] == {COLOR: 424, "{DAV:}getetag": 403, SHAPE: 424}
+    assert document["summary"] == {"total": 1, "succeeded": 0, "failed": 1}
+    assert dead_props(server, "/f.txt") == before
+    assert prop_value(before[SHAPE]) == "round"
+
+
+def test_batch_to_a_subcollection_resolves_paths_relative_to_it(server):
+    make_tree(
+        server.root,
+        {"sub/a.txt": b"a", "sub/b.txt": b"b", "a.txt": b"top a", "sub/deep/c.txt": b"c"},
+    )
+    document = run(
+        server,
+        [
+            {"op": "delete", "path": "a.txt"},
+            {"op": "copy", "path": "b.txt", "destination": "deep/b2.txt"},
+            {"op": "move", "path": "deep/", "destination": "moved/"},
+            {"op": "mkcol", "path": "new/"},
+            {"op": "proppatch", "path": "b.txt", "set": {COLOR: "sub"}},
+            {"op": "propfind", "path": "moved/c.txt", "props": ["{DAV:}getcontentlength"]},
+        ],
+        at="/sub/",
+    )
+    assert statuses(document) == [204, 201, 201, 201, 200, 200]
+    assert [r["href"] for r in document["results"]] == [
+        "/sub/a.txt",
+        "/sub/b.txt",
+        "/sub/deep/",
+        "/sub/new/",
+        "/sub/b.txt",
+        "/sub/moved/c.txt",
+    ]
+    assert snapshot(server.root) == {
+        "a.txt": b"top a",
+        "sub": None,
+        "sub/b.txt": b"b",
+        "sub/moved": None,
+        "sub/moved/c.txt": b"c",
+        "sub/moved/b2.txt": b"b",
+        "sub/new": None,
+    }
+    assert COLOR in dead_props(server, "/sub/b.txt")
+    assert dead_props(server, "/b.txt") == {}
+
+
+def test_undeletable_member_path_is_relative_to_a_subcollection(server):
+    make_tree(server.root, {"sub/t/keep.txt": b"k", "sub/t/gone.txt": b"g"})
+    services = server.services
+    server.stop()
+    server.start(
+        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
+    )
+    (item,) = run(server, [{"op": "delete", "path": "t/"}], at="/sub/")["results"]
+    assert item["status"] == 207
+    assert [(m["path"], m["href"], m["status"]) for m in item["members"]] == [
+        ("t/keep.txt", "/sub/t/keep.txt", 403)
+    ]
+
+
+# -- the XML form --------------------------------------------------------------------------
+
+
+def test_accept_xml_gives_a_multistatus_in_order(server):
+    make_tree(server.root, {"a.txt": b"a", "b.txt": b"b", "c.txt": b"c", "locked.txt": b"l"})
+    lock(server, "/locked.txt")
+    operations = [
+        {"op": "delete", "path": "a.txt"},
+        {"op": "copy", "path": "b.txt", "destination": "c.txt", "overwrite": False},
+        {"op": "mkcol", "path": "new dir/"},
+        {"op": "delete", "path": "locked.txt"},
+        {"op": "propfind", "path": "b.txt"},
+        {"op": "delete", "path": "missing.txt"},
+    ]
+    response = post(server, operations, headers={"Accept": "application/xml"})
+    assert response.status_code == 207
+    assert response.headers["Content-Type"].split(";")[0] in ("application/xml", "text/xml")
+    doc = etree.fromstring(response.content)
+    assert doc.tag == D + "multistatus"
+    responses = doc.findall(D + "response")
+    assert len(responses) == len(operations)
+    hrefs = [r.findtext(D + "href") for r in responses]
+    codes = [int((r.findtext(D + "status") or "").split()[1]) for r in responses]
+    assert hrefs == ["/a.txt", "/b.txt", "/new%20dir/", "/locked.txt", "/b.txt", "/missing.txt"]
+    assert codes == [204, 412, 201, 423, 200, 404]
+    for response_element in responses:
+        assert len(response_element.findall(D + "href")) == 1
+        assert (response_element.findtext(D + "status") or "").startswith("HTTP/1.1 ")
+    assert responses[3].find(f"{D}error/{D}lock-token-submitted") is not None
+    assert "c.txt" in (responses[1].findtext(D + "responsedescription") or "")
+    assert snapshot(server.root) == {
+        "b.txt": b"b",
+        "c.txt": b"c",
+        "locked.txt": b"l",
+        "new dir": None,
+    }
+
+
+def test_xml_form_lists_failed_members(server):
+    make_tree(server.root, {"t/keep.txt": b"k", "t/gone.txt": b"g"})
+    services = server.services
+    server.stop()
+    server.start(
+        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
+    )
+    response = post(server, [{"op": "delete", "path": "t/"}], headers={"Accept": "application/xml"})
+    assert response.status_code == 207
+    (element,) = etree.fromstring(response.content).findall(D + "response")
+    assert element.findtext(D + "href") == "/t/"
+    assert element.findtext(D + "status") == "HTTP/1.1 207 Multi-Status"
+    assert "t/keep.txt" in (element.findtext(D + "responsedescription") or "")
+
+
+# -- stop_on_error -----------------------------------------------------------------------------
+
+
+def test_stop_on_error_skips_the_rest_with_424(server):
+    make_tree(server.root, {"c.txt": b"c", "d.txt": b"d"})
+    document = run(
+        server,
+        [
+            {"op": "mkcol", "path": "a/"},
+            {"op": "delete", "path": "missing.txt"},
+            {"op": "mkcol", "path": "b/"},
+            {"op": "delete", "path": "c.txt"},
+            {"op": "move", "path": "d.txt", "destination": "e.txt"},
+        ],
+        stop_on_error=True,
+    )
+    results = document["results"]
+    assert statuses(document) == [201, 404, 424, 424, 424]
+    assert [r["error"] for r in results[2:]] == ["failed-dependency"] * 3
+    assert [r["href"] for r in results[2:]] == ["/b/", "/c.txt", "/d.txt"]
+    assert document["summary"] == {"total": 5, "succeeded": 1, "failed": 4}
+    assert snapshot(server.root) == {"a": None, "c.txt": b"c", "d.txt": b"d"}
+
+
+def test_stop_on_error_false_runs_everything(server):
+    make_tree(server.root, {"c.txt": b"c"})
+    document = run(
+        server,
+        [
+            {"op": "delete", "path": "missing.txt"},
+            {"op": "mkcol", "path": "b/"},
+            {"op": "delete", "path": "c.txt"},
+        ],
+        stop_on_error=False,
+    )
+    assert statuses(document) == [404, 201, 204]
+    assert snapshot(server.root) == {"b": None}
+
+
+def test_stop_on_error_counts_a_partial_failure_as_a_failure(server):
+    make_tree(server.root, {"t/keep.txt": b"k", "x.txt": b"x"})
+    services = server.services
+    server.stop()
+    server.start(
+        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
+    )
+    document = run(
+        server,
+        [{"op": "delete", "path": "t/"}, {"op": "delete", "path": "x.txt"}],
+        stop_on_error=True,
+    )
+    assert statuses(document) == [207, 424]
+    assert (server.root / "x.txt").exists()
+
+
+# -- limits and malformed bodies --------------------------------------------------------------
+
+
+def test_more_operations_than_the_limit_is_400_and_runs_nothing(make_server):
+    live = make_server(max_batch_operations=3)
+    make_tree(live.root, {"a.txt": b"a"})
+    before = snapshot(live.root)
+    operations = [
+        {"op": "delete", "path": "a.txt"},
+        {"op": "mkcol", "path": "b/"},
+        {"op": "mkcol", "path": "c/"},
+        {"op": "mkcol", "path": "d/"},
+    ]
+    response = post(live, operations)
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].split(";")[0] == "application/json"
+    body = response.json()
+    assert body["error"] == "too-many-operations"
+    assert "3" in body["message"] and "4" in body["message"]
+    assert snapshot(live.root) == before
+    # Exactly the limit is fine.
+    assert statuses(run(live, operations[:3])) == [204, 201, 201]
+
+
+def test_a_body_over_the_limit_is_413_and_runs_nothing(make_server):
+    live = make_server(max_batch_body=200)
+    make_tree(live.root, {"a.txt": b"a"})
+    before = snapshot(live.root)
+    operations = [{"op": "mkcol", "path": f"dir{i}/"} for i in range(10)]
+    operations.insert(0, {"op": "delete", "path": "a.txt"})
+    assert len(json.dumps({"operations": operations})) > 200
+    response = post(live, operations)
+    assert response.status_code == 413
+    body = response.json()
+    assert body["error"] and body["message"]
+    assert snapshot(live.root) == before
+    # A small batch still works on that server.
+    assert statuses(run(live, [{"op": "mkcol", "path": "x/"}])) == [201]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the many malformed-body cases (each resets the tree)."""
+    base = tmp_path_factory.mktemp("batch")
+    (base / "root").mkdir()
+    live = LiveServer(base / "root", base / "state", {})
+    yield live
+    live.stop()
+
+
+def _ops(*items: Any) -> bytes:
+    return json.dumps({"operations": list(items)}).encode()
+
+
+GOOD = {"op": "mkcol", "path": "made/"}
+
+MALFORMED = [
+    # (id, body, error, index, a word the message must contain)
+    ("not-json", b"delete everything", "invalid-json", None, "JSON"),
+    ("truncated", b'{"operations": [', "invalid-json", None, "JSON"),
+    ("not-utf8", b'{"operations": ["\xff"]}', "invalid-json", None, "JSON"),
+    ("array", b"[]", "invalid-batch", None, "operations"),
+    ("string", b'"operations"', "invalid-batch", None, "operations"),
+    ("no-operations", b'{"ops": []}', "invalid-batch", None, "operations"),
+    ("operations-object", b'{"operations": {"op": "mkcol"}}', "invalid-batch", None, "operations"),
+    ("stop-not-bool", _ops(GOOD)[:-1] + b', "stop_on_error": "yes"}', "invalid-batch", None,
+     "stop_on_error"),
+    ("tokens-not-list", _ops(GOOD)[:-1] + b', "lock_tokens": "opaquelocktoken:x"}',
+     "invalid-batch", None, "lock_tokens"),
+    ("item-not-object", _ops(GOOD, "delete a.txt"), "invalid-operation", 1, "1"),
+    ("item-null", _ops(GOOD, None), "invalid-operation", 1, "1"),
+    ("unknown-op", _ops(GOOD, {"op": "rename", "path": "a.txt"}), "unknown-op", 1, "rename"),
+    ("missing-op", _ops(GOOD, {"path": "a.txt"}), "unknown-op", 1, "op"),
+    ("missing-path", _ops(GOOD, {"op": "delete"}), "invalid-operation", 1, "path"),
+    ("empty-path", _ops(GOOD, {"op": "delete", "path": ""}), "invalid-operation", 1, "path"),
+    ("path-number", _ops(GOOD, {"op": "delete", "path": 7}), "invalid-operation", 1, "path"),
+    ("missing-destination", _ops(GOOD, {"op": "move", "path": "a.txt"}), "invalid-operation", 1,
+     "destination"),
+    ("destination-list", _ops(GOOD, {"op": "copy", "path": "a.txt", "destination": ["b"]}),
+     "invalid-operation", 1, "destination"),
+    ("overwrite-string",
+     _ops(GOOD, {"op": "copy", "path": "a.txt", "destination": "b", "overwrite": "F"}),
+     "invalid-operation", 1, "overwrite"),
+    ("bad-depth", _ops(GOOD, {"op": "copy", "path": "a.txt", "destination": "b", "depth": "1"}),
+     "invalid-operation", 1, "depth"),
+    ("move-depth-0",
+     _ops(GOOD, {"op": "move", "path": "a.txt", "destination": "b", "depth": "0"}),
+     "invalid-operation", 1, "depth"),
+    ("set-list", _ops(GOOD, {"op": "proppatch", "path": "a.txt", "set": ["x"]}),
+     "invalid-operation", 1, "set"),
+    ("set-number-value", _ops(GOOD, {"op": "proppatch", "path": "a.txt", "set": {COLOR: 3}}),
+     "invalid-operation", 1, "set"),
+    ("remove-string", _ops(GOOD, {"op": "proppatch", "path": "a.txt", "remove": COLOR}),
+     "invalid-operation", 1, "remove"),
+    ("nothing-to-patch", _ops(GOOD, {"op": "proppatch", "path": "a.txt"}), "invalid-operation",
+     1, "nothing"),
+    ("bad-property-name", _ops(GOOD, {"op": "proppatch", "path": "a.txt", "set": {"color": "x"}}),
+     "invalid-operation", 1, "color"),
+    ("bad-removed-name",
+     _ops(GOOD, {"op": "proppatch", "path": "a.txt", "remove": ["{urn:t}a b"]}),
+     "invalid-operation", 1, "a b"),
+    ("props-string", _ops(GOOD, {"op": "propfind", "path": "a.txt", "props": "{DAV:}getetag"}),
+     "invalid-operation", 1, "props"),
+    ("bad-props-name", _ops(GOOD, {"op": "propfind", "path": "a.txt", "props": ["getetag"]}),
+     "invalid-operation", 1, "getetag"),
+    ("bad-later-item", _ops(GOOD, GOOD, GOOD, {"op": "delete", "path": None}),
+     "invalid-operation", 3, "path"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "index", "word"),
+    [pytest.param(*case[1:], id=case[0]) for case in MALFORMED],
+)
+def test_malformed_bodies_are_400_and_change_nothing(shared, body, error, index, word):
+    server = shared
+    for child in server.root.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    make_tree(server.root, {"a.txt": b"a", "keep/b.txt": b"b"})
+    before = snapshot(server.root)
+    response = server.request("POST", "/", headers=JSON, data=body)
+    assert response.status_code == 400, response.text
+    assert response.headers["Content-Type"].split(";")[0] == "application/json"
+    answer = response.json()
+    assert answer["error"] == error, answer
+    assert word.lower() in answer["message"].lower(), answer
+    if index is None:
+        assert "index" not in answer
+    else:
+        assert answer["index"] == index
+    assert snapshot(server.root) == before
+    assert not (server.root / "made").exists()
+
+
+def test_post_with_another_content_type_is_405(server):
+    make_tree(server.root, {"a.txt": b"a"})
+    body = _ops({"op": "delete", "path": "a.txt"})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        response = server.request("POST", "/", headers={"Content-Type": content_type}, data=body)
+        assert response.status_code == 405, content_type
+        assert "POST" in response.headers["Allow"]
+    no_type = server.request("POST", "/", data=body)
+    assert no_type.status_code == 405
+    assert (server.root / "a.txt").exists()
+    # Parameters on the JSON media type are fine.
+    charset = server.request(
+        "POST", "/", headers={"Content-Type": "application/json; charset=utf-8"}, data=body
+    )
+    assert charset.status_code == 207
+    assert not (server.root / "a.txt").exists()
+
+
+def test_post_of_a_batch_to_a_file_is_405(server):
+    make_tree(server.root, {"a.txt": b"a", "b.txt": b"b"})
+    response = post(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
+    assert response.status_code == 405
+    assert "Allow" in response.headers
+    assert snapshot(server.root) == {"a.txt": b"a", "b.txt": b"b"}
+
+
+def test_options_allow_includes_post(server):
+    for target in ("/", "/x.txt"):
+        if target == "/x.txt":
+            make_tree(server.root, {"x.txt": b"x"})
+        response = server.request("OPTIONS", target)
+        assert response.status_code == 200
+        allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+        assert "POST" in allowed, response.headers["Allow"]
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+class Holding:
+    """A provider whose make_collection() of one name waits until the test releases it."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self.inner = inner
+        self.name = name
+        self.release = threading.Event()
+        self.released_in_time: bool | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def make_collection(self, path: str) -> None:
+        if paths.name(path) == self.name:
+            self.released_in_time = self.release.wait(10)
+        self.inner.make_collection(path)
+
+
+def test_a_large_batch_is_streamed_chunked_with_every_result(make_server):
+    live = make_server(max_batch_operations=5000)
+    services = live.services
+    holding = Holding(services.provider, "d1999")
+    live.stop()
+    live.start(services=dataclasses.replace(services, provider=holding))
+    operations = [{"op": "mkcol", "path": f"d{i:04}/"} for i in range(2000)]
+    body = json.dumps({"operations": operations}).encode()
+    # The answer starts while the last operation has not run yet: results are streamed.
+    response = live.request("POST", "/", headers=JSON, data=body, stream=True)
+    holding.release.set()
+    assert response.status_code == 207
+    assert response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    assert "Content-Length" not in response.headers
+    document = json.loads(response.content)
+    assert holding.released_in_time is True
+    assert len(document["results"]) == 2000
+    assert [r["index"] for r in document["results"]] == list(range(2000))
+    assert {r["status"] for r in document["results"]} == {201}
+    assert document["results"][1999]["href"] == "/d1999/"
+    assert document["summary"] == {"total": 2000, "succeeded": 2000, "failed": 0}
+    assert len(list(live.root.iterdir())) == 2000
+
+
+# -- the batch equals the WebDAV requests (hypothesis) ---------------------------------------
+
+TREE = {"a/x.txt": b"x in a", "a/y.txt": b"y in a", "c.txt": b"c at the top"}
+TREE_DIRS = ("a", "b")
+# Existing names come twice, so that most operations meet the tree, its property and its lock.
+EXISTING = ["a", "a/", "a/x.txt", "a/y.txt", "b/", "c.txt"]
+PATHS = [*EXISTING, *EXISTING, "/", "a/z.txt", "b/x.txt", "d", "d/", "e/f"]
+NAMES = [COLOR, SHAPE]
+VALUES = ["red", "", "a<b & c>", "ünï"]
+FIND = ["{DAV:}getcontentlength", "{DAV:}resourcetype", "{DAV:}getcontenttype", COLOR, SHAPE]
+LOCK_ROOTS = [None, "/a/", "/a/", "/a/x.txt", "/c.txt", "/b/", "/", "/"]
+
+
+def _xml_name(name: str, value: str | None = None) -> str:
+    ns, local = name[1:].split("}")
+    if value is None:
+        return f'<p:{local} xmlns:p="{ns}"/>'
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f'<p:{local} xmlns:p="{ns}">{escaped}</p:{local}>'
+
+
+def _operation(draw: Callable[..., Any]) -> dict[str, Any]:
+    op = draw(st.sampled_from(["delete", "move", "copy", "mkcol", "proppatch", "propfind"]))
+    item: dict[str, Any] = {"op": op, "path": draw(st.sampled_from(PATHS))}
+    if op in ("move", "copy"):
+        item["destination"] = draw(st.sampled_from(PATHS))
+        overwrite = draw(st.sampled_from([None, True, False]))
+        if overwrite is not None:
+            item["overwrite"] = overwrite
+        if op == "copy":
+            depth = draw(st.sampled_from([None, "0", "infinity"]))
+            if depth is not None:
+                item["depth"] = depth
+    elif op == "proppatch":
+        names = [*NAMES, "{DAV:}getetag"]
+        sets = draw(st.dictionaries(st.sampled_from(names), st.sampled_from(VALUES), max_size=2))
+        removes = draw(st.lists(st.sampled_from(NAMES), max_size=2, unique=True))
+        if not sets and not removes:
+            sets = {COLOR: "blue"}
+        if sets:
+            item["set"] = sets
+        if removes:
+            item["remove"] = removes
+    elif op == "propfind" and draw(st.booleans()):
+        item["props"] = draw(st.lists(st.sampled_from(FIND), min_size=1, max_size=3, unique=True))
+    return item
+
+
+@st.composite
+def scenarios(draw: Callable[..., Any]) -> dict[str, Any]:
+    return {
+        "operations": draw(st.lists(st.composite(_operation)(), min_size=1, max_size=6)),
+        "lock_root": draw(st.sampled_from(LOCK_ROOTS)),
+        "supply": draw(st.sampled_from(["none", "body", "if"])),
+    }
+
+
+def _reset(server: Any, lock_root: str | None) -> str | None:
+    """The shared starting state: TREE on disk, one dead property, maybe one lock."""
+    for child in server.root.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    make_tree(server.root, TREE, TREE_DIRS)
+    services = server.services
+    now = time.time()
+    for held in services.locks.covering("/", now) + services.locks.under("/", now):
+        services.locks.release(held.token)
+    services.props.delete(["/"], recursive=True)
+    patched = server.request(
+        "PROPPATCH",
+        "/a/x.txt",
+        data=(
+            '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+            + _xml_name(COLOR, "initial")
+            + "</D:prop></D:set></D:propertyupdate>"
+        ).encode(),
+    )
+    assert patched.status_code == 207, patched.text
+    return None if lock_root is None else lock(server, lock_root)
+
+
+def _webdav(server: Any, item: dict[str, Any], if_header: str | None) -> requests.Response:
+    """The operation as its own WebDAV request."""
+    url = "/" + quote(item["path"].lstrip("/"))
+    headers: dict[str, str] = {}
+    if if_header is not None:
+        headers["If"] = if_header
+    body: bytes | None = None
+    method = item["op"].upper()
+    if item["op"] in ("move", "copy"):
+        headers["Destination"] = server.url("/" + quote(item["destination"].lstrip("/")))
+        headers["Overwrite"] = "T" if item.get("overwrite", True) else "F"
+        if "depth" in item:
+            headers["Depth"] = item["depth"]
+    elif item["op"] == "proppatch":
+        parts = ['<D:propertyupdate xmlns:D="DAV:">']
+        if item.get("set"):
+            parts.append("<D:set><D:prop>")
+            parts += [_xml_name(n, v) for n, v in item["set"].items()]
+            parts.append("</D:prop></D:set>")
+        if item.get("remove"):
+            parts.append("<D:remove><D:prop>")
+            parts += [_xml_name(n) for n in item["remove"]]
+            parts.append("</D:prop></D:remove>")
+        parts.append("</D:propertyupdate>")
+        body = "".join(parts).encode()
+        headers["Content-Type"] = "application/xml"
+    elif item["op"] == "propfind":
+        headers["Depth"] = "0"
+        headers["Content-Type"] = "application/xml"
+        if "props" in item:
+            names = "".join(_xml_name(n) for n in item["props"])
+            body = f'<D:propfind xmlns:D="DAV:"><D:prop>{names}</D:prop></D:propfind>'.encode()
+        else:
+            body = b'<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+    return server.request(method, url, headers=headers, data=body)
+
+
+def _webdav_outcome(item: dict[str, Any], response: requests.Response) -> tuple[Any, ...]:
+    status = response.status_code
+    if status != 207:
+        return (status,)
+    doc = etree.fromstring(response.content)
+    if item["op"] in ("proppatch", "propfind"):
+        (element,) = doc.findall(D + "response")
+        found: dict[str, int] = {}
+        for propstat in element.findall(D + "propstat"):
+            code = int((propstat.findtext(D + "status") or "").split()[1])
+            holder = propstat.find(D + "prop")
+            for prop in holder if holder is not None else []:
+                found[prop.tag] = code
+        if item["op"] == "proppatch":
+            return ("props", found)
+        return (
+            "found",
+            sorted(n for n, c in found.items() if c == 200),
+            sorted(n for n, c in found.items() if c != 200),
+        )
+    return ("members", multistatus(response.content))
+
+
+def _batch_outcome(item: dict[str, Any], result: dict[str, Any]) -> tuple[Any, ...]:
+    status = result["status"]
+    if item["op"] == "proppatch" and (status == 200 or "propstat" in result):
+        if status == 200:
+            names = [*item.get("set", {}), *item.get("remove", [])]
+            return ("props", dict.fromkeys(names, 200))
+        return ("props", result["propstat"])
+    if item["op"] == "propfind" and status == 200:
+        return ("found", sorted(result["props"]), sorted(result["missing"]))
+    if status == 207:
+        return ("members", {unquote(m["href"]): m["status"] for m in result["members"]})
+    return (status,)
+
+
+def _normal(xml: str) -> tuple[str, str]:
+    element = etree.fromstring(f'<w xmlns:D="DAV:">{xml}</w>')[0]
+    return element.tag, element.text or ""
+
+
+def _state(server: Any, token_names: dict[str, str]) -> dict[str, Any]:
+    files = snapshot(server.root)
+    services = server.services
+    candidates = {"/"} | {"/" + rel for rel in files}
+    candidates |= {"/" + p.strip("/") for p in PATHS}
+    props = {}
+    for path in sorted(candidates):
+        stored = services.props.get(path)
+        if stored:
+            props[path] = {name: _normal(value) for name, value in stored.items()}
+    now = time.time()
+    held = services.locks.covering("/", now) + services.locks.under("/", now)
+    locks = sorted((token_names.get(h.token, "?"), h.root, h.depth, h.scope) for h in held)
+    return {"files": files, "props": props, "locks": locks}
+
+
+@pytest.fixture
+def twins(make_server: Callable[..., Any]) -> tuple[Any, Any]:
+    return make_server(), make_server()
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=scenarios())
+def test_a_batch_equals_the_same_webdav_requests(twins, scenario):
+    batch_server, webdav_server = twins
+    operations = list(scenario["operations"])
+    token_a = _reset(batch_server, scenario["lock_root"])
+    token_b = _reset(webdav_server, scenario["lock_root"])
+    assert _state(batch_server, {token_a or "": "lock"}) == _state(
+        webdav_server, {token_b or "": "lock"}
+    )
+
+    supply = scenario["supply"] if token_a else "none"
+    extra: dict[str, Any] = {}
+    batch_if = webdav_if = None
+    if supply == "body":
+        extra["lock_tokens"] = [token_a]
+    if supply in ("body", "if"):
+        # The second list always holds, so only the token's submission matters.
+        webdav_if = f"(<{token_b}>) (Not <DAV:no-lock>)"
+    if supply == "if":
+        batch_if = f"(<{token_a}>) (Not <DAV:no-lock>)"
+
+    response = post(
+        batch_server, operations, headers={"If": batch_if} if batch_if else None, **extra
+    )
+    assert response.status_code == 207, response.text
+    results = response.json()["results"]
+    assert len(results) == len(operations)
+
+    for item, result in zip(operations, results, strict=True):
+        single = _webdav(webdav_server, item, webdav_if)
+        assert _batch_outcome(item, result) == _webdav_outcome(item, single), (item, result)
+
+    assert _state(batch_server, {token_a or "": "lock"}) == _state(
+        webdav_server, {token_b or "": "lock"}
+    )
