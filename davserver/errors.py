@@ -7,6 +7,7 @@ member's entry of a 207 Multi-Status.
 
 from __future__ import annotations
 
+import functools
 from http import HTTPStatus
 
 
@@ -100,6 +101,7 @@ class InsufficientStorage(DavError):
     status = 507
 
 
+@functools.cache
 def status_line(status: int) -> str:
     """`"404 Not Found"` for 404; the WSGI status string and the `<D:status>` text."""
     try:

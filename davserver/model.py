@@ -8,6 +8,7 @@ the hot path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 DAV_NS = "DAV:"
 
@@ -24,13 +25,13 @@ def split_clark(name: str) -> tuple[str, str]:
     return "", name
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
+class Resource(NamedTuple):
     """What a provider knows about one resource, from one stat-like call.
 
     `etag` is an opaque strong validator (without quotes) that changes whenever the content
     changes; `content_type` is None when the provider stores none (the server then guesses
-    from the name).
+    from the name). A NamedTuple rather than a frozen dataclass: a listing makes one per
+    member, and a tuple is several times cheaper to build.
     """
 
     path: str

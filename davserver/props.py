@@ -8,6 +8,7 @@ protected: a PROPPATCH that sets or removes one fails with 403
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -73,7 +74,17 @@ def _lastmodified(_: LiveContext, r: Resource) -> str:
 
 
 def rfc3339(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    """`1994-11-06T08:49:37Z` (RFC 4918 15.1 creationdate)."""
+    return _rfc3339(int(timestamp))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339(seconds: int) -> str:
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}Z"
+    )
 
 
 def _creationdate(_: LiveContext, r: Resource) -> str:
@@ -142,6 +153,8 @@ LIVE: dict[str, tuple[Compute, bool]] = {
 }
 
 ALLPROP = tuple(name for name, (_, in_allprop) in LIVE.items() if in_allprop)
+# The same, with each property's function, for the loop that runs once per listed resource.
+ALLPROP_COMPUTE = tuple((name, LIVE[name][0]) for name in ALLPROP)
 
 
 def is_protected(name: str) -> bool:

@@ -141,15 +141,17 @@ def prop_response(prefix: str, response: PropResponse) -> str:
                 f"<D:responsedescription>{escape(response.message)}</D:responsedescription>"
             )
     for propstat in response.propstats:
-        parts.append("<D:propstat><D:prop>")
-        parts.extend(xml if xml is not None else element(name) for name, xml in propstat.props)
-        parts.append(f"</D:prop><D:status>HTTP/1.1 {status_line(propstat.status)}</D:status>")
-        parts.append(_error_fragment(propstat.condition, ()))
-        if propstat.message:
-            parts.append(
-                f"<D:responsedescription>{escape(propstat.message)}</D:responsedescription>"
-            )
-        parts.append("</D:propstat>")
+        inner = "".join([xml if xml is not None else element(name) for name, xml in propstat.props])
+        description = (
+            f"<D:responsedescription>{escape(propstat.message)}</D:responsedescription>"
+            if propstat.message
+            else ""
+        )
+        parts.append(
+            f"<D:propstat><D:prop>{inner}</D:prop>"
+            f"<D:status>HTTP/1.1 {status_line(propstat.status)}</D:status>"
+            f"{_error_fragment(propstat.condition, ())}{description}</D:propstat>"
+        )
     parts.append("</D:response>")
     return "".join(parts)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import uuid
 from collections.abc import Iterable, Iterator
@@ -38,13 +39,20 @@ def options(services: Services, req: Request) -> Response:
 
 
 def content_type(resource: Resource) -> str:
-    """The stored type, or a guess from the name (RFC 9110 8.3)."""
+    """The stored type, or a guess from the name's extension (RFC 9110 8.3)."""
     if resource.content_type:
         return resource.content_type
-    guessed, encoding = mimetypes.guess_type(paths.name(resource.path), strict=False)
+    name = paths.name(resource.path)
+    dot = name.rfind(".")
+    return _type_of_extension(name[dot:] if dot > 0 else "")
+
+
+@functools.cache
+def _type_of_extension(extension: str) -> str:
+    guessed, encoding = mimetypes.guess_type("x" + extension, strict=False)
     if guessed is None or encoding is not None:
         # A .gz file is served as what it is, not as its uncompressed type.
-        return "application/octet-stream" if encoding or guessed is None else guessed
+        return "application/octet-stream"
     if guessed.startswith("text/"):
         return guessed + "; charset=utf-8"
     return guessed

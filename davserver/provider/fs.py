@@ -255,6 +255,8 @@ def _addressable(name: str) -> bool:
     # Names that no URL can reach (undecodable bytes, backslashes) are not shown.
     if "\\" in name:
         return False
+    if name.isascii():
+        return True
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
