@@ -426,16 +426,23 @@ def test_html_listing_escapes_names(server: Any, layout: Layout):
 
 
 class ExplodingProvider:
-    """Delegates to the real provider, but stat() of one path is a bug (RuntimeError)."""
+    """Delegates to the real provider, but looking at one path is a bug (RuntimeError)."""
 
     def __init__(self, inner: Any, bad: str) -> None:
         self._inner = inner
         self._bad = bad
 
-    def stat(self, path: str) -> Resource:
+    def _check(self, path: str) -> None:
         if path == self._bad:
             raise RuntimeError(f'boom in {path}: File "/secret/code.py", line 1')
+
+    def stat(self, path: str) -> Resource:
+        self._check(path)
         return self._inner.stat(path)  # type: ignore[no-any-return]
+
+    def open_read(self, path: str) -> Any:
+        self._check(path)
+        return self._inner.open_read(path)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from .. import headers as h
 from .. import listing, paths
-from ..errors import NotFound, RangeNotSatisfiable
+from ..errors import MethodNotAllowed, NotFound, RangeNotSatisfiable
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
@@ -74,14 +74,17 @@ def head(services: Services, req: Request) -> Response:
 
 
 def _get(services: Services, req: Request, head: bool) -> Response:
-    resource = services.provider.stat(req.path)
-    if resource.is_collection:
-        return listing.collection_page(services, req, resource, head)
     if head:
+        resource = services.provider.stat(req.path)
+        if resource.is_collection:
+            return listing.collection_page(services, req, resource, head)
         return _file_response(req, resource, None)
-    # Describe the file that was opened, not the one stat saw: a PUT may replace it between
-    # the two, and the headers must match the bytes sent.
-    resource, stream = services.provider.open_read(req.path)
+    try:
+        # Opened first, then described: a PUT may replace the file at any moment, and the
+        # headers must match the bytes sent.
+        resource, stream = services.provider.open_read(req.path)
+    except MethodNotAllowed:
+        return listing.collection_page(services, req, services.provider.stat(req.path), head)
     try:
         response = _file_response(req, resource, stream)
     except BaseException:
