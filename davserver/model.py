@@ -30,8 +30,12 @@ class Resource(NamedTuple):
 
     `etag` is an opaque strong validator (without quotes) that changes whenever the content
     changes; `content_type` is None when the provider stores none (the server then guesses
-    from the name). A NamedTuple rather than a frozen dataclass: a listing makes one per
-    member, and a tuple is several times cheaper to build.
+    from the name). `is_link` marks a resource that refers to another one (a symbolic link):
+    it can be read through, but tree operations treat it as a leaf, so a walk never loops
+    and a DELETE removes the link, never what it points to.
+
+    A NamedTuple rather than a frozen dataclass: a listing makes one per member, and a tuple
+    is several times cheaper to build.
     """
 
     path: str
@@ -41,6 +45,7 @@ class Resource(NamedTuple):
     ctime: float
     etag: str
     content_type: str | None = None
+    is_link: bool = False
 
 
 @dataclass(frozen=True, slots=True)

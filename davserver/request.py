@@ -102,6 +102,13 @@ class Request:
                 except (OSError, ValueError) as exc:
                     raise ClientDisconnected(f"the upload broke off: {exc}") from None
                 if not chunk:
+                    # Read the end of the chunked body (trailers, final CRLF) as well: left in
+                    # the buffer, cheroot takes it for the start of another request and a
+                    # worker thread waits on the idle connection.
+                    trailer = getattr(stream, "read_trailer_lines", None)
+                    if trailer is not None:
+                        for _line in trailer():
+                            pass
                     return
                 yield chunk
         remaining = length or 0

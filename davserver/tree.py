@@ -11,13 +11,14 @@ Loops use explicit stacks: a deep tree must not hit Python's recursion limit.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import paths
 from .errors import DavError
 from .model import MemberStatus, Resource
-from .provider.base import Provider
+from .provider.base import Provider, TreeCounter
 from .services import Services
 
 # A per-member check: None when the member may be changed, else why not.
@@ -65,13 +66,25 @@ def walk(
                 stack.pop()
                 continue
             yield child
-            if child.is_collection and depth != "1" and (descend is None or descend(child)):
+            if (
+                child.is_collection
+                and not child.is_link
+                and depth != "1"
+                and (descend is None or descend(child))
+            ):
                 stack.append(_children(provider, child.path))
     finally:
         for iterator in stack:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+
+def count(provider: Provider, resource: Resource, limit: int) -> int:
+    """How many resources a Depth: infinity walk of `resource` meets, stopping past `limit`."""
+    if isinstance(provider, TreeCounter):
+        return provider.count(resource.path, limit)
+    return sum(1 for _ in itertools.islice(walk(provider, resource, "infinity"), limit + 1))
 
 
 def _children(provider: Provider, path: str) -> Iterator[Resource]:
@@ -134,7 +147,7 @@ def delete_tree(
         while stack:
             frame = stack[-1]
             res = frame.resource
-            if res.is_collection and frame.members is None:
+            if res.is_collection and not res.is_link and frame.members is None:
                 error = check(res.path)
                 if error is None:
                     try:
@@ -155,7 +168,7 @@ def delete_tree(
                 if stack:
                     stack[-1].failed = True
                 continue
-            error = None if res.is_collection else check(res.path)
+            error = check(res.path) if res.is_link or not res.is_collection else None
             if error is None:
                 try:
                     provider.delete(res.path)

@@ -513,3 +513,25 @@ def test_error_bodies_never_contain_tracebacks(server: Any, layout: Layout):
         assert response.status_code < 500 or response.status_code == 502, (method, path)
         assert "Traceback" not in response.text, (method, path)
         assert 'File "' not in response.text, (method, path)
+
+
+def test_links_inside_the_root_are_leaves_for_tree_operations(server: Any):
+    # A link to a folder inside the share can be read through, but Depth: infinity must not
+    # loop through a link to an ancestor, and deleting the folder holding a link removes the
+    # link, never what it points to.
+    root = server.root
+    (root / "data").mkdir()
+    (root / "data" / "keep.txt").write_text("precious")
+    (root / "tree").mkdir()
+    os.symlink("../data", root / "tree" / "link")
+    os.symlink("..", root / "data" / "loop")
+    r = server.request("PROPFIND", "/", headers={"Depth": "infinity"})
+    assert r.status_code == 207
+    hrefs = [e.text for e in etree.fromstring(r.content).iter("{DAV:}href")]
+    assert sorted(hrefs) == sorted(
+        ["/", "/data/", "/data/keep.txt", "/data/loop/", "/tree/", "/tree/link/"]
+    )
+    assert server.request("GET", "/tree/link/keep.txt").text == "precious"
+    assert server.request("DELETE", "/tree").status_code == 204
+    assert (root / "data" / "keep.txt").read_text() == "precious"
+    assert not (root / "tree").exists()

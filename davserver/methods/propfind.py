@@ -7,7 +7,6 @@ becomes its own `<D:response>` and the document stays well-formed.
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 
@@ -21,7 +20,7 @@ from ..props import ALLPROP, ALLPROP_COMPUTE, LIVE, LiveContext
 from ..request import Request, Response
 from ..services import Services
 from ..store.base import PropertyStore
-from ..tree import walk
+from ..tree import count, walk
 from .read import content_type
 from .results import MULTISTATUS_TYPE
 
@@ -98,7 +97,7 @@ def propfind(services: Services, req: Request, guard: Guard) -> Response:
     root = provider.stat(req.path)
     if depth == h.INFINITY and root.is_collection:
         limit = services.config.max_propfind_resources
-        if sum(1 for _ in itertools.islice(walk(provider, root, depth), limit + 1)) > limit:
+        if count(provider, root, limit) > limit:
             raise Forbidden(
                 f"Depth: infinity would report more than {limit} resources",
                 condition="propfind-finite-depth",

@@ -99,3 +99,13 @@ class RangeWriter(Protocol):
     def truncate(self, path: str, size: int) -> Resource:
         """Cut the file to `size` bytes (the declared total of a resumed upload)."""
         ...
+
+
+@runtime_checkable
+class TreeCounter(Protocol):
+    """An optional extra: counting a tree more cheaply than walking it (the Depth: infinity
+    limit is checked before the first byte of a PROPFIND)."""
+
+    def count(self, path: str, limit: int) -> int:
+        """Resources in the tree at `path`, itself included; may stop once past `limit`."""
+        ...

@@ -57,6 +57,10 @@ class FilesystemProvider:
     def local_path(self, path: str) -> str:
         """The on-disk path for a provider path; raises NotFound if it resolves outside, and
         Forbidden for the names reserved for uploads in progress."""
+        return self._locate(path)[0]
+
+    def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
+        """`local_path`, and the lstat of its last component (None when it does not exist)."""
         segments = paths.split(path)
         if any(segment.startswith(TEMP_PREFIX) for segment in segments):
             raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
@@ -64,17 +68,19 @@ class FilesystemProvider:
         # each) and resolve just those; realpath() on every request cost a dozen lstats of
         # the root's own ancestors and half the time of a small GET.
         local = self.root
+        info: os.stat_result | None = None
         for segment in segments:
             local = os.path.join(local, segment)
             try:
-                mode = os.lstat(local).st_mode
+                info = os.lstat(local)
             except OSError:
                 # Nothing there (yet): no link below it either. The rest is joined unchecked.
-                local = os.path.join(self.root, *segments)
-                break
-            if st.S_ISLNK(mode) and not self._inside(local):
+                return os.path.join(self.root, *segments), None
+            if st.S_ISLNK(info.st_mode) and not self._inside(local):
                 raise NotFound(f"{path} is outside the shared folder")
-        return local
+        if not segments:
+            info = os.lstat(local)
+        return local, info
 
     def _inside(self, local: str) -> bool:
         real = os.path.realpath(local)
@@ -83,9 +89,11 @@ class FilesystemProvider:
     # -- reading ---------------------------------------------------------------------------
 
     def stat(self, path: str) -> Resource:
-        local = self.local_path(path)
+        local, info = self._locate(path)
+        if info is not None and not st.S_ISLNK(info.st_mode):
+            return _resource(path, info)  # lstat of a non-link is its stat: no second call
         try:
-            return _resource(path, os.stat(local))
+            return _resource(path, os.stat(local), is_link=info is not None)
         except OSError as exc:
             _raise(exc, path)
 
@@ -101,12 +109,35 @@ class FilesystemProvider:
                 if name.startswith(TEMP_PREFIX) or not _addressable(name):
                     continue
                 try:
-                    if entry.is_symlink() and not self._inside(entry.path):
+                    link = entry.is_symlink()
+                    if link and not self._inside(entry.path):
                         continue
                     info = entry.stat()
                 except OSError:
                     continue  # vanished or a dangling link: not a member any more
-                yield _resource(paths.child(path, name), info)
+                yield _resource(paths.child(path, name), info, is_link=link)
+
+    def count(self, path: str, limit: int) -> int:
+        """The resources in the tree at `path` (itself included), stopping once past `limit`:
+        from directory entries alone, without a stat per member, and not through links, as
+        walks go."""
+        found = 1
+        pending = [self.local_path(path)]
+        while pending:
+            try:
+                entries = os.scandir(pending.pop())
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.name.startswith(TEMP_PREFIX) or not _addressable(entry.name):
+                        continue
+                    found += 1
+                    if found > limit:
+                        return found
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+        return found
 
     def open_read(self, path: str) -> tuple[Resource, BinaryIO]:
         local = self.local_path(path)
@@ -172,7 +203,7 @@ class FilesystemProvider:
         except OSError as exc:
             _raise(exc, src)
         with source:
-            self._atomic_replace(dst, dst_local, lambda out: shutil.copyfileobj(source, out))
+            self._atomic_replace(dst, dst_local, lambda out: _copy_file(source, out))
 
     def move(self, src: str, dst: str) -> bool:
         src_local = self.local_path(src)
@@ -274,14 +305,31 @@ def _addressable(name: str) -> bool:
     return True
 
 
-def _resource(path: str, info: os.stat_result) -> Resource:
+def _resource(path: str, info: os.stat_result, is_link: bool = False) -> Resource:
     is_dir = st.S_ISDIR(info.st_mode)
     size = 0 if is_dir else info.st_size
     # Inode + nanosecond mtime + size: a same-size rewrite within one second still changes it,
     # and every atomic replace makes a new inode anyway.
     etag = f"{info.st_ino:x}-{info.st_mtime_ns:x}-{size:x}"
     created = getattr(info, "st_birthtime", None) or min(info.st_ctime, info.st_mtime)
-    return Resource(path, is_dir, size, info.st_mtime, created, etag)
+    return Resource(path, is_dir, size, info.st_mtime, created, etag, None, is_link)
+
+
+def _copy_file(source: BinaryIO, out: BinaryIO) -> None:
+    """Copy in the kernel where it can (copy_file_range: no round trip through Python, and
+    reflinks on filesystems that share extents); fall back to a buffered copy."""
+    size = os.fstat(source.fileno()).st_size
+    copied = 0
+    try:
+        while copied < size:
+            sent = os.copy_file_range(source.fileno(), out.fileno(), size - copied)
+            if sent == 0:
+                break
+            copied += sent
+    except OSError:
+        source.seek(copied)
+        out.seek(copied)
+        shutil.copyfileobj(source, out, 1024 * 1024)
 
 
 def _write_chunks(out: BinaryIO, chunks: Iterable[bytes]) -> None:
