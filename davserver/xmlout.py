@@ -3,8 +3,9 @@
 Multistatus bodies are streamed: built from per-resource results as they arrive and handed to
 the WSGI server in chunks of about 64 KiB (cheroot flushes the socket on every chunk, so one
 write per element would cost a system call each). Elements are written from pre-built string
-fragments with explicit escaping: measured against lxml's incremental writer, this is several
-times faster, and the tests parse every shape back with lxml to keep it well-formed.
+fragments with explicit escaping: for 10,000 PROPFIND responses that is 2.3 to 3.2 times
+faster than lxml's incremental `etree.xmlfile` (bench/xml_serialization.py), so lxml is not
+needed at run time; the tests parse every shape back with lxml to keep it well-formed.
 """
 
 from __future__ import annotations
