@@ -95,7 +95,14 @@ class DavApp:
         if environ.get("REQUEST_METHOD") == "HEAD":
             body = ()
         start_response(status_line(response.status), headers)
-        return _Logged(body, environ, req, response.status, started)
+        logged = _Logged(body, environ, req, response.status, started)
+        if response.file_wrapper and body is response.body:
+            # Handed to the server as is, so it can send the file itself; the access line is
+            # written now, with the length the headers promise.
+            logged.sent = int(dict(headers).get("Content-Length", "0"))
+            logged.log()
+            return body
+        return logged
 
     def _request(self, environ: dict[str, Any]) -> Request:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
@@ -222,6 +229,9 @@ class _Logged:
         close = getattr(self.body, "close", None)
         if close is not None:
             close()
+        self.log()
+
+    def log(self) -> None:
         if access_log.isEnabledFor(logging.INFO):
             env = self.environ
             user = self.req.user if self.req is not None and self.req.user else "-"

@@ -27,9 +27,13 @@ class ClientDisconnected(DavError):
 
 @dataclass(slots=True)
 class Response:
+    """`file_wrapper` marks a body made by the server's `wsgi.file_wrapper`, which must reach
+    the server untouched for it to send the file itself (sendfile)."""
+
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: Iterable[bytes] = ()
+    file_wrapper: bool = False
 
 
 @dataclass(slots=True)

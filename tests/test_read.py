@@ -569,3 +569,35 @@ def test_large_file_streams_back_identical(server):
     with open(server.root / "big.bin", "rb") as f:
         f.seek(15728640)
         assert r.content == f.read(10)
+
+
+def test_get_hands_the_file_to_wsgi_file_wrapper_when_the_server_offers_one(server, caplog):
+    # gunicorn offers wsgi.file_wrapper and then sends the file with sendfile(); the body
+    # must reach it as the wrapper itself, not re-iterated by the app.
+    import io
+    import logging
+    import wsgiref.util
+
+    from davserver.app import DavApp
+
+    (server.root / "big.bin").write_bytes(b"x" * 100_000)
+    app = DavApp(server.services)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "REQUEST_URI": "/big.bin",
+        "PATH_INFO": "/big.bin",
+        "SCRIPT_NAME": "",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "x",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.file_wrapper": wsgiref.util.FileWrapper,
+    }
+    statuses = []
+    with caplog.at_level(logging.INFO, logger="davserver.access"):
+        body = app(environ, lambda status, headers: statuses.append(status))
+    assert isinstance(body, wsgiref.util.FileWrapper)
+    assert statuses == ["200 OK"]
+    assert b"".join(body) == b"x" * 100_000
+    body.close()
+    assert any('"GET /big.bin" 200 100000' in r.getMessage() for r in caplog.records)

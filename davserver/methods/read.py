@@ -113,6 +113,10 @@ def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) ->
             raise
     if ranges is None:
         headers = [*base, ("Content-Type", ctype), ("Content-Length", str(resource.size))]
+        wrapper = req.environ.get("wsgi.file_wrapper")
+        if stream is not None and wrapper is not None:
+            # The server sends the whole file itself (gunicorn: sendfile); cheroot has none.
+            return Response(200, headers, wrapper(stream, READ_CHUNK), file_wrapper=True)
         return Response(200, headers, _body(stream, [(0, resource.size - 1)], []))
     if len(ranges) == 1:
         first, last = ranges[0]
