@@ -123,6 +123,13 @@ class SqlitePropertyStore:
                     )
 
     def copy(self, src: str, dst: str, *, recursive: bool) -> None:
+        self._transfer(src, dst, recursive=recursive, keep_source=True)
+
+    def move(self, src: str, dst: str) -> None:
+        self._transfer(src, dst, recursive=True, keep_source=False)
+
+    def _transfer(self, src: str, dst: str, *, recursive: bool, keep_source: bool) -> None:
+        """Replace dst's properties (tree) with src's, in one transaction."""
         where_dst, args_dst = _subtree("path", dst, recursive)
         where_src, args_src = _subtree("path", src, recursive)
         with self.db.write() as conn:
@@ -131,23 +138,10 @@ class SqlitePropertyStore:
                 f"SELECT path, name, value FROM props WHERE {where_src}",  # noqa: S608
                 args_src,
             ).fetchall()
+            if not keep_source:
+                conn.execute(f"DELETE FROM props WHERE {where_src}", args_src)  # noqa: S608
             conn.executemany(
                 "INSERT OR REPLACE INTO props (path, parent, name, value) VALUES (?, ?, ?, ?)",
-                _rebased(rows, src, dst),
-            )
-
-    def move(self, src: str, dst: str) -> None:
-        where_dst, args_dst = _subtree("path", dst, True)
-        where_src, args_src = _subtree("path", src, True)
-        with self.db.write() as conn:
-            conn.execute(f"DELETE FROM props WHERE {where_dst}", args_dst)  # noqa: S608
-            rows = conn.execute(
-                f"SELECT path, name, value FROM props WHERE {where_src}",  # noqa: S608
-                args_src,
-            ).fetchall()
-            conn.execute(f"DELETE FROM props WHERE {where_src}", args_src)  # noqa: S608
-            conn.executemany(
-                "INSERT INTO props (path, parent, name, value) VALUES (?, ?, ?, ?)",
                 _rebased(rows, src, dst),
             )
 
