@@ -33,6 +33,7 @@ class Timed:
     total: float
     responses: int = 0  # <D:response> elements counted in a multistatus body
     marker_hits: int = 0  # occurrences of the caller's marker in the body
+    body: bytes = b""  # the body itself, when the caller asked to keep it
 
 
 def connect(port: int, timeout: float = TIMEOUT) -> http.client.HTTPConnection:
@@ -47,10 +48,12 @@ def timed_request(
     headers: dict[str, str] | None = None,
     count_responses: bool = False,
     marker: bytes | None = None,
+    keep_body: bool = False,
 ) -> Timed:
     """Send one request on `conn`, read the body to the end, and time it.
 
-    The body is read in pieces and dropped, so the client's memory stays flat; TTFB is the time
+    The body is read in pieces and dropped (kept in `Timed.body` only with `keep_body`, for
+    small answers the caller must check), so the client's memory stays flat; TTFB is the time
     from sending the request to the first byte of the body (for a streamed multistatus, the
     moment the server starts answering; for a buffered one, almost the total).
     """
@@ -66,7 +69,10 @@ def timed_request(
     buffer = bytearray(READ_SIZE)
     view = memoryview(buffer)
     scan = count_responses or marker is not None
+    kept: list[bytes] = []
     while chunk:
+        if keep_body:
+            kept.append(bytes(chunk))
         if scan:
             window = tail + bytes(chunk)
             if count_responses:
@@ -74,7 +80,7 @@ def timed_request(
             if marker is not None:
                 hits += window.count(marker) - tail.count(marker)
             tail = window[-64:]
-        if scan:
+        if scan or keep_body:
             chunk = resp.read1(READ_SIZE)
             size += len(chunk)
         else:
@@ -83,7 +89,7 @@ def timed_request(
             chunk = view[:n] if n else b""
     total = time.perf_counter() - started
     resp.close()  # read to the end already; this lets `conn` carry the next request
-    return Timed(resp.status, size, ttfb, total, responses, hits)
+    return Timed(resp.status, size, ttfb, total, responses, hits, b"".join(kept))
 
 
 def expect(result: Timed, statuses: Iterable[int], what: str) -> Timed:

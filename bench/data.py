@@ -28,6 +28,7 @@ class Sizes:
     large_tree: tuple[int, int, int] | None = None  # /tree-large/, with --large
     big_file: int = 256 * 1024 * 1024  # /big.bin
     put_tree: tuple[int, int] = (10, 100)  # PUT figure: folders x files of SMALL_SIZE
+    batch_files: int = 1_000  # batch DELETE figure: files deleted per batch (and one by one)
 
     @staticmethod
     def quick() -> Sizes:
@@ -39,6 +40,7 @@ class Sizes:
             tree=(4, 5, 99),
             big_file=16 * 1024 * 1024,
             put_tree=(4, 25),
+            batch_files=100,
         )
 
     def as_dict(self) -> dict[str, object]:

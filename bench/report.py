@@ -109,6 +109,8 @@ def _note(fig: Figure, server: str) -> str:
             parts.append(f"{total:.0f} errors")
         elif key == "files_per_s":
             parts.append(f"{med:,.0f} files/s")
+        elif key == "speedup":
+            parts.append(f"{med:.1f}x faster than one DELETE per file")
         else:
             parts.append(f"{key} {med:.3g}")
     return ", ".join(parts)

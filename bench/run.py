@@ -49,6 +49,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 # What a failing server or client run raises; it becomes a warning, and the run goes on.
 MEASURE_ERRORS = (BenchError, OSError, http.client.HTTPException, subprocess.SubprocessError)
 PROP_NS = "urn:x-davserver-bench:"
+SERVERS = ("davserver", "davserver-gunicorn", "wsgidav", "apache")
 
 ALLPROP = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
@@ -89,6 +90,11 @@ class Scenario:
     # Flush the page cache's dirty data before each measurement, so that one server's
     # writeback does not land in the next one's time.
     sync: bool = False
+    # The servers that can do it (empty: all), e.g. the batch endpoint is davserver's own.
+    servers: tuple[str, ...] = ()
+
+    def runs_on(self, server: Server) -> bool:
+        return not self.servers or server.name in self.servers
 
 
 # -- measurements ---------------------------------------------------------------------------------
@@ -362,6 +368,104 @@ def tree_scenario(sizes: data.Sizes) -> Scenario:
     return Scenario([put_fig, copy_fig, delete_fig], measure, warmup=False, sync=True)
 
 
+DAVSERVERS = ("davserver", "davserver-gunicorn")
+
+
+def _small_files(folder: str, count: int) -> list[str]:
+    """`count` files of 4 KiB written straight to disk (untimed setup); their names."""
+    os.makedirs(folder)
+    payload = os.urandom(data.SMALL_SIZE)
+    names = [f"f{i:04d}" for i in range(count)]
+    for name in names:
+        with open(os.path.join(folder, name), "wb") as out:
+            out.write(payload)
+    return names
+
+
+def batch_delete_scenario(sizes: data.Sizes) -> Scenario:
+    """Issue 8's figure: deleting N small files with one JSON batch POST, against N DELETE
+    requests one after another on one keep-alive connection (davserver only: the others have
+    no batch endpoint)."""
+    count = sizes.batch_files
+    batch_fig = Figure(
+        "batch-delete",
+        f"DELETE {count:,} files of 4 KiB in one JSON batch (POST)",
+        "time",
+        "s",
+        "lower",
+        ("speedup",),
+    )
+    seq_fig = Figure(
+        "delete-seq",
+        f"DELETE {count:,} files of 4 KiB, one request each (one connection)",
+        "time",
+        "s",
+        "lower",
+        ("files_per_s",),
+    )
+
+    def batch(server: Server, folder: str, names: list[str]) -> float:
+        operations = [{"op": "delete", "path": f"{folder}/{name}"} for name in names]
+        body = json.dumps({"operations": operations}).encode()
+        conn = client.connect(server.port, timeout=120)
+        try:
+            result = client.timed_request(
+                conn,
+                "POST",
+                "/",
+                body=body,
+                headers={"Content-Type": "application/json"},
+                keep_body=True,
+            )
+        finally:
+            conn.close()
+        client.expect(result, [207], f"{server.name} batch POST")
+        answer = json.loads(result.body)
+        succeeded = answer.get("summary", {}).get("succeeded")
+        if succeeded != count or len(answer.get("results", ())) != count:
+            raise BenchError(
+                f"{server.name} batch POST: summary {answer.get('summary')}, expected "
+                f"{count} succeeded"
+            )
+        return result.total
+
+    def one_by_one(server: Server, folder: str, names: list[str]) -> float:
+        conn = client.connect(server.port, timeout=60)
+        try:
+            started = time.perf_counter()
+            for name in names:
+                result = client.timed_request(conn, "DELETE", f"/{folder}/{name}")
+                client.expect(result, [204], f"{server.name} DELETE")
+            return time.perf_counter() - started
+        finally:
+            conn.close()
+
+    def measure(server: Server, round_: int) -> dict[str, dict[str, float]]:
+        folders = [f"batch-{round_}", f"seq-{round_}"]
+        for folder in folders:
+            shutil.rmtree(os.path.join(server.root, folder), ignore_errors=True)
+        names = [_small_files(os.path.join(server.root, f), count) for f in folders]
+        os.sync()
+        # Alternate which goes first, so that neither always gets the warmer caches.
+        order = [0, 1] if round_ % 2 == 0 else [1, 0]
+        times = [0.0, 0.0]
+        for which in order:
+            work = batch if which == 0 else one_by_one
+            times[which] = work(server, folders[which], names[which])
+        for folder in folders:
+            left = os.listdir(os.path.join(server.root, folder))
+            if left:
+                raise BenchError(f"{server.name}: {len(left)} files left in /{folder}/")
+            _delete(server, f"/{folder}/")
+        batch_time, seq_time = times
+        return {
+            "batch-delete": {"time": batch_time, "speedup": seq_time / batch_time},
+            "delete-seq": {"time": seq_time, "files_per_s": count / seq_time},
+        }
+
+    return Scenario([batch_fig, seq_fig], measure, sync=True, servers=DAVSERVERS)
+
+
 def _size_label(size: int) -> str:
     if size % (1024**3) == 0:
         return f"{size // 1024**3} GiB"
@@ -453,6 +557,7 @@ def scenarios(settings: Settings, master: str) -> list[Scenario]:
         big_get_scenario(sizes.big_file),
         big_put_scenario(sizes.big_file, os.path.join(master, "big.bin")),
         tree_scenario(sizes),
+        batch_delete_scenario(sizes),
     ]
     if settings.only:
         chosen = [
@@ -492,8 +597,10 @@ def run_scenarios(
         figures.extend(scenario.figures)
         names = ", ".join(f.id for f in scenario.figures)
         log(f"{names}")
-        broken: set[str] = set()
+        broken = {s.name for s in running if not scenario.runs_on(s)}
         for server in running:
+            if server.name in broken:
+                continue
             try:
                 if scenario.setup is not None:
                     scenario.setup(server)
@@ -520,7 +627,9 @@ def run_scenarios(
                     fig.add(server.name, result[fig.id])
         for fig in scenario.figures:
             line = "  ".join(
-                f"{s.name} {report.fmt(fig.median(s.name), fig.unit)}" for s in running
+                f"{s.name} {report.fmt(fig.median(s.name), fig.unit)}"
+                for s in running
+                if scenario.runs_on(s)
             )
             log(f"  {fig.id}: {line}")
     return figures
@@ -531,6 +640,7 @@ def started_servers(settings: Settings, workdir: str, master: str) -> Iterator[l
     """Per-server roots, and the servers on them; all stopped on the way out."""
     classes: dict[str, type[Server]] = {
         "davserver": servers.Davserver,
+        "davserver-gunicorn": servers.DavserverGunicorn,
         "wsgidav": servers.Wsgidav,
         "apache": servers.Apache,
     }
@@ -575,8 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, help="measured rounds per figure (default 5)")
     parser.add_argument(
         "--servers",
-        default="davserver,wsgidav,apache",
-        help="comma-separated subset of davserver,wsgidav,apache (default: all available)",
+        default=",".join(SERVERS),
+        help=f"comma-separated subset of {','.join(SERVERS)} (default: all available); "
+        "davserver is the app on cheroot (its own server, the baseline of the ratios), "
+        "davserver-gunicorn the same app under gunicorn (gthread, 2 workers x 8 threads)",
     )
     parser.add_argument(
         "--only", default="", help="comma-separated substrings of figure ids to run (e.g. pf1)"
@@ -601,9 +713,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.big_size:
         sizes = data.Sizes(**{**sizes.as_dict(), "big_file": parse_size(args.big_size)})  # type: ignore[arg-type]
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = set(wanted) - {"davserver", "wsgidav", "apache"}
+    unknown = set(wanted) - set(SERVERS)
     if unknown:
         raise SystemExit(f"bench/run.py: unknown servers {sorted(unknown)}")
+    if "davserver-gunicorn" in wanted and not servers.gunicorn_available():
+        log("gunicorn not installed: running without davserver-gunicorn")
+        wanted.remove("davserver-gunicorn")
     if "apache" in wanted and not servers.apache_available():
         log("Apache httpd with mod_dav_fs not found: running without it")
         wanted.remove("apache")

@@ -9,6 +9,8 @@ that operation and "growth" is that peak minus the resident size just before it.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import importlib.util
 import os
 import pwd
 import select
@@ -23,6 +25,7 @@ from pathlib import Path
 APACHE = "/usr/sbin/apache2"
 APACHE_MODULES = "/usr/lib/apache2/modules"
 LAUNCH = str(Path(__file__).resolve().parent / "launch.py")
+PROJECT = str(Path(__file__).resolve().parent.parent)
 START_TIMEOUT = 30.0
 
 
@@ -171,6 +174,79 @@ class Davserver(Server):
         from importlib.metadata import version
 
         return f"davserver {version('davserver')} on cheroot {version('cheroot')}"
+
+
+class DavserverGunicorn(Server):
+    """The same davserver app under gunicorn: 2 worker processes of 8 threads (gthread)."""
+
+    name = "davserver-gunicorn"
+    workers = 2
+    threads = 8
+
+    def start(self) -> None:
+        state = os.path.join(self.workdir, "davserver-gunicorn-state")
+        os.makedirs(state, exist_ok=True)
+        self.port = free_port()
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--worker-class",
+                "gthread",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--pythonpath",
+                PROJECT,
+                "--log-level",
+                "warning",
+                "--timeout",
+                "300",
+                f"bench.gunicorn_app:create({self.root!r}, {state!r})",
+            ]
+        )
+        _wait_until_answering(self, "davserver-gunicorn")
+        # ...and until every worker has forked, so that none is booting during a measurement.
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(self.memory.pids()) < 1 + self.workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return (
+            f"davserver {version('davserver')} on gunicorn {version('gunicorn')} "
+            f"(gthread, {self.workers} workers x {self.threads} threads)"
+        )
+
+
+def gunicorn_available() -> bool:
+    return importlib.util.find_spec("gunicorn") is not None
+
+
+def _wait_until_answering(server: Server, what: str) -> None:
+    """Poll until an OPTIONS on the server gets an answer (every worker may not be up yet,
+    but one is, and the others are started by then or soon after)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert server.proc is not None
+        if server.proc.poll() is not None:
+            break
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        try:
+            conn.request("OPTIONS", "/")
+            if conn.getresponse().status < 500:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
+    raise ServerError(f"{what} did not start; see {server.log_path}")
 
 
 class Wsgidav(Server):

@@ -87,10 +87,6 @@ class Locked(DavError):
     status = 423
 
 
-class FailedDependency(DavError):
-    status = 424
-
-
 class BadGateway(DavError):
     """502: a Destination on another server (RFC 4918 9.8.5)."""
 

@@ -161,6 +161,3 @@ def is_protected(name: str) -> bool:
     """Whether PROPPATCH may not set or remove `name`."""
     return name in LIVE or name == D + "getcontentlanguage"
 
-
-def is_live(name: str) -> bool:
-    return name in LIVE
