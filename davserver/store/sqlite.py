@@ -15,6 +15,7 @@ import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from .. import paths
+from ..errors import InsufficientStorage
 from .base import Lock, LockConflict, find_conflict
 
 SCHEMA = """
@@ -77,10 +78,14 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+                # SQLITE_FULL: the disk holding the state folder has no room (RFC 4918 507).
+                raise InsufficientStorage("no space left for properties and locks") from exc
             raise
-        conn.execute("COMMIT")
 
 
 class SqlitePropertyStore:
