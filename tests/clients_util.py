@@ -1,4 +1,5 @@
-"""Helpers for tests/test_clients.py: drive real WebDAV clients (cadaver, davfs2).
+"""Helpers for the client tests (test_clients, test_desktop_clients, test_rclone): drive real
+WebDAV clients (cadaver, davfs2) and watch the server's access log.
 
 A missing program or device is a test failure that names the Debian package to install, never
 a skip: CI installs them (tests/run), and a client test that silently does nothing proves nothing.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import logging
 import os
 import re
 import select
@@ -77,6 +79,25 @@ def access_entries(records: Iterable[Any]) -> list[tuple[str, str, int]]:
 def server_errors(records: Iterable[Any]) -> list[str]:
     """Access-log lines (davserver.access) whose status is 5xx."""
     return [f"{m} {t} -> {s}" for m, t, s in access_entries(records) if s >= 500]
+
+
+def capture_server_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture the server's log and access log (shown on failure, read by server_errors)."""
+    caplog.set_level(logging.INFO, logger="davserver.access")
+    caplog.set_level(logging.INFO, logger="davserver")
+
+
+def assert_no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """No captured access-log line has a 5xx status."""
+    errors = server_errors(caplog.records)
+    assert not errors, "the server answered 5xx:\n" + "\n".join(errors)
+
+
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The body of an autouse fixture: capture the logs, and fail the test on any 5xx answer."""
+    capture_server_log(caplog)
+    yield
+    assert_no_server_errors(caplog)
 
 
 class CadaverSession:

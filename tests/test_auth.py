@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import lockinfo, proppatch_body, self_signed_certificate, snapshot
 from lxml import etree
 from requests.auth import HTTPDigestAuth
 
@@ -597,17 +598,6 @@ def req(live: Any, method: str, path: str, auth: Any, **kwargs: Any) -> requests
     return requests.request(method, live.url(path), auth=auth, headers=headers, **kwargs)
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    found: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames:
-            found[os.path.relpath(os.path.join(dirpath, name), root)] = None
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            found[os.path.relpath(full, root)] = Path(full).read_bytes()
-    return found
-
-
 def test_bob_writes_only_where_allowed(ruled: Any):
     put = req(ruled, "PUT", "/x.txt", BOB, data=b"no")
     assert put.status_code == 403
@@ -651,8 +641,7 @@ def test_refused_tree_operations_change_nothing(ruled: Any):
         "PROPPATCH",
         "/bob/ro/keep.txt",
         BOB,
-        data=b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x:a xmlns:x="urn:x">1</x:a>'
-        b"</D:prop></D:set></D:propertyupdate>",
+        data=proppatch_body("{urn:x}a", "1"),
     )
     assert proppatch.status_code == 403
     assert snapshot(ruled.root) == before
@@ -716,15 +705,11 @@ def test_html_listing_hides_what_the_user_may_not_read(ruled: Any):
     assert "secret/" in alice_page.text
 
 
-LOCKINFO = (
-    b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
-    b"<D:locktype><D:write/></D:locktype><D:owner>alice</D:owner></D:lockinfo>"
-)
-
-
 def test_locks_belong_to_their_user(ruled: Any):
     target = "/bob/own.txt"
-    locked = req(ruled, "LOCK", target, ALICE, data=LOCKINFO, headers={"Timeout": "Second-600"})
+    locked = req(
+        ruled, "LOCK", target, ALICE, data=lockinfo("alice"), headers={"Timeout": "Second-600"}
+    )
     assert locked.status_code == 200
     token = locked.headers["Lock-Token"].strip("<>")
     unlock = req(ruled, "UNLOCK", target, BOB, headers={"Lock-Token": f"<{token}>"})
@@ -748,32 +733,7 @@ def test_locks_belong_to_their_user(ruled: Any):
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "/usr/bin/openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def test_tls(make_server: Callable[..., Any], certificate: tuple[Path, Path], userfiles: Any):

@@ -8,64 +8,44 @@ second server with an identical tree, lock and properties, and compares everythi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
-import cheroot.server
 import pytest
 import requests
 from conftest import LiveServer
+from helpers import (
+    COLOR,
+    Refusing,
+    color_of,
+    lockinfo,
+    make_tree,
+    multistatus,
+    prop_xml,
+    propfind_body,
+    proppatch_body,
+    shared_server,
+    snapshot,
+    with_provider,
+    write_users,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
 from davserver import paths
-from davserver.errors import Forbidden
-from davserver.passwords import set_password
 
 D = "{DAV:}"
 JSON = {"Content-Type": "application/json"}
-LOCK_BODY = (
-    b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
-    b"<D:locktype><D:write/></D:locktype><D:owner>batch-test</D:owner></D:lockinfo>"
-)
-COLOR = "{urn:t}color"
 SHAPE = "{urn:t}shape"
 
 
-@pytest.fixture(autouse=True)
-def _fast_server_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    # cheroot's serve loop polls every 0.5 s, which is what stop() waits for; this only speeds
-    # up teardown and changes nothing the tests observe.
-    monkeypatch.setattr(cheroot.server.HTTPServer, "expiration_interval", 0.02)
-
-
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def make_tree(root: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> None:
-    for rel in dirs:
-        (root / rel).mkdir(parents=True, exist_ok=True)
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under root: file bytes, or None for a directory."""
-    result: dict[str, bytes | None] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        result[rel] = None if path.is_dir() else path.read_bytes()
-    return result
 
 
 def post(
@@ -107,7 +87,7 @@ def lock(server: Any, path: str, depth: str = "infinity") -> str:
         "LOCK",
         path,
         headers={"Content-Type": "application/xml", "Depth": depth, "Timeout": "Second-3600"},
-        data=LOCK_BODY,
+        data=lockinfo("batch-test"),
     )
     assert response.status_code in (200, 201), response.text
     return response.headers["Lock-Token"].strip("<>")
@@ -120,35 +100,6 @@ def dead_props(server: Any, path: str) -> dict[str, str]:
 def prop_value(xml: str) -> str:
     element = etree.fromstring(f'<w xmlns:D="DAV:">{xml}</w>')[0]
     return element.text or ""
-
-
-def multistatus(content: bytes) -> dict[str, int]:
-    """A WebDAV 207 body as {decoded href path: status}."""
-    doc = etree.fromstring(content)
-    assert doc.tag == D + "multistatus"
-    result = {}
-    for response in doc.findall(D + "response"):
-        href = response.findtext(D + "href")
-        status = response.findtext(D + "status")
-        assert href is not None and status is not None, etree.tostring(response)
-        result[unquote(urlsplit(href).path)] = int(status.split()[1])
-    return result
-
-
-class Refusing:
-    """A provider that delegates everything but refuses delete() of the chosen names."""
-
-    def __init__(self, inner: Any, names: set[str]) -> None:
-        self.inner = inner
-        self.names = names
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def delete(self, path: str) -> None:
-        if paths.name(path) in self.names:
-            raise Forbidden(f"{path} may not be deleted")
-        self.inner.delete(path)
 
 
 # -- each operation succeeding --------------------------------------------------------------
@@ -211,14 +162,7 @@ def test_every_operation_succeeds_with_results_in_order(server):
     assert files["new folder"] is None
     assert prop_value(dead_props(server, "/a.txt")[COLOR]) == "red & <blue>"
     # The property is the same one a WebDAV client sees.
-    found = server.request(
-        "PROPFIND",
-        "/a.txt",
-        headers={"Depth": "0"},
-        data=b'<D:propfind xmlns:D="DAV:"><D:prop><x:color xmlns:x="urn:t"/></D:prop></D:propfind>',
-    )
-    assert found.status_code == 207
-    assert etree.fromstring(found.content).findtext(".//{urn:t}color") == "red & <blue>"
+    assert color_of(server, "/a.txt") == "red & <blue>"
 
 
 def test_hrefs_are_percent_encoded_and_collections_keep_their_slash(server):
@@ -453,10 +397,8 @@ def test_existing_destination_with_overwrite_false_is_412(server):
 
 
 def test_read_only_path_for_a_user_is_403_for_that_item_only(make_server, tmp_path):
-    htpasswd = tmp_path / "htpasswd"
-    set_password(str(htpasswd), "alice", "alice-pw")
-    set_password(str(htpasswd), "bob", "bob-pw")
-    live = make_server(htpasswd=str(htpasswd), access=(("/", "*", "write"), ("/ro", "bob", "read")))
+    htpasswd = write_users(tmp_path / "htpasswd", {"alice": "alice-pw", "bob": "bob-pw"})
+    live = make_server(htpasswd=htpasswd, access=(("/", "*", "write"), ("/ro", "bob", "read")))
     make_tree(live.root, {"ro/f.txt": b"ro", "ro/g.txt": b"g", "mine.txt": b"m", "x.txt": b"x"})
     bob = ("bob", "bob-pw")
     anonymous = post(live, [{"op": "delete", "path": "x.txt"}])
@@ -530,11 +472,7 @@ def test_collection_with_an_undeletable_member_is_207_like_delete(server):
     tree = {"keep.txt": b"k", "gone.txt": b"g", "sub/keep.txt": b"sk", "sub/gone.txt": b"sg"}
     make_tree(server.root, {f"t1/{k}": v for k, v in tree.items()})
     make_tree(server.root, {f"t2/{k}": v for k, v in tree.items()})
-    services = server.services
-    server.stop()
-    server.start(
-        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
-    )
+    with_provider(server, lambda inner: Refusing(inner, {"keep.txt"}))
 
     webdav = server.request("DELETE", "/t2/")
     assert webdav.status_code == 207
@@ -621,11 +559,7 @@ def test_batch_to_a_subcollection_resolves_paths_relative_to_it(server):
 
 def test_undeletable_member_path_is_relative_to_a_subcollection(server):
     make_tree(server.root, {"sub/t/keep.txt": b"k", "sub/t/gone.txt": b"g"})
-    services = server.services
-    server.stop()
-    server.start(
-        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
-    )
+    with_provider(server, lambda inner: Refusing(inner, {"keep.txt"}))
     (item,) = run(server, [{"op": "delete", "path": "t/"}], at="/sub/")["results"]
     assert item["status"] == 207
     assert [(m["path"], m["href"], m["status"]) for m in item["members"]] == [
@@ -673,11 +607,7 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
 
 def test_xml_form_lists_failed_members(server):
     make_tree(server.root, {"t/keep.txt": b"k", "t/gone.txt": b"g"})
-    services = server.services
-    server.stop()
-    server.start(
-        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
-    )
+    with_provider(server, lambda inner: Refusing(inner, {"keep.txt"}))
     response = post(server, [{"op": "delete", "path": "t/"}], headers={"Accept": "application/xml"})
     assert response.status_code == 207
     (element,) = etree.fromstring(response.content).findall(D + "response")
@@ -727,11 +657,7 @@ def test_stop_on_error_false_runs_everything(server):
 
 def test_stop_on_error_counts_a_partial_failure_as_a_failure(server):
     make_tree(server.root, {"t/keep.txt": b"k", "x.txt": b"x"})
-    services = server.services
-    server.stop()
-    server.start(
-        services=dataclasses.replace(services, provider=Refusing(services.provider, {"keep.txt"}))
-    )
+    with_provider(server, lambda inner: Refusing(inner, {"keep.txt"}))
     document = run(
         server,
         [{"op": "delete", "path": "t/"}, {"op": "delete", "path": "x.txt"}],
@@ -784,11 +710,7 @@ def test_a_body_over_the_limit_is_413_and_runs_nothing(make_server):
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for the many malformed-body cases (each resets the tree)."""
-    base = tmp_path_factory.mktemp("batch")
-    (base / "root").mkdir()
-    live = LiveServer(base / "root", base / "state", {})
-    yield live
-    live.stop()
+    yield from shared_server(tmp_path_factory, "batch")
 
 
 def _ops(*items: Any) -> bytes:
@@ -937,10 +859,7 @@ class Holding:
 
 def test_a_large_batch_is_streamed_chunked_with_every_result(make_server):
     live = make_server(max_batch_operations=5000)
-    services = live.services
-    holding = Holding(services.provider, "d1999")
-    live.stop()
-    live.start(services=dataclasses.replace(services, provider=holding))
+    holding = with_provider(live, lambda inner: Holding(inner, "d1999"))
     operations = [{"op": "mkcol", "path": f"d{i:04}/"} for i in range(2000)]
     body = json.dumps({"operations": operations}).encode()
     # The answer starts while the last operation has not run yet: results are streamed.
@@ -970,14 +889,6 @@ NAMES = [COLOR, SHAPE]
 VALUES = ["red", "", "a<b & c>", "ünï"]
 FIND = ["{DAV:}getcontentlength", "{DAV:}resourcetype", "{DAV:}getcontenttype", COLOR, SHAPE]
 LOCK_ROOTS = [None, "/a/", "/a/", "/a/x.txt", "/c.txt", "/b/", "/", "/"]
-
-
-def _xml_name(name: str, value: str | None = None) -> str:
-    ns, local = name[1:].split("}")
-    if value is None:
-        return f'<p:{local} xmlns:p="{ns}"/>'
-    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f'<p:{local} xmlns:p="{ns}">{escaped}</p:{local}>'
 
 
 def _operation(draw: Callable[..., Any]) -> dict[str, Any]:
@@ -1029,15 +940,7 @@ def _reset(server: Any, lock_root: str | None) -> str | None:
     for held in services.locks.covering("/", now) + services.locks.under("/", now):
         services.locks.release(held.token)
     services.props.delete(["/"], recursive=True)
-    patched = server.request(
-        "PROPPATCH",
-        "/a/x.txt",
-        data=(
-            '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
-            + _xml_name(COLOR, "initial")
-            + "</D:prop></D:set></D:propertyupdate>"
-        ).encode(),
-    )
+    patched = server.request("PROPPATCH", "/a/x.txt", data=proppatch_body(COLOR, "initial"))
     assert patched.status_code == 207, patched.text
     return None if lock_root is None else lock(server, lock_root)
 
@@ -1059,11 +962,11 @@ def _webdav(server: Any, item: dict[str, Any], if_header: str | None) -> request
         parts = ['<D:propertyupdate xmlns:D="DAV:">']
         if item.get("set"):
             parts.append("<D:set><D:prop>")
-            parts += [_xml_name(n, v) for n, v in item["set"].items()]
+            parts += [prop_xml(n, v) for n, v in item["set"].items()]
             parts.append("</D:prop></D:set>")
         if item.get("remove"):
             parts.append("<D:remove><D:prop>")
-            parts += [_xml_name(n) for n in item["remove"]]
+            parts += [prop_xml(n) for n in item["remove"]]
             parts.append("</D:prop></D:remove>")
         parts.append("</D:propertyupdate>")
         body = "".join(parts).encode()
@@ -1072,8 +975,7 @@ def _webdav(server: Any, item: dict[str, Any], if_header: str | None) -> request
         headers["Depth"] = "0"
         headers["Content-Type"] = "application/xml"
         if "props" in item:
-            names = "".join(_xml_name(n) for n in item["props"])
-            body = f'<D:propfind xmlns:D="DAV:"><D:prop>{names}</D:prop></D:propfind>'.encode()
+            body = propfind_body(*item["props"])
         else:
             body = b'<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
     return server.request(method, url, headers=headers, data=body)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import free_port
 
 STARTUP_TIMEOUT = 30.0
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+)" (?P<status>\d{3}) \d+ ')
@@ -147,12 +148,6 @@ def run_to_end(tmp_path: Path, *args: str, cwd: Path | None = None) -> subproces
         timeout=60,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- help -------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ fails the test with what to install; nothing here is skipped.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import random
 import re
@@ -21,8 +20,9 @@ import pytest
 from clients_util import (
     CadaverSession,
     access_entries,
+    assert_no_server_errors,
+    capture_server_log,
     davfs_mount,
-    server_errors,
     sha256_file,
     snapshot,
 )
@@ -35,14 +35,8 @@ CADAVER_NS = "http://webdav.org/cadaver/custom-properties/"
 @pytest.fixture(autouse=True)
 def _access_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Capture the server's access log, shown on failure and checked for 5xx answers."""
-    caplog.set_level(logging.INFO, logger="davserver.access")
-    caplog.set_level(logging.INFO, logger="davserver")
+    capture_server_log(caplog)
     return caplog
-
-
-def assert_no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
-    errors = server_errors(caplog.records)
-    assert not errors, "the server answered 5xx:\n" + "\n".join(errors)
 
 
 def url_path(*segments: str, collection: bool = False) -> str:

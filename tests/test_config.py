@@ -46,27 +46,24 @@ def test_unknown_key_names_file_section_and_allowed_keys(tmp_path: Path) -> None
     assert str(path) in message and "[server] prot" in message and "port" in message
 
 
+def refused(path: Path, text: str, message: str) -> None:
+    """A file holding `text` fails to load with a ConfigError matching `message`."""
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load(str(path))
+
+
 def test_wrong_type_and_range(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('[server]\nport = "eighty"\n')
-    with pytest.raises(ConfigError, match=r"\[server\] port: expected an integer"):
-        load(str(path))
-    path.write_text("[server]\nport = 70000\n")
-    with pytest.raises(ConfigError, match="from 0 to 65535"):
-        load(str(path))
-    path.write_text('[log]\nlog_level = "loud"\n')
-    with pytest.raises(ConfigError, match="one of debug, info"):
-        load(str(path))
+    refused(path, '[server]\nport = "eighty"\n', r"\[server\] port: expected an integer")
+    refused(path, "[server]\nport = 70000\n", "from 0 to 65535")
+    refused(path, '[log]\nlog_level = "loud"\n', "one of debug, info")
 
 
 def test_unknown_section_and_bad_toml(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text("[srv]\nport = 1\n")
-    with pytest.raises(ConfigError, match=r"unknown section \[srv\]"):
-        load(str(path))
-    path.write_text("[server\n")
-    with pytest.raises(ConfigError, match="not valid TOML"):
-        load(str(path))
+    refused(path, "[srv]\nport = 1\n", r"unknown section \[srv\]")
+    refused(path, "[server\n", "not valid TOML")
     with pytest.raises(ConfigError, match="cannot read"):
         load(str(tmp_path / "missing.toml"))
 

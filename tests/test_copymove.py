@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
-import cheroot.server
 import pytest
-from lxml import etree
+from helpers import color_of, make_tree, multistatus, proppatch_body, snapshot, with_provider
 
 from davserver import paths
 from davserver.errors import Forbidden
-
-SET_COLOR = (
-    b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
-    b'<x:color xmlns:x="urn:t">red</x:color></D:prop></D:set></D:propertyupdate>'
-)
-GET_COLOR = b'<D:propfind xmlns:D="DAV:"><D:prop><x:color xmlns:x="urn:t"/></D:prop></D:propfind>'
 
 TREE = {
     "src/a.txt": b"alpha",
@@ -30,32 +20,6 @@ TREE = {
     "src/other/f.txt": b"",
 }
 TREE_DIRS = ("src/empty", "src/sub/deeper/empty2")
-
-
-@pytest.fixture(autouse=True)
-def _fast_server_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    # cheroot's serve loop polls every 0.5 s, which is what stop() waits for; this only speeds
-    # up teardown and changes nothing the tests observe.
-    monkeypatch.setattr(cheroot.server.HTTPServer, "expiration_interval", 0.02)
-
-
-def make_tree(root: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> None:
-    for rel in dirs:
-        (root / rel).mkdir(parents=True, exist_ok=True)
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
-def snapshot(root: Path, under: str = "") -> dict[str, bytes | None]:
-    """Every path below root/under, relative to it: file bytes, or None for a directory."""
-    base = root / under if under else root
-    result: dict[str, bytes | None] = {}
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base).as_posix()
-        result[rel] = None if path.is_dir() else path.read_bytes()
-    return result
 
 
 def source_tree() -> dict[str, bytes | None]:
@@ -82,47 +46,10 @@ def transfer(
     return server.request(method, src, headers=all_headers)
 
 
-def multistatus(content: bytes) -> dict[str, int]:
-    """A 207 body as {decoded href path: status code}; each response has one href and status."""
-    doc = etree.fromstring(content)
-    assert doc.tag == "{DAV:}multistatus"
-    result = {}
-    for response in doc.findall("{DAV:}response"):
-        hrefs = response.findall("{DAV:}href")
-        assert len(hrefs) == 1, etree.tostring(response)
-        status = response.findtext("{DAV:}status")
-        assert status is not None, etree.tostring(response)
-        href = unquote(urlsplit(hrefs[0].text or "").path)
-        assert href not in result, href
-        result[href] = int(status.split()[1])
-    return result
-
-
-def color_of(server: Any, path: str) -> str | None:
-    """The dead property {urn:t}color of `path` as PROPFIND reports it (None: not set)."""
-    r = server.request("PROPFIND", path, headers={"Depth": "0"}, data=GET_COLOR)
-    assert r.status_code == 207, r.status_code
-    doc = etree.fromstring(r.content)
-    [element] = doc.iterfind("{DAV:}response/{DAV:}propstat/{DAV:}prop/{urn:t}color")
-    status = element.getparent().getparent().findtext("{DAV:}status")
-    code = int(status.split()[1])
-    if code == 404:
-        return None
-    assert code == 200, status
-    return element.text
-
-
 def set_color(server: Any, path: str) -> None:
-    r = server.request("PROPPATCH", path, data=SET_COLOR)
+    r = server.request("PROPPATCH", path, data=proppatch_body())
     assert r.status_code == 207
     assert color_of(server, path) == "red"
-
-
-def with_provider(server: Any, wrap: Callable[[Any], Any]) -> None:
-    """Restart `server` with its provider wrapped by `wrap`."""
-    services = server.services
-    server.stop()
-    server.start(services=dataclasses.replace(services, provider=wrap(services.provider)))
 
 
 class RefusingCopy:

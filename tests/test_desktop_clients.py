@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import logging
 import os
 import re
 import shutil
@@ -26,10 +25,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import requests
-from clients_util import server_errors
+from clients_util import no_server_errors
+from helpers import lockinfo, propfind_body, split_raw, write_users
 from lxml import etree
-
-from davserver.passwords import set_password
 
 if TYPE_CHECKING:
     from conftest import LiveServer
@@ -62,13 +60,12 @@ RCLONE = {"User-Agent": "rclone/v1.60.1"}
 
 XML = {"Content-Type": 'text/xml; charset="utf-8"'}
 
-# The lock request body of the Mini-Redirector and of Office: exclusive write, owner as an href.
-LOCKINFO = (
-    '<?xml version="1.0" encoding="utf-8" ?>'
-    '<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
-    "<D:locktype><D:write/></D:locktype><D:owner><D:href>{owner}</D:href></D:owner>"
-    "</D:lockinfo>"
-)
+
+def owner_lockinfo(owner: str) -> bytes:
+    """The lock request body of the Mini-Redirector and of Office: exclusive write, owner as an
+    href."""
+    return lockinfo(f"<D:href>{owner}</D:href>")
+
 
 # Finder asks for these on every listing.
 FINDER_PROPFIND = (
@@ -86,11 +83,7 @@ RFC1123 = re.compile(
 @pytest.fixture(autouse=True)
 def _no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Capture the access log (shown on failure); any 5xx answer fails the test."""
-    caplog.set_level(logging.INFO, logger="davserver.access")
-    caplog.set_level(logging.INFO, logger="davserver")
-    yield
-    errors = server_errors(caplog.records)
-    assert not errors, "the server answered 5xx:\n" + "\n".join(errors)
+    yield from no_server_errors(caplog)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -132,18 +125,6 @@ def parse_multistatus(response: requests.Response) -> PropMap:
     return result
 
 
-def propfind_body(names: list[str]) -> bytes:
-    parts = []
-    for i, name in enumerate(names):
-        ns, local = name[1:].split("}")
-        parts.append(f'<p{i}:{local} xmlns:p{i}="{ns}"/>')
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-        + "".join(parts)
-        + "</D:prop></D:propfind>"
-    ).encode()
-
-
 def propfind(
     server: LiveServer,
     path: str,
@@ -153,7 +134,7 @@ def propfind(
     auth: tuple[str, str] | None = None,
 ) -> PropMap:
     sent = {"Depth": depth, **XML, **(headers or {})}
-    body = propfind_body(names) if names is not None else b""
+    body = propfind_body(*names) if names is not None else b""
     response = server.request(
         "PROPFIND", path, headers=sent, data=body, auth=auth, allow_redirects=False
     )
@@ -215,16 +196,6 @@ def chunked(data: bytes, sizes: list[int]) -> bytes:
     return b"".join(out)
 
 
-def raw_status(answer: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        key, _, val = line.partition(":")
-        headers[key.strip().lower()] = val.strip()
-    return int(lines[0].split()[1]), headers, body
-
-
 def one_shot(method: str, url: str, **kwargs) -> requests.Response:
     """A request on its own connection, closed afterwards.
 
@@ -246,9 +217,8 @@ def payload(size: int, seed: int = 0) -> bytes:
 
 
 def test_options_answers_without_credentials_everywhere(make_server, tmp_path):
-    htpasswd = tmp_path / "users.htpasswd"
-    set_password(str(htpasswd), "alice", "wonderland")
-    server = make_server(htpasswd=str(htpasswd))
+    htpasswd = write_users(tmp_path / "users.htpasswd", {"alice": "wonderland"})
+    server = make_server(htpasswd=htpasswd)
     (server.root / "Documents").mkdir()
     (server.root / "Documents" / "plan.txt").write_bytes(b"plan")
 
@@ -401,7 +371,7 @@ def test_explorer_new_file_sequence(server):
         "LOCK",
         path,
         headers={"Timeout": "Second-3600", **XML, **EXPLORER},
-        data=LOCKINFO.format(owner="DESKTOP-7Q2L\\alice").encode(),
+        data=owner_lockinfo("DESKTOP-7Q2L\\alice"),
     )
     assert locked.status_code == 200, show(locked)
     token = lock_token(locked)
@@ -555,7 +525,7 @@ def test_finder_mounts_read_write(server):
         "LOCK",
         probe,
         headers={"Timeout": "Second-600", "Depth": "0", **XML, **FINDER},
-        data=LOCKINFO.format(owner="http://www.apple.com/webdav_fs/").encode(),
+        data=owner_lockinfo("http://www.apple.com/webdav_fs/"),
     )
     assert locked.status_code == 201, show(locked)
     token = lock_token(locked)
@@ -590,7 +560,7 @@ def test_finder_copy_with_chunked_upload_and_lock_refresh(server):
         "LOCK",
         "/" + name,
         headers={"Timeout": "Second-600", "Depth": "0", **XML, **FINDER},
-        data=LOCKINFO.format(owner="http://www.apple.com/webdav_fs/").encode(),
+        data=owner_lockinfo("http://www.apple.com/webdav_fs/"),
     )
     assert locked.status_code == 200, show(locked)
     token = lock_token(locked)
@@ -607,7 +577,8 @@ def test_finder_copy_with_chunked_upload_and_lock_refresh(server):
         "Transfer-Encoding: chunked\r\n"
         "Connection: close\r\n\r\n"
     ).encode() + chunked(content, [32768, 1, 65536, 4095, 100_000])
-    status, headers, body = raw_status(server.raw(request))
+    status_line, headers, body = split_raw(server.raw(request))
+    status = int(status_line.split()[1])
     assert status == 204, (status, headers, body[:500])
     on_disk = (server.root / name).read_bytes()
     assert len(on_disk) == len(content) and on_disk == content
@@ -830,10 +801,8 @@ def test_dates_are_rfc1123_gmt(server):
 
 
 def test_office_open_edit_save_close_and_second_user(make_server, tmp_path):
-    htpasswd = tmp_path / "users.htpasswd"
-    set_password(str(htpasswd), "alice", "alice-pw")
-    set_password(str(htpasswd), "bob", "bob-pw")
-    server = make_server(htpasswd=str(htpasswd))
+    htpasswd = write_users(tmp_path / "users.htpasswd", {"alice": "alice-pw", "bob": "bob-pw"})
+    server = make_server(htpasswd=htpasswd)
     alice, bob = ("alice", "alice-pw"), ("bob", "bob-pw")
     (server.root / "Shared").mkdir()
     original = payload(20_000, seed=4)
@@ -852,14 +821,12 @@ def test_office_open_edit_save_close_and_second_user(make_server, tmp_path):
         path,
         headers={"Depth": "0", "Brief": "t", **XML, **WORD},
         data=propfind_body(
-            [
-                D + "getlastmodified",
-                D + "getcontentlength",
-                D + "resourcetype",
-                D + "lockdiscovery",
-                "{" + MS_NS + "}Win32FileAttributes",
-                "{urn:schemas-microsoft-com:office:office}Author",
-            ]
+            D + "getlastmodified",
+            D + "getcontentlength",
+            D + "resourcetype",
+            D + "lockdiscovery",
+            "{" + MS_NS + "}Win32FileAttributes",
+            "{urn:schemas-microsoft-com:office:office}Author",
         ),
         auth=alice,
     )
@@ -874,7 +841,7 @@ def test_office_open_edit_save_close_and_second_user(make_server, tmp_path):
         "LOCK",
         path,
         headers={"Timeout": "Second-3600", **XML, **WORD},
-        data=LOCKINFO.format(owner="ACME\\alice").encode(),
+        data=owner_lockinfo("ACME\\alice"),
         auth=alice,
     )
     assert locked.status_code == 200, show(locked)
@@ -901,7 +868,7 @@ def test_office_open_edit_save_close_and_second_user(make_server, tmp_path):
         "LOCK",
         path,
         headers={"Timeout": "Second-3600", **XML, **WORD},
-        data=LOCKINFO.format(owner="ACME\\bob").encode(),
+        data=owner_lockinfo("ACME\\bob"),
         auth=bob,
     )
     assert bob_lock.status_code == 423, show(bob_lock)
@@ -924,7 +891,7 @@ def test_office_open_edit_save_close_and_second_user(make_server, tmp_path):
         "LOCK",
         path,
         headers={"Timeout": "Second-3600", **XML, **WORD},
-        data=LOCKINFO.format(owner="ACME\\bob").encode(),
+        data=owner_lockinfo("ACME\\bob"),
         auth=bob,
     )
     assert bob_again.status_code == 200, show(bob_again)
@@ -937,7 +904,7 @@ def test_office_lock_timeout_is_at_least_30_minutes(server, timeout):
     if timeout is not None:
         headers["Timeout"] = timeout
     locked = server.request(
-        "LOCK", "/Slides.pptx", headers=headers, data=LOCKINFO.format(owner="ACME\\carol").encode()
+        "LOCK", "/Slides.pptx", headers=headers, data=owner_lockinfo("ACME\\carol")
     )
     assert locked.status_code == 200, show(locked)
     token, granted = lock_answer(locked)
@@ -1052,6 +1019,20 @@ def checksums(server: LiveServer, path: str) -> str | None:
     return value(one(propfind(server, path, [CHECKSUMS])), CHECKSUMS)
 
 
+def put_with_checksum(
+    server: LiveServer, path: str, checksum: str, data: bytes
+) -> requests.Response:
+    """An upload as rclone (vendor owncloud) sends it: PUT with OC-Checksum."""
+    return server.request("PUT", path, headers={"OC-Checksum": checksum, **RCLONE}, data=data)
+
+
+def put_range(server: LiveServer, path: str, content_range: str, data: bytes) -> requests.Response:
+    """One piece of a resumable upload, as rclone sends it: PUT with Content-Range."""
+    return server.request(
+        "PUT", path, headers={"Content-Range": content_range, **RCLONE}, data=data
+    )
+
+
 def digests(data: bytes) -> dict[str, str]:
     return {
         "SHA1": hashlib.sha1(data).hexdigest(),
@@ -1063,20 +1044,15 @@ def digests(data: bytes) -> dict[str, str]:
 def test_oc_checksum_is_checked_and_reported(server):
     first = payload(10_000, seed=6)
     d1 = digests(first)
-    stored = server.request(
-        "PUT", "/data.bin", headers={"OC-Checksum": f"SHA1:{d1['SHA1']}", **RCLONE}, data=first
-    )
+    stored = put_with_checksum(server, "/data.bin", f"SHA1:{d1['SHA1']}", first)
     assert stored.status_code == 201, show(stored)
     assert (server.root / "data.bin").read_bytes() == first
     assert checksums(server, "/data.bin") == f"SHA1:{d1['SHA1']} MD5:{d1['MD5']}"
 
     # A wrong checksum: 400, and the old content and checksum stay.
     second = payload(12_000, seed=7)
-    wrong = server.request(
-        "PUT",
-        "/data.bin",
-        headers={"OC-Checksum": f"SHA1:{hashlib.sha1(b'other').hexdigest()}", **RCLONE},
-        data=second,
+    wrong = put_with_checksum(
+        server, "/data.bin", f"SHA1:{hashlib.sha1(b'other').hexdigest()}", second
     )
     assert wrong.status_code == 400, show(wrong)
     assert (server.root / "data.bin").read_bytes() == first
@@ -1084,34 +1060,26 @@ def test_oc_checksum_is_checked_and_reported(server):
     assert sorted(os.listdir(server.root)) == ["data.bin"]  # no temporary file left behind
 
     # A wrong checksum for a new name stores nothing.
-    new_wrong = server.request(
-        "PUT", "/fresh.bin", headers={"OC-Checksum": f"MD5:{'0' * 32}", **RCLONE}, data=second
-    )
+    new_wrong = put_with_checksum(server, "/fresh.bin", f"MD5:{'0' * 32}", second)
     assert new_wrong.status_code == 400, show(new_wrong)
     assert not (server.root / "fresh.bin").exists()
 
     # MD5: and SHA256: forms.
     d2 = digests(second)
-    md5 = server.request(
-        "PUT", "/data.bin", headers={"OC-Checksum": f"MD5:{d2['MD5']}", **RCLONE}, data=second
-    )
+    md5 = put_with_checksum(server, "/data.bin", f"MD5:{d2['MD5']}", second)
     assert md5.status_code == 204, show(md5)
     assert (server.root / "data.bin").read_bytes() == second
     assert checksums(server, "/data.bin") == f"SHA1:{d2['SHA1']} MD5:{d2['MD5']}"
 
     third = payload(5_000, seed=8)
     d3 = digests(third)
-    sha256 = server.request(
-        "PUT", "/data.bin", headers={"OC-Checksum": f"SHA256:{d3['SHA256']}", **RCLONE}, data=third
-    )
+    sha256 = put_with_checksum(server, "/data.bin", f"SHA256:{d3['SHA256']}", third)
     assert sha256.status_code == 204, show(sha256)
     reported = checksums(server, "/data.bin") or ""
     assert reported.startswith(f"SHA1:{d3['SHA1']} MD5:{d3['MD5']}"), reported
     parsed = dict(item.split(":", 1) for item in reported.split())
     assert parsed.get("SHA256", d3["SHA256"]) == d3["SHA256"]
-    bad_sha256 = server.request(
-        "PUT", "/data.bin", headers={"OC-Checksum": f"SHA256:{d2['SHA256']}", **RCLONE}, data=first
-    )
+    bad_sha256 = put_with_checksum(server, "/data.bin", f"SHA256:{d2['SHA256']}", first)
     assert bad_sha256.status_code == 400, show(bad_sha256)
     assert (server.root / "data.bin").read_bytes() == third
 
@@ -1125,9 +1093,7 @@ def test_checksum_follows_copy_and_move(server):
     content = payload(7_777, seed=9)
     d = digests(content)
     expected = f"SHA1:{d['SHA1']} MD5:{d['MD5']}"
-    stored = server.request(
-        "PUT", "/src.bin", headers={"OC-Checksum": f"SHA1:{d['SHA1']}", **RCLONE}, data=content
-    )
+    stored = put_with_checksum(server, "/src.bin", f"SHA1:{d['SHA1']}", content)
     assert stored.status_code == 201, show(stored)
     copied = server.request("COPY", "/src.bin", headers={"Destination": server.url("/copy.bin")})
     assert copied.status_code == 201, show(copied)
@@ -1146,11 +1112,8 @@ def test_put_content_range_assembles_a_file(server):
     content = payload(300, seed=10)
     path = "/upload.iso"
     for first in (0, 100, 200):
-        piece = server.request(
-            "PUT",
-            path,
-            headers={"Content-Range": f"bytes {first}-{first + 99}/300", **RCLONE},
-            data=content[first : first + 100],
+        piece = put_range(
+            server, path, f"bytes {first}-{first + 99}/300", content[first : first + 100]
         )
         assert piece.status_code == (201 if first == 0 else 204), show(piece)
         assert (server.root / "upload.iso").read_bytes() == content[: first + 100]
@@ -1164,41 +1127,21 @@ def test_put_content_range_that_does_not_fit(server):
     content = payload(300, seed=11)
     (server.root / "part.bin").write_bytes(content[:100])
 
-    gap = server.request(
-        "PUT",
-        "/part.bin",
-        headers={"Content-Range": "bytes 150-199/300", **RCLONE},
-        data=content[150:200],
-    )
+    gap = put_range(server, "/part.bin", "bytes 150-199/300", content[150:200])
     assert gap.status_code == 416, show(gap)
     assert gap.headers.get("Content-Range") == "bytes */100", show(gap)
     assert (server.root / "part.bin").read_bytes() == content[:100]
 
-    short = server.request(
-        "PUT",
-        "/part.bin",
-        headers={"Content-Range": "bytes 100-199/300", **RCLONE},
-        data=content[100:150],
-    )
+    short = put_range(server, "/part.bin", "bytes 100-199/300", content[100:150])
     assert short.status_code == 400, show(short)
     assert (server.root / "part.bin").read_bytes() == content[:100]
 
-    long = server.request(
-        "PUT",
-        "/part.bin",
-        headers={"Content-Range": "bytes 100-199/300", **RCLONE},
-        data=content[100:250],
-    )
+    long = put_range(server, "/part.bin", "bytes 100-199/300", content[100:250])
     assert long.status_code == 400, show(long)
     assert (server.root / "part.bin").read_bytes() == content[:100]
 
     # The right piece still continues the upload.
-    right = server.request(
-        "PUT",
-        "/part.bin",
-        headers={"Content-Range": "bytes 100-299/300", **RCLONE},
-        data=content[100:],
-    )
+    right = put_range(server, "/part.bin", "bytes 100-299/300", content[100:])
     assert right.status_code == 204, show(right)
     assert (server.root / "part.bin").read_bytes() == content
 
@@ -1206,20 +1149,10 @@ def test_put_content_range_that_does_not_fit(server):
 def test_put_content_range_drops_a_stale_checksum(server):
     content = payload(200, seed=12)
     d = digests(content[:100])
-    first = server.request(
-        "PUT",
-        "/resume.bin",
-        headers={"OC-Checksum": f"SHA1:{d['SHA1']}", **RCLONE},
-        data=content[:100],
-    )
+    first = put_with_checksum(server, "/resume.bin", f"SHA1:{d['SHA1']}", content[:100])
     assert first.status_code == 201, show(first)
     assert checksums(server, "/resume.bin") == f"SHA1:{d['SHA1']} MD5:{d['MD5']}"
-    rest = server.request(
-        "PUT",
-        "/resume.bin",
-        headers={"Content-Range": "bytes 100-199/200", **RCLONE},
-        data=content[100:],
-    )
+    rest = put_range(server, "/resume.bin", "bytes 100-199/200", content[100:])
     assert rest.status_code == 204, show(rest)
     assert (server.root / "resume.bin").read_bytes() == content
     assert checksums(server, "/resume.bin") is None

@@ -7,9 +7,7 @@ Requests that a client library would refuse or repair are sent as raw bytes on a
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +15,10 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import check_head, request_bytes, temp_files, wait_for
 from lxml import etree
 
-from davserver.provider.fs import TEMP_PREFIX
-
 DAV = "{DAV:}"
-HEADER_LINE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*$")
 
 
 def passwd_marker() -> bytes:
@@ -115,30 +111,6 @@ def dechunk(data: bytes) -> bytes:
         data = rest[size + 2 :]
 
 
-def check_head(answer: Answer) -> None:
-    """Every header line is one well-formed `Name: value` line; none was injected."""
-    for line in answer.head.split(b"\r\n")[1:]:
-        assert HEADER_LINE.match(line), f"malformed header line {line!r}"
-    names = [name for name, _ in answer.headers()]
-    assert "x-injected" not in names, answer.head
-
-
-def request_bytes(
-    port: int,
-    method: str,
-    target: bytes,
-    headers: dict[str, str] | None = None,
-    body: bytes = b"",
-) -> bytes:
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1:%d" % port]
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}".encode("latin-1"))
-    if body or method in ("PUT", "PROPFIND", "PROPPATCH", "LOCK", "MKCOL"):
-        lines.append(f"Content-Length: {len(body)}".encode())
-    lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
 def exchange(port: int, data: bytes, timeout: float = 20) -> Answer:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
@@ -152,8 +124,9 @@ def send(
     headers: dict[str, str] | None = None,
     body: bytes = b"",
 ) -> Answer:
-    answer = exchange(server.port, request_bytes(server.port, method, target, headers, body))
-    check_head(answer)
+    host = f"127.0.0.1:{server.port}"
+    answer = exchange(server.port, request_bytes(method, target, headers, body, host))
+    check_head(answer.head)
     return answer
 
 
@@ -382,10 +355,6 @@ def test_mkcol_with_a_body_is_415_and_the_connection_ends(server: Any):
     assert server.request("MKCOL", "/newdir").status_code == 201
 
 
-def temp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
-
-
 def test_lying_content_length_times_out_and_keeps_the_old_file(
     make_server: Callable[..., Any],
 ):
@@ -446,9 +415,7 @@ def test_slow_connections_do_not_starve_the_server(server: Any):
         for sock in sockets:
             sock.close()
     # The broken-off uploads leave nothing behind (checked until the workers notice).
-    deadline = time.monotonic() + 15
-    while temp_files(server.root) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: temp_files(server.root) == [], 15)
     assert temp_files(server.root) == []
     assert sorted(p.name for p in server.root.iterdir()) == ["f.txt"]
     assert requests.get(server.url("/f.txt"), timeout=5).content == b"still here"
@@ -558,7 +525,7 @@ def test_obs_fold_and_bare_lf_in_request_headers_do_not_split_the_response(serve
     ]
     for raw in raws:
         answer = exchange(server.port, raw)
-        check_head(answer)
+        check_head(answer.head)
         # A folded Destination may read as another server (502); nothing may break (500).
         assert answer.status != 500
 

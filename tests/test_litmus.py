@@ -7,11 +7,9 @@ without it must notice.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-HARNESS = Path(__file__).resolve().parents[1] / "litmus" / "run.py"
+from helpers import run_litmus
 
 
 def test_litmus_installed() -> None:
@@ -19,16 +17,8 @@ def test_litmus_installed() -> None:
 
 
 def test_litmus_all_groups_pass_without_warnings(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(HARNESS)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    report = result.stdout + result.stderr
-    assert result.returncode == 0, report
+    returncode, report = run_litmus(tmp_path, timeout=900)
+    assert returncode == 0, report
     for group in ("basic", "copymove", "props", "locks", "http"):
         for mode in ("anonymous", "auth"):
             line = next(ln for ln in report.splitlines() if ln.startswith(f"{group} ({mode})"))

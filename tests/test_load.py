@@ -13,35 +13,14 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import requests
+from helpers import lockinfo, temp_files, wait_for
 from lxml import etree
-
-from davserver.provider.fs import TEMP_PREFIX
 
 DAV = "{DAV:}"
 LOAD_SECONDS = float(os.environ.get("DAVSERVER_LOAD_SECONDS", "15"))
-LOCKINFO = (
-    b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
-    b"<D:locktype><D:write/></D:locktype><D:owner>load</D:owner></D:lockinfo>"
-)
-
-
-def temp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
-
-
-def wait_until(condition: Callable[[], bool], limit: float = 15) -> bool:
-    """Poll `condition` until it holds or `limit` seconds pass (a bound, not a measurement)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def healthy(server: Any, path: str, content: bytes) -> None:
@@ -98,7 +77,7 @@ def test_client_gone_mid_upload_keeps_the_old_file(server: Any):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(head.encode() + os.urandom(512 * 1024))
         # Closed with half the body sent.
-    assert wait_until(lambda: temp_files(server.root) == []), temp_files(server.root)
+    assert wait_for(lambda: temp_files(server.root) == [], 15), temp_files(server.root)
     assert (server.root / "f.bin").read_bytes() == old
     assert not (server.root / "new.bin").exists()
     healthy(server, "/f.bin", old)
@@ -212,7 +191,7 @@ class Client(threading.Thread):
 
     def lock_cycle(self, path: str) -> None:
         locked = self.call(
-            "LOCK", path, (200, 201), data=LOCKINFO, headers={"Timeout": "Second-60"}
+            "LOCK", path, (200, 201), data=lockinfo("load"), headers={"Timeout": "Second-60"}
         )
         if locked is None:
             return

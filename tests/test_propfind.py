@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 from conftest import LiveServer
+from helpers import propfind_body, shared_server, with_provider
 from lxml import etree
 
 from davserver.errors import NotFound
@@ -124,23 +125,6 @@ def by_href(entries: list[Entry]) -> dict[str, Entry]:
     return result
 
 
-def clark_el(name: str) -> str:
-    ns, _, local = name[1:].partition("}")
-    if ns == "DAV:":
-        return f"<D:{local}/>"
-    if not ns:
-        return f'<{local} xmlns=""/>'
-    return f'<x:{local} xmlns:x="{ns}"/>'
-
-
-def prop_body(*names: str) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
-        + "".join(clark_el(n) for n in names)
-        + "</D:prop></D:propfind>"
-    ).encode()
-
-
 ALLPROP = (
     b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
 )
@@ -190,11 +174,7 @@ def entries_of(server: Any, path: str, body: bytes | None = None, **kwargs: Any)
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    base = tmp_path_factory.mktemp("propfind")
-    (base / "root").mkdir()
-    live = LiveServer(base / "root", base / "state", {})
-    yield live
-    live.stop()
+    yield from shared_server(tmp_path_factory, "propfind")
 
 
 _boxes = iter(range(1_000_000))
@@ -289,7 +269,7 @@ def test_propname(box: Box) -> None:
 
 def test_prop_known_and_unknown(box: Box) -> None:
     make_tree(box.root)
-    body = prop_body(
+    body = propfind_body(
         D + "getcontentlength",
         D + "displayname",
         "{urn:nobody}nothing",
@@ -309,7 +289,7 @@ def test_prop_known_and_unknown(box: Box) -> None:
 
 def test_prop_nothing_known(box: Box) -> None:
     (box.root / "f").write_bytes(b"")
-    entry = one(box, "/f", prop_body("{urn:a}x"))
+    entry = one(box, "/f", propfind_body("{urn:a}x"))
     assert set(entry.props) == {404}
     assert entry.names(404) == {"{urn:a}x"}
 
@@ -398,7 +378,7 @@ def check_supportedlock(entry: Entry) -> None:
 def test_live_properties_of_a_file(box: Box) -> None:
     make_tree(box.root)
     names = sorted(ALLPROP_FILE | QUOTA)
-    entry = one(box, "/d/f1.txt", prop_body(*names))
+    entry = one(box, "/d/f1.txt", propfind_body(*names))
     assert entry.href == "/d/f1.txt"
     assert entry.names() == ALLPROP_FILE
     assert entry.names(404) == QUOTA  # quota belongs to collections
@@ -424,7 +404,7 @@ def test_live_properties_of_a_file(box: Box) -> None:
 def test_live_properties_of_a_collection(box: Box) -> None:
     make_tree(box.root)
     names = sorted(ALLPROP_FILE | QUOTA)
-    entry = one(box, "/d/sub", prop_body(*names))
+    entry = one(box, "/d/sub", propfind_body(*names))
     assert entry.href == "/d/sub/"
     assert entry.names() >= ALLPROP_COLLECTION | QUOTA
     resourcetype = entry.prop(D + "resourcetype")
@@ -441,9 +421,9 @@ def test_live_properties_of_a_collection(box: Box) -> None:
 
 def test_etag_follows_content(box: Box) -> None:
     box.request("PUT", "/e.txt", data=b"one")
-    first = one(box, "/e.txt", prop_body(D + "getetag")).prop(D + "getetag").text
+    first = one(box, "/e.txt", propfind_body(D + "getetag")).prop(D + "getetag").text
     box.request("PUT", "/e.txt", data=b"two")
-    second = one(box, "/e.txt", prop_body(D + "getetag")).prop(D + "getetag").text
+    second = one(box, "/e.txt", propfind_body(D + "getetag")).prop(D + "getetag").text
     assert first != second
     assert second == box.request("HEAD", "/e.txt").headers["ETag"]
 
@@ -507,7 +487,7 @@ def test_collection_href_ends_with_slash_with_or_without_it_in_the_request(box: 
 
 def test_without_preferences_404s_are_reported(box: Box) -> None:
     (box.root / "f").write_bytes(b"x")
-    resp = propfind(box, "/f", prop_body(D + "getetag", "{urn:x}missing"), depth="0")
+    resp = propfind(box, "/f", propfind_body(D + "getetag", "{urn:x}missing"), depth="0")
     (entry,) = multistatus(resp, box.prefix)
     assert set(entry.props) == {200, 404}
     assert "Preference-Applied" not in resp.headers
@@ -518,7 +498,7 @@ def test_prefer_return_minimal(box: Box) -> None:
     resp = propfind(
         box,
         "/d/",
-        prop_body(D + "getetag", D + "displayname", "{urn:x}missing"),
+        propfind_body(D + "getetag", D + "displayname", "{urn:x}missing"),
         headers={"Prefer": "return=minimal"},
     )
     entries = by_href(multistatus(resp, box.prefix))
@@ -533,7 +513,9 @@ def test_prefer_return_minimal(box: Box) -> None:
 
 def test_brief_t_is_minimal(box: Box) -> None:
     (box.root / "f").write_bytes(b"x")
-    resp = propfind(box, "/f", prop_body(D + "getetag", "{urn:x}missing"), headers={"Brief": "t"})
+    resp = propfind(
+        box, "/f", propfind_body(D + "getetag", "{urn:x}missing"), headers={"Brief": "t"}
+    )
     (entry,) = multistatus(resp, box.prefix)
     assert set(entry.props) == {200}
     assert entry.names() == {D + "getetag"}
@@ -543,7 +525,7 @@ def test_minimal_with_nothing_found_is_still_valid(box: Box) -> None:
     # RFC 4918 14.24: a response holds a status or at least one propstat, even when
     # return=minimal leaves out every 404.
     (box.root / "f").write_bytes(b"x")
-    resp = propfind(box, "/", prop_body("{urn:x}missing"), headers={"Prefer": "return=minimal"})
+    resp = propfind(box, "/", propfind_body("{urn:x}missing"), headers={"Prefer": "return=minimal"})
     for entry in multistatus(resp, box.prefix):
         assert entry.status is not None or entry.props
         assert not entry.names(404)
@@ -636,10 +618,10 @@ def test_bad_bodies(box: Box, name: str) -> None:
 
 def test_body_over_the_limit(make_server: Any) -> None:
     box = make_server(max_xml_body=1000)
-    small = prop_body(*[f"{{urn:x}}p{i}" for i in range(10)])
+    small = propfind_body(*[f"{{urn:x}}p{i}" for i in range(10)])
     assert len(small) < 1000
     assert entries_of(box, "/", small, depth="0")
-    big = prop_body(*[f"{{urn:x}}p{i}" for i in range(100)])
+    big = propfind_body(*[f"{{urn:x}}p{i}" for i in range(100)])
     assert len(big) > 1000
     assert propfind(box, "/", big, depth="0").status_code == 413
 
@@ -704,9 +686,7 @@ def flaky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     (root / "z").mkdir()
     (root / "z" / "last.txt").write_bytes(b"")
     live = LiveServer(root, base / "state", {})
-    services = live.services
-    live.stop()
-    live.start(services=dataclasses.replace(services, provider=FlakyProvider(services.provider)))
+    with_provider(live, FlakyProvider)
     yield live
     live.stop()
 
@@ -737,7 +717,7 @@ def test_listing_that_breaks_off_keeps_the_others(flaky: Any) -> None:
 
 
 def test_failing_quota_is_reported_for_that_resource_only(flaky: Any) -> None:
-    body = prop_body(D + "quota-used-bytes", D + "displayname")
+    body = propfind_body(D + "quota-used-bytes", D + "displayname")
     entries = by_href(entries_of(flaky, "/", body, depth="1"))
     failed = entries["/noquota/"]
     assert failed.status == 404 or failed.names(404) == {D + "quota-used-bytes"}
@@ -777,7 +757,7 @@ def test_large_listing_is_streamed(box: Box) -> None:
 
 
 def dead(box: Box, path: str, name: str) -> etree._Element:
-    return one(box, path, prop_body(name)).prop(name)
+    return one(box, path, propfind_body(name)).prop(name)
 
 
 @pytest.fixture
@@ -876,7 +856,7 @@ def test_dead_property_mixed_content(f: Any) -> None:
 
 def test_dead_property_empty_value(f: Any) -> None:
     proppatch(f, "/f.txt", '<D:set><D:prop><Z:e xmlns:Z="urn:z"/></D:prop></D:set>')
-    entry = one(f, "/f.txt", prop_body("{urn:z}e"))
+    entry = one(f, "/f.txt", propfind_body("{urn:z}e"))
     assert set(entry.props) == {200}
     el = entry.prop("{urn:z}e")
     assert len(el) == 0
@@ -919,12 +899,12 @@ def test_dead_property_in_no_namespace(f: Any) -> None:
         "/f.txt",
         '<D:set><D:prop><bare xmlns="">text<inner/></bare></D:prop></D:set>',
     )
-    entry = one(f, "/f.txt", prop_body("{}bare"))
+    entry = one(f, "/f.txt", propfind_body("{}bare"))
     el = entry.prop("bare")
     assert el.text == "text"
     assert [c.tag for c in el] == ["inner"]
     # a name in no namespace is not the same as one in some namespace
-    assert "{urn:z}bare" in one(f, "/f.txt", prop_body("{urn:z}bare")).names(404)
+    assert "{urn:z}bare" in one(f, "/f.txt", propfind_body("{urn:z}bare")).names(404)
 
 
 def test_allprop_lists_dead_properties(f: Any) -> None:
@@ -949,7 +929,7 @@ def test_dead_properties_on_a_collection_and_its_members(box: Box) -> None:
         (box.root / "c" / f"m{i}").write_bytes(b"")
     proppatch(box, "/c/", '<D:set><D:prop><Z:c xmlns:Z="urn:z">coll</Z:c></D:prop></D:set>')
     proppatch(box, "/c/m1", '<D:set><D:prop><Z:c xmlns:Z="urn:z">m1</Z:c></D:prop></D:set>')
-    entries = by_href(entries_of(box, "/c/", prop_body("{urn:z}c"), depth="1"))
+    entries = by_href(entries_of(box, "/c/", propfind_body("{urn:z}c"), depth="1"))
     assert entries["/c/"].prop("{urn:z}c").text == "coll"
     assert entries["/c/m1"].prop("{urn:z}c").text == "m1"
     assert entries["/c/m0"].names(404) == {"{urn:z}c"}

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import LiveServer
-from test_propfind import Box, Entry, multistatus, prop_body, propfind
+from helpers import propfind_body, shared_server
+from test_propfind import Box, Entry, multistatus, propfind
 
 D = "{DAV:}"
 Z = "urn:z"
@@ -19,11 +20,7 @@ Z = "urn:z"
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    base = tmp_path_factory.mktemp("proppatch")
-    (base / "root").mkdir()
-    live = LiveServer(base / "root", base / "state", {})
-    yield live
-    live.stop()
+    yield from shared_server(tmp_path_factory, "proppatch")
 
 
 @pytest.fixture
@@ -70,7 +67,7 @@ def ok(box: Box, path: str, *instructions: str) -> Entry:
 def values(box: Box, path: str, *locals_: str) -> dict[str, str | None]:
     """The dead properties `{urn:z}local` of `path`: text, or None when not found (404)."""
     (entry,) = multistatus(
-        propfind(box, path, prop_body(*[f"{{{Z}}}{n}" for n in locals_]), depth="0"),
+        propfind(box, path, propfind_body(*[f"{{{Z}}}{n}" for n in locals_]), depth="0"),
         box.prefix,
     )
     out: dict[str, str | None] = {}
@@ -176,14 +173,14 @@ def test_many_namespaces_with_the_same_local_name(box: Box) -> None:
     assert entry.names() == {f"{{{ns}}}p" for ns in namespaces} | {"p"}
     names = [f"{{{ns}}}p" for ns in namespaces]
     (found,) = multistatus(
-        propfind(box, "/f", prop_body(*names, "{}p", "{urn:ns:10}p"), depth="0"), box.prefix
+        propfind(box, "/f", propfind_body(*names, "{}p", "{urn:ns:10}p"), depth="0"), box.prefix
     )
     for i, name in enumerate(names):
         assert found.prop(name).text == f"v{i}"
     assert found.prop("p").text == "bare"
     assert found.names(404) == {"{urn:ns:10}p"}
     ok(box, "/f", remove('<N:p xmlns:N="urn:ns:3"/>'))
-    (after,) = multistatus(propfind(box, "/f", prop_body(*names), depth="0"), box.prefix)
+    (after,) = multistatus(propfind(box, "/f", propfind_body(*names), depth="0"), box.prefix)
     assert after.names(404) == {"{urn:ns:3}p"}
     assert len(after.names()) == 9
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,12 +28,11 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import free_port, lockinfo, propfind_body, run_litmus, self_signed_certificate
 from lxml import etree
 from requests.adapters import HTTPAdapter
 
-LITMUS_HARNESS = Path(__file__).resolve().parents[1] / "litmus" / "run.py"
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin:/usr/bin:/bin")
-OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 DAV = "{DAV:}"
 # The test client connects to nginx from this loopback address, so that the client the access
 # log names (from X-Forwarded-For / Forwarded) differs from the proxy's own 127.0.0.1.
@@ -214,42 +212,10 @@ def require_nginx() -> str:
     return NGINX
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (cert, key)."""
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        [
-            OPENSSL,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @contextmanager
@@ -410,18 +376,11 @@ def hrefs(body: bytes) -> list[str]:
     return [h.text or "" for h in tree.iter(f"{DAV}href")]
 
 
-LOCKINFO = (
-    b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
-    b"<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
-    b"<D:owner>proxy test</D:owner></D:lockinfo>"
-)
-
-
 def lock(p: Proxied, path: str, depth: str = "0") -> tuple[str, bytes]:
     r = p.request(
         "LOCK",
         path,
-        data=LOCKINFO,
+        data=lockinfo("proxy test"),
         headers={"Depth": depth, "Timeout": "Second-600", "Content-Type": "application/xml"},
     )
     assert r.status_code in (200, 201), r.text
@@ -520,7 +479,7 @@ def test_behind_nginx(proxied: Proxied, caplog: pytest.LogCaptureFixture) -> Non
         "PROPFIND",
         "/a.txt",
         headers={"Depth": "0"},
-        data=b'<D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>',
+        data=propfind_body("{DAV:}lockdiscovery"),
     )
     assert r.status_code == 207
     assert lockroots(r.content) == [f"{P}/a.txt"]
@@ -661,15 +620,7 @@ def test_litmus_through_nginx(proxied: Proxied, tmp_path: Path) -> None:
     test (a raw plain-text socket) skips itself; that is the only skip allowed.
     """
     url = proxied.url("/")
-    result = subprocess.run(
-        [sys.executable, str(LITMUS_HARNESS), "--url", url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    report = result.stdout + result.stderr
+    _, report = run_litmus(tmp_path, "--url", url, timeout=300)
     for group in ("basic", "copymove", "props", "locks", "http"):
         line = next((ln for ln in report.splitlines() if ln.startswith(f"{group} (given)")), "")
         assert f"summary for `{group}'" in line and " 0 failed" in line, report

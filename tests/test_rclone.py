@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -21,9 +20,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
-from clients_util import server_errors
-
-from davserver.passwords import set_password
+from clients_util import no_server_errors
+from helpers import write_users
 
 if TYPE_CHECKING:
     from conftest import LiveServer
@@ -142,9 +140,7 @@ class Rclone:
 @pytest.fixture
 def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone]]:
     program = require_rclone()
-    htpasswd = tmp_path / "users.htpasswd"
-    set_password(str(htpasswd), USER, PASSWORD)
-    server = make_server(htpasswd=str(htpasswd))
+    server = make_server(htpasswd=write_users(tmp_path / "users.htpasswd", {USER: PASSWORD}))
     home = tmp_path / "home"
     home.mkdir()
     config = tmp_path / "rclone.conf"
@@ -178,11 +174,8 @@ def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone
 
 @pytest.fixture(autouse=True)
 def _no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.INFO, logger="davserver.access")
-    caplog.set_level(logging.INFO, logger="davserver")
-    yield
-    errors = server_errors(caplog.records)
-    assert not errors, "the server answered 5xx:\n" + "\n".join(errors)
+    """Capture the access log (shown on failure); any 5xx answer fails the test."""
+    yield from no_server_errors(caplog)
 
 
 def assert_same_tree(

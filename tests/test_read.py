@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
-import cheroot.server
 import pytest
+from helpers import split_raw
 
 # A fixed modification time well in the past, so that Last-Modified is a strong validator
 # (RFC 9110 8.8.2.2) and date conditionals are unambiguous.
@@ -20,13 +20,6 @@ EARLIER_DATE = "Tue, 31 Dec 2019 00:00:00 GMT"
 LATER_DATE = "Thu, 02 Jan 2020 00:00:00 GMT"
 
 CONTENT = bytes(range(256)) * 4  # 1024 bytes, every offset distinguishable by its value
-
-
-@pytest.fixture(autouse=True)
-def _fast_server_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    # cheroot's serve loop polls every 0.5 s, which is what stop() waits for; this only speeds
-    # up teardown and changes nothing the tests observe.
-    monkeypatch.setattr(cheroot.server.HTTPServer, "expiration_interval", 0.02)
 
 
 def make_file(root: Path, rel: str, data: bytes, mtime: float | None = PAST) -> Path:
@@ -40,18 +33,6 @@ def make_file(root: Path, rel: str, data: bytes, mtime: float | None = PAST) -> 
 
 def list_header(value: str) -> set[str]:
     return {item.strip() for item in value.split(",") if item.strip()}
-
-
-def split_raw(answer: bytes) -> tuple[str, dict[str, str], bytes]:
-    """A raw HTTP/1.1 answer as (status line, headers lower-cased, everything after)."""
-    head, sep, rest = answer.partition(b"\r\n\r\n")
-    assert sep, answer
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return lines[0], headers, rest
 
 
 # -- OPTIONS ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import check_head, lockinfo, proppatch_body, request_bytes, with_provider
 from lxml import etree
 
 from davserver.model import Resource
@@ -22,7 +23,6 @@ from davserver.model import Resource
 SECRET = "TOPSECRET-" + uuid.uuid4().hex
 OUTSIDE_SECRET = "OUTSIDE-DIR-SECRET-" + uuid.uuid4().hex
 GENERIC_500 = b"Internal server error; the details are in the server log.\n"
-HEADER_LINE = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*$")
 DAV = "{DAV:}"
 
 
@@ -33,9 +33,6 @@ class Answer:
     body: bytes
     raw: bytes
 
-    def header_names(self) -> list[str]:
-        return [line.split(b":", 1)[0].decode().lower() for line in self.head.split(b"\r\n")[1:]]
-
 
 def parse(raw: bytes) -> Answer:
     head, sep, body = raw.partition(b"\r\n\r\n")
@@ -43,14 +40,6 @@ def parse(raw: bytes) -> Answer:
     status_line = head.split(b"\r\n", 1)[0]
     assert re.match(rb"^HTTP/1\.[01] \d{3}( |$)", status_line), status_line
     return Answer(int(status_line.split()[1]), head, body, raw)
-
-
-def check_head(answer: Answer) -> None:
-    """Every header line is a single well-formed `Name: value` line (no response splitting)."""
-    for line in answer.head.split(b"\r\n")[1:]:
-        assert HEADER_LINE.match(line), f"malformed header line {line!r}"
-        assert b"\n" not in line and b"\r" not in line
-    assert "x-injected" not in answer.header_names()
 
 
 def check_no_leak(answer: Answer) -> None:
@@ -68,13 +57,8 @@ def send(
     body: bytes = b"",
 ) -> Answer:
     """A raw request (Host: x); the answer is checked for split headers and leaks."""
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: x", b"Connection: close"]
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}".encode("latin-1"))
-    if body or method in ("PUT", "PROPFIND", "PROPPATCH", "LOCK", "MKCOL"):
-        lines.append(b"Content-Length: %d" % len(body))
-    answer = parse(server.raw(b"\r\n".join(lines) + b"\r\n\r\n" + body))
-    check_head(answer)
+    answer = parse(server.raw(request_bytes(method, target, headers, body)))
+    check_head(answer.head)
     check_no_leak(answer)
     return answer
 
@@ -188,14 +172,8 @@ WRITE_TRAVERSALS = [
     b"/../outside/evil",
     b"http://x/../evil.txt",
 ]
-LOCKINFO = (
-    b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-    b"</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
-)
-PROPPATCH = (
-    b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
-    b'<x xmlns="urn:x">1</x></D:prop></D:set></D:propertyupdate>'
-)
+LOCKINFO = lockinfo(owner=None)
+PROPPATCH = proppatch_body("{urn:x}x", "1")
 BODIES = {"PUT": b"evil", "LOCK": LOCKINFO, "PROPPATCH": PROPPATCH, "DELETE": b"", "MKCOL": b""}
 
 
@@ -304,11 +282,7 @@ def test_writes_through_outside_symlinks_are_refused(server: Any, layout: Layout
     assert server.request("MKCOL", "/link_dir/newdir").status_code in (403, 404, 409)
     assert server.request("DELETE", "/link_dir/secret2.txt").status_code in (403, 404)
     assert server.request("DELETE", "/link_file").status_code in (403, 404)
-    proppatch = (
-        b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
-        b'<x xmlns="urn:x">1</x></D:prop></D:set></D:propertyupdate>'
-    )
-    assert server.request("PROPPATCH", "/link_file", data=proppatch).status_code in (403, 404)
+    assert server.request("PROPPATCH", "/link_file", data=PROPPATCH).status_code in (403, 404)
     assert layout.outside_snapshot() == before
     assert layout.secret.read_text() == SECRET
 
@@ -453,13 +427,7 @@ def exploding(server: Any) -> Iterator[Any]:
     (server.root / "boom.txt").write_text("never served")
     (server.root / "dir").mkdir()
     (server.root / "dir" / "boom2.txt").write_text("never served")
-    services = server.services
-    server.stop()
-    server.start(
-        services=dataclasses.replace(
-            services, provider=ExplodingProvider(services.provider, "/boom.txt")
-        )
-    )
+    with_provider(server, lambda inner: ExplodingProvider(inner, "/boom.txt"))
     yield server
 
 
