@@ -94,19 +94,39 @@ class Guard:
         if path != paths.ROOT:
             self.require(paths.parent(path))
 
-    def _tree_blocking(self, root: str) -> list[Lock]:
-        locks = self.services.locks
-        found = locks.covering(root, self.now) + locks.under(root, self.now)
-        return [lock for lock in found if not self._allowed(lock)]
+    def _tree_blocking(self, root: str, membership: bool = False) -> list[Lock]:
+        """Locks this request may not override on the tree at `root` (and, with
+        `membership`, on its place in the parent collection)."""
+        parent = paths.parent(root) if membership and root != paths.ROOT else None
+        return [
+            lock
+            for lock in self.services.locks.around(root, self.now)
+            if (
+                lock.covers(root)
+                or paths.is_ancestor(root, lock.root)
+                or (parent is not None and lock.covers(parent))
+            )
+            and not self._allowed(lock)
+        ]
 
-    def tree_check(self, root: str) -> MemberCheck:
-        """A per-member check for a tree operation on `root`, from one look at the store."""
-        blocking = self._tree_blocking(root)
+    def tree_check(self, root: str, membership: bool = False) -> MemberCheck:
+        """A per-member check for a tree operation on `root`, from one look at the store.
+
+        With `membership`, a lock on the parent collection refuses `root` itself (removing
+        or adding a member changes the parent, RFC 4918 7.5.2)."""
+        blocking = self._tree_blocking(root, membership)
+        parent_locks = [
+            lock
+            for lock in blocking
+            if not lock.covers(root) and not paths.is_ancestor(root, lock.root)
+        ]
 
         def check(path: str) -> DavError | None:
             for lock in blocking:
                 if lock.covers(path):
                     return self._blocked(lock)
+            if path == root and parent_locks:
+                return self._blocked(parent_locks[0])
             return None
 
         return check

@@ -160,4 +160,3 @@ ALLPROP_COMPUTE = tuple((name, LIVE[name][0]) for name in ALLPROP)
 def is_protected(name: str) -> bool:
     """Whether PROPPATCH may not set or remove `name`."""
     return name in LIVE or name == D + "getcontentlanguage"
-

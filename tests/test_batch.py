@@ -937,7 +937,7 @@ def _reset(server: Any, lock_root: str | None) -> str | None:
     make_tree(server.root, TREE, TREE_DIRS)
     services = server.services
     now = time.time()
-    for held in services.locks.covering("/", now) + services.locks.under("/", now):
+    for held in services.locks.around("/", now):
         services.locks.release(held.token)
     services.props.delete(["/"], recursive=True)
     patched = server.request("PROPPATCH", "/a/x.txt", data=proppatch_body(COLOR, "initial"))
@@ -1034,7 +1034,7 @@ def _state(server: Any, token_names: dict[str, str]) -> dict[str, Any]:
         if stored:
             props[path] = {name: _normal(value) for name, value in stored.items()}
     now = time.time()
-    held = services.locks.covering("/", now) + services.locks.under("/", now)
+    held = services.locks.around("/", now)
     locks = sorted((token_names.get(h.token, "?"), h.root, h.depth, h.scope) for h in held)
     return {"files": files, "props": props, "locks": locks}
 

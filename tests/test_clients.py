@@ -375,7 +375,7 @@ def test_davfs2_mount_round_trip(server, tmp_path, caplog):
     assert on_disk_files == expected_files
     now = time.time()
     assert server.services.locks.covering("/", now) == []
-    assert server.services.locks.under("/", now) == []
+    assert server.services.locks.around("/", now) == []
     entries = access_entries(caplog.records)
     locked = {t for m, t, s in entries if m == "LOCK" and s in (200, 201)}
     assert len(locked) >= len(expected_files), "davfs2 (use_locks 1) did not lock what it wrote"

@@ -524,18 +524,34 @@ def test_covering_from_root(locks: LockStore) -> None:
     assert tokens(locks.covering("/x/y/z", NOW)) == {everything.token}
 
 
-def test_under(locks: LockStore) -> None:
+def test_around(locks: LockStore) -> None:
+    # Locks at the path, at any ancestor whatever its depth, and anywhere below; never a
+    # sibling whose name merely starts the same.
+    top = lock("/", "shared", "0")
     on_c = lock("/c", "shared", "0")
     child = lock("/c/d", "shared", "0")
     grandchild = lock("/c/d/e", "shared", "infinity")
     prefix_sibling = lock("/cd", "shared", "0")
     dotted = lock("/c.d", "shared", "0")
-    for lk in (on_c, child, grandchild, prefix_sibling, dotted):
+    for lk in (top, on_c, child, grandchild, prefix_sibling, dotted):
         locks.acquire(lk, NOW)
-    assert tokens(locks.under("/c", NOW)) == {child.token, grandchild.token}
-    assert tokens(locks.under("/c/d", NOW)) == {grandchild.token}
-    assert locks.under("/c/d/e", NOW) == []
-    assert tokens(locks.under("/", NOW)) == {
+    assert tokens(locks.around("/c", NOW)) == {top.token, on_c.token, child.token, grandchild.token}
+    assert tokens(locks.around("/c/d", NOW)) == {
+        top.token,
+        on_c.token,
+        child.token,
+        grandchild.token,
+    }
+    assert tokens(locks.around("/c/d/e", NOW)) == {
+        top.token,
+        on_c.token,
+        child.token,
+        grandchild.token,
+    }
+    assert tokens(locks.around("/cd", NOW)) == {top.token, prefix_sibling.token}
+    assert tokens(locks.around("/x", NOW)) == {top.token}
+    assert tokens(locks.around("/", NOW)) == {
+        top.token,
         on_c.token,
         child.token,
         grandchild.token,
@@ -571,7 +587,7 @@ def test_expired_locks_are_never_returned(locks: LockStore) -> None:
         assert locks.get(held.token, at) is None
         assert locks.covering("/c/d", at) == []
         assert locks.covering("/c/d/e", at) == []
-        assert locks.under("/c", at) == []
+        assert locks.around("/c", at) == []
         assert locks.refresh(held.token, 60, at) is None
 
 

@@ -103,9 +103,10 @@ def propfind(services: Services, req: Request, guard: Guard) -> Response:
                 condition="propfind-finite-depth",
             )
     now = services.clock()
-    locks = services.locks.covering(root.path, now)
-    if depth != "0":
-        locks += services.locks.under(root.path, now)
+    if depth == "0":
+        locks = services.locks.covering(root.path, now)
+    else:
+        locks = services.locks.around(root.path, now)
     live = LiveContext(req.prefix, locks, now, content_type, provider.quota)
     dead = DeadProperties(services.props, root.path)
     minimal = prefs.minimal

@@ -143,8 +143,7 @@ def delete_resource(services: Services, guard: Guard, path: str) -> list[MemberS
     if path == paths.ROOT:
         raise Forbidden("the shared root cannot be deleted")
     resource = services.provider.stat(path)
-    guard.require_membership(path)
-    return delete_tree(services, resource, guard.tree_check(path))
+    return delete_tree(services, resource, guard.tree_check(path, membership=True))
 
 
 def delete(services: Services, req: Request, guard: Guard) -> Response:

@@ -110,8 +110,10 @@ class LockStore(Protocol):
         """Active locks that apply to `path`: on it, or depth-infinity on an ancestor."""
         ...
 
-    def under(self, path: str, now: float) -> list[Lock]:
-        """Active locks rooted strictly inside the collection `path`."""
+    def around(self, path: str, now: float) -> list[Lock]:
+        """Active locks rooted at `path`, at any of its ancestors (whatever their depth), or
+        anywhere under it: everything that can matter for changing the tree at `path` or its
+        place in its parent, in one look."""
         ...
 
     def delete(self, paths: Iterable[str], *, recursive: bool = False) -> None:

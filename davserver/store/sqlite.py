@@ -71,6 +71,26 @@ class Database:
             self._local.conn = conn
         return conn
 
+    def delete_where(self, table: str, column: str, keys: list[str], recursive: bool) -> None:
+        """Delete the rows of `table` whose `column` is one of `keys` (or under one).
+
+        Looks first, without a write transaction: most deleted resources have no properties
+        and no locks, and a write transaction costs a commit even when it changes nothing.
+        """
+        clauses = [_subtree(column, key, recursive) for key in keys]
+        if not clauses:
+            return
+        where = " OR ".join(clause for clause, _ in clauses)
+        args = [arg for _, values in clauses for arg in values]
+        found = self.connection().execute(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})",  # noqa: S608
+            args,
+        )
+        if not found.fetchone()[0]:
+            return
+        with self.write() as conn:
+            conn.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
+
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, taken before any read so that check-then-write is atomic."""
@@ -151,10 +171,7 @@ class SqlitePropertyStore:
             )
 
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
-        with self.db.write() as conn:
-            for path in paths_:
-                where, args = _subtree("path", path, recursive)
-                conn.execute(f"DELETE FROM props WHERE {where}", args)  # noqa: S608
+        self.db.delete_where("props", "path", list(paths_), recursive)
 
 
 def _rebased(
@@ -179,28 +196,22 @@ class SqliteLockStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _covering(self, conn: sqlite3.Connection, path: str, now: float) -> list[Lock]:
-        roots = [path, *paths.ancestors(path)]
-        marks = ",".join("?" * len(roots))
-        rows = conn.execute(
-            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE root IN ({marks}) AND expires > ?",  # noqa: S608
-            [*roots, now],
-        )
-        return [lock for lock in map(_lock, rows) if lock.covers(path)]
-
-    def _under(self, conn: sqlite3.Connection, path: str, now: float) -> list[Lock]:
+    def _around(self, conn: sqlite3.Connection, path: str, now: float) -> list[Lock]:
+        """Locks rooted at `path`, at any ancestor of it, or anywhere under it: one query."""
+        ancestors = list(paths.ancestors(path))
         where, args = _subtree("root", path, True)
+        marks = ",".join("?" * len(ancestors)) or "NULL"
         rows = conn.execute(
-            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE {where} AND root != ? AND expires > ?",  # noqa: S608
-            [*args, path, now],
+            f"SELECT {_LOCK_COLUMNS} FROM locks "  # noqa: S608
+            f"WHERE (root IN ({marks}) OR {where}) AND expires > ?",
+            [*ancestors, *args, now],
         )
         return [_lock(row) for row in rows]
 
     def acquire(self, lock: Lock, now: float) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM locks WHERE expires <= ?", (now,))
-            candidates = self._covering(conn, lock.root, now) + self._under(conn, lock.root, now)
-            conflict = find_conflict(lock, candidates)
+            conflict = find_conflict(lock, self._around(conn, lock.root, now))
             if conflict is not None:
                 raise LockConflict(conflict)
             conn.execute(
@@ -245,13 +256,10 @@ class SqliteLockStore:
         return _lock(row) if row else None
 
     def covering(self, path: str, now: float) -> list[Lock]:
-        return self._covering(self.db.connection(), path, now)
+        return [lock for lock in self.around(path, now) if lock.covers(path)]
 
-    def under(self, path: str, now: float) -> list[Lock]:
-        return self._under(self.db.connection(), path, now)
+    def around(self, path: str, now: float) -> list[Lock]:
+        return self._around(self.db.connection(), path, now)
 
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
-        with self.db.write() as conn:
-            for path in paths_:
-                where, args = _subtree("root", path, recursive)
-                conn.execute(f"DELETE FROM locks WHERE {where}", args)  # noqa: S608
+        self.db.delete_where("locks", "root", list(paths_), recursive)
