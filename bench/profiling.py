@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/profiling.py propfind        # PROPFIND Depth 1 allprop, 10,000 files
     .venv/bin/python bench/profiling.py get             # GET of a 4 KiB file, wrk -c2
-    .venv/bin/python bench/profiling.py propfind --tool pyinstrument
+    .venv/bin/python bench/profiling.py batch           # JSON batch POST deleting 1,000 files
+    .venv/bin/python bench/profiling.py propfind --tool pyinstrument [--flat]
 
 `--tool py-spy` (default) samples the real server subprocess (cheroot included) while the load
 runs, and prints the functions with the most samples: "self" (the function was on top of the
 stack) and "total" (anywhere on the stack), as a share of all non-idle samples. `--tool
-pyinstrument` calls the WSGI app in-process in a loop (no HTTP, no cheroot) and prints
-pyinstrument's call tree. Needs `.venv/bin/pip install py-spy pyinstrument` (not in the dev
-extra: profiling is occasional). py-spy attaches with ptrace: run as root or allow it
+pyinstrument` calls the WSGI app (`create_app(build_services(config))`) in-process in a loop
+(no HTTP, no cheroot) and prints pyinstrument's call tree, or with `--flat` the functions by
+their own (self) time. For `batch`, the 1,000 files are written before each call with the
+profiler paused. pyinstrument comes with the dev extra; py-spy does not (`.venv/bin/pip
+install py-spy`). py-spy attaches with ptrace: run as root or allow it
 (`kernel.yama.ptrace_scope=0`).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +37,8 @@ if __package__ in (None, ""):  # run as a script: make the `bench` package impor
 
 from bench import client, data, servers
 
+BATCH_FILES = 1_000
+
 ALLPROP = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
 )
@@ -46,8 +52,46 @@ def _build(workdir: str, files: int) -> str:
     return root
 
 
+def _batch_files(root: str, round_: int) -> bytes:
+    """Write BATCH_FILES small files under `root`/batch-N/; the JSON batch deleting them."""
+    folder = f"batch-{round_}"
+    os.makedirs(os.path.join(root, folder))
+    payload = os.urandom(data.SMALL_SIZE)
+    operations = []
+    for i in range(BATCH_FILES):
+        with open(os.path.join(root, folder, f"f{i:04d}"), "wb") as out:
+            out.write(payload)
+        operations.append({"op": "delete", "path": f"{folder}/f{i:04d}"})
+    os.sync()  # as bench/run.py does: the files are on disk, not only in the page cache
+    return json.dumps({"operations": operations}).encode()
+
+
+def _check_batch(body: bytes) -> None:
+    summary = json.loads(body).get("summary", {})
+    if summary.get("succeeded") != BATCH_FILES:
+        raise client.BenchError(f"batch: {summary}")
+
+
 def _drive(case: str, server: servers.Server, seconds: float, files: int) -> int:
     """Load the server for `seconds`; returns how many requests were made."""
+    if case == "batch":
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline:
+            body = _batch_files(server.root, int(time.monotonic() * 1000))
+            conn = client.connect(server.port)
+            result = client.timed_request(
+                conn,
+                "POST",
+                "/",
+                body,
+                {"Content-Type": "application/json"},
+                keep_body=True,
+            )
+            conn.close()
+            _check_batch(result.body)
+            count += 1
+        return count
     if case == "get":
         wrk = servers.wrk_path()
         if wrk:
@@ -175,14 +219,16 @@ def _environ(method: str, path: str, body: bytes, headers: dict[str, str]) -> di
         "wsgi.run_once": False,
     }
     for key, value in headers.items():
-        env["HTTP_" + key.upper().replace("-", "_")] = value
+        name = key.upper().replace("-", "_")
+        # WSGI (PEP 3333) gives these two without the HTTP_ prefix.
+        env[name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name] = value
     return env
 
 
-def profile_pyinstrument(case: str, seconds: float, files: int) -> None:
+def profile_pyinstrument(case: str, seconds: float, files: int, flat: bool) -> None:
     from pyinstrument import Profiler
 
-    from davserver.app import DavApp
+    from davserver.app import create_app
     from davserver.config import load
     from davserver.server import build_services
 
@@ -190,42 +236,61 @@ def profile_pyinstrument(case: str, seconds: float, files: int) -> None:
     try:
         root = _build(workdir, files)
         config = load(None, {"root": root, "state_dir": os.path.join(workdir, "state")})
-        app = DavApp(build_services(config))
+        app = create_app(build_services(config))
+        rounds = iter(range(1_000_000))
 
-        def call() -> Iterator[int]:
+        def prepare() -> dict[str, Any]:
+            """The environ of the next call (for `batch`, its files written first)."""
             if case == "get":
-                env = _environ("GET", "/small.bin", b"", {})
-            else:
-                env = _environ("PROPFIND", "/f-big/", ALLPROP, {"Depth": "1"})
+                return _environ("GET", "/small.bin", b"", {})
+            if case == "batch":
+                body = _batch_files(root, next(rounds))
+                return _environ("POST", "/", body, {"Content-Type": "application/json"})
+            return _environ("PROPFIND", "/f-big/", ALLPROP, {"Depth": "1"})
+
+        def call(env: dict[str, Any]) -> Iterator[bytes]:
             body = app(env, lambda status, headers, exc_info=None: None)
             try:
-                for chunk in body:
-                    yield len(chunk)
+                yield from body
             finally:
                 getattr(body, "close", lambda: None)()
 
-        sum(call())  # warm up
+        def run(env: dict[str, Any]) -> None:
+            answer = b"".join(call(env))
+            if case == "batch":
+                _check_batch(answer)
+
+        run(prepare())  # warm up
         profiler = Profiler(interval=0.0005)
         count = 0
-        profiler.start()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            sum(call())
+        spent = 0.0
+        while spent < seconds:
+            env = prepare()  # untimed, unprofiled
+            started = time.perf_counter()
+            profiler.start()
+            run(env)
+            profiler.stop()
+            spent += time.perf_counter() - started
             count += 1
-        profiler.stop()
-        print(f"{case}: {count} in-process calls in {seconds:.1f} s under pyinstrument")
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        print(
+            f"{case}: {count} in-process calls in {spent:.1f} s under pyinstrument "
+            f"({1000 * spent / count:.1f} ms per call, profiler overhead included)"
+        )
+        print(profiler.output_text(unicode=True, color=False, show_all=False, flat=flat))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/profiling.py", description=__doc__.split("\n")[0])
-    parser.add_argument("case", choices=("propfind", "get"))
+    parser.add_argument("case", choices=("propfind", "get", "batch"))
     parser.add_argument("--tool", choices=("py-spy", "pyinstrument"), default="py-spy")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--files", type=int, default=10_000, help="files in the folder")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--flat", action="store_true", help="pyinstrument: functions by self time, not a tree"
+    )
     parser.add_argument(
         "--lines", action="store_true", help="py-spy: per line, not per function (first line)"
     )
@@ -241,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             args.case, args.seconds, args.files, args.top, args.lines, args.spy_flags.split()
         )
     else:
-        profile_pyinstrument(args.case, args.seconds, args.files)
+        profile_pyinstrument(args.case, args.seconds, args.files, args.flat)
     return 0
 
 

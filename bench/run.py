@@ -742,6 +742,9 @@ def main(argv: list[str] | None = None) -> int:
     command = command.strip()
     now = datetime.datetime.now()
     warnings: list[str] = []
+    # Taken before the servers start: the revision is the code they run, even if the working
+    # tree moves on during the run.
+    info = report.machine()
     began = time.perf_counter()
     workdir = tempfile.mkdtemp(prefix="davbench-", dir=args.tmpdir)
     os.chmod(workdir, 0o755)  # Apache's children (www-data) must reach their root
@@ -760,7 +763,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.perf_counter() - began
-    info = report.machine()
     table = report.markdown(figures, names)
     load_tool = "wrk" if settings.wrk else "python threads"
     settings_text = (
