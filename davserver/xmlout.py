@@ -148,10 +148,11 @@ def prop_response(prefix: str, response: PropResponse) -> str:
             if propstat.message
             else ""
         )
+        error = _error_fragment(propstat.condition, ()) if propstat.condition else ""
         parts.append(
             f"<D:propstat><D:prop>{inner}</D:prop>"
             f"<D:status>HTTP/1.1 {status_line(propstat.status)}</D:status>"
-            f"{_error_fragment(propstat.condition, ())}{description}</D:propstat>"
+            f"{error}{description}</D:propstat>"
         )
     parts.append("</D:response>")
     return "".join(parts)

@@ -954,3 +954,29 @@ def test_dead_properties_survive_a_restart(server: Any) -> None:
     assert el.text == "kept \U00010000"
     assert el.get(f"{{{XML_NS}}}lang") == "fr"
     assert [c.tag for c in el] == ["{urn:z}i"]
+
+
+def test_plain_allprop_writes_exactly_what_the_general_path_writes(services):
+    # The fast path for resources without dead properties must not drift from collect().
+    from davserver import xmlin, xmlout
+    from davserver.methods.propfind import DeadProperties, collect, plain_allprop
+    from davserver.methods.read import content_type
+    from davserver.model import Resource
+    from davserver.props import LiveContext
+    from davserver.store.base import Lock
+
+    held = Lock(
+        "urn:uuid:x", "/dir", "infinity", "exclusive", "<D:owner>o</D:owner>", None, 60, 100.0
+    )
+    for locks in ((), (held,)):
+        live = LiveContext("/pre fix", locks, 40.0, content_type, lambda path: (1, 2))
+        dead = DeadProperties(services.props, "/")
+        for resource in (
+            Resource("/dir/a & b.txt", False, 12, 1e9, 1e9 - 5, "e1"),
+            Resource("/dir", True, 0, 1e9, 1e9, "e2"),
+            Resource("/dir/sub", True, 0, 1.5e9, 1.5e9, "e3"),
+        ):
+            general = collect(xmlin.Propfind("allprop"), resource, live, dead, minimal=False)
+            assert plain_allprop("/pre%20fix", resource, live) == xmlout.prop_response(
+                "/pre%20fix", general
+            )
