@@ -11,6 +11,7 @@ streamed as soon as it is known, as JSON or, with `Accept: application/xml`, as 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,16 +219,19 @@ def _operation(item: Any, index: int, base: str) -> Operation:
     return Operation(**common)
 
 
+# An XML local name (NCName): a letter or underscore, then letters, digits, '.', '-', '_'.
+_LOCAL_NAME = re.compile(r"[^\W\d][\w.\-]*")
+
+
 def _check_name(name: str, index: int) -> None:
-    ns, local = split_clark(name)
-    if not name.startswith("{") or not local or any(c in local for c in "<>&\"' /{}"):
+    _, local = split_clark(name)
+    if not name.startswith("{") or "}" not in name or not _LOCAL_NAME.fullmatch(local):
         raise BatchError(
             "invalid-operation",
             f"operation {index}: {name!r} is not a property "
             "name in Clark notation ({namespace}name)",
             index,
         )
-    del ns
 
 
 # -- running ---------------------------------------------------------------------------------
