@@ -726,3 +726,18 @@ def test_concurrent_patches_are_not_lost(backend: Backend) -> None:
     for worker in workers:
         worker.join(timeout=60)
     assert len(store.props.get("/busy")) == threads * 20
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_delete_of_many_paths_at_once(props: PropertyStore, locks: LockStore, recursive: bool):
+    # A bulk DELETE forgets hundreds of resources in one call; no store limit may refuse it.
+    many = [f"/bulk/f{i:04d}" for i in range(1200)]
+    for path in many:
+        props.patch(path + "/inner" if recursive else path, [("{urn:x}p", "<p/>")])
+    for path in many[:600]:
+        locks.acquire(lock(path + "/inner" if recursive else path, "shared", "0"), NOW)
+    props.patch("/bulk/kept", [("{urn:x}p", "<p/>")])
+    props.delete(many, recursive=recursive)
+    locks.delete(many, recursive=recursive)
+    assert props.members_with_properties("/bulk") == {"/bulk/kept"}
+    assert locks.around("/bulk", NOW) == []

@@ -486,3 +486,16 @@ def test_unknown_method_is_405_with_allow(server, method):
     assert {"GET", "PUT", "PROPFIND", "LOCK"} <= allow
     assert method not in allow
     assert snapshot(server.root) == {"f.txt": b"f"}
+
+
+def test_delete_of_a_large_tree_forgets_every_member(server):
+    # Hundreds of members go to the stores in one call; each keeps its properties until then.
+    files = {f"big/d{i % 3}/f{i:04d}.txt": b"x" for i in range(700)}
+    make_tree(server.root, files)
+    assert (
+        server.request("PROPPATCH", "/big/d0/f0000.txt", data=proppatch_body()).status_code == 207
+    )
+    r = server.request("DELETE", "/big")
+    assert r.status_code == 204
+    assert not (server.root / "big").exists()
+    assert server.services.props.get("/big/d0/f0000.txt") == {}

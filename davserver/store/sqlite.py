@@ -51,6 +51,18 @@ def _subtree(column: str, path: str, recursive: bool) -> tuple[str, list[str]]:
     return f"({column} = ? OR ({column} > ? AND {column} < ?))", [path, path + "/", path + "0"]
 
 
+_KEYS_PER_STATEMENT = 500  # `IN (...)`: within SQLite's 32,766 variables
+_TREES_PER_STATEMENT = 50  # an OR of subtree ranges: within its expression depth of 1,000
+
+
+def _where_any(column: str, keys: list[str], recursive: bool) -> tuple[str, list[str]]:
+    """A WHERE clause selecting any of `keys` (and everything under them when recursive)."""
+    if not recursive:
+        return f"{column} IN ({','.join('?' * len(keys))})", list(keys)
+    clauses = [_subtree(column, key, True) for key in keys]
+    return " OR ".join(c for c, _ in clauses), [a for _, args in clauses for a in args]
+
+
 class Database:
     """One SQLite file, a connection per thread, created with its schema on first use."""
 
@@ -76,20 +88,27 @@ class Database:
 
         Looks first, without a write transaction: most deleted resources have no properties
         and no locks, and a write transaction costs a commit even when it changes nothing.
+        Keys go in groups: SQLite bounds both the variables of a statement and the depth of
+        its expression tree (an OR of a few hundred terms already fails).
         """
-        clauses = [_subtree(column, key, recursive) for key in keys]
-        if not clauses:
-            return
-        where = " OR ".join(clause for clause, _ in clauses)
-        args = [arg for _, values in clauses for arg in values]
-        found = self.connection().execute(
-            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})",  # noqa: S608
-            args,
-        )
-        if not found.fetchone()[0]:
+        step = _KEYS_PER_STATEMENT if not recursive else _TREES_PER_STATEMENT
+        groups = [
+            _where_any(column, keys[i : i + step], recursive) for i in range(0, len(keys), step)
+        ]
+        conn = self.connection()
+        found = [
+            (where, args)
+            for where, args in groups
+            if conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where})",  # noqa: S608
+                args,
+            ).fetchone()[0]
+        ]
+        if not found:
             return
         with self.write() as conn:
-            conn.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
+            for where, args in found:
+                conn.execute(f"DELETE FROM {table} WHERE {where}", args)  # noqa: S608
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
