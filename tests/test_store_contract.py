@@ -741,3 +741,10 @@ def test_delete_of_many_paths_at_once(props: PropertyStore, locks: LockStore, re
     locks.delete(many, recursive=recursive)
     assert props.members_with_properties("/bulk") == {"/bulk/kept"}
     assert locks.around("/bulk", NOW) == []
+
+
+def test_get_with_very_many_names(props: PropertyStore) -> None:
+    # A PROPFIND may name tens of thousands of properties; the store answers for all of them.
+    props.patch("/a", [("{urn:x}p7", "<p7/>"), ("{urn:x}other", "<o/>")])
+    names = [f"{{urn:x}}p{i}" for i in range(40_000)]
+    assert props.get("/a", names) == {"{urn:x}p7": "<p7/>"}

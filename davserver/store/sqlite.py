@@ -135,17 +135,19 @@ class SqlitePropertyStore:
 
     def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
         conn = self.db.connection()
-        if names is None:
+        wanted = None if names is None else list(names)
+        if wanted is None or len(wanted) > _KEYS_PER_STATEMENT:
+            # All of them, filtered here when a client asks for very many names.
             rows = conn.execute("SELECT name, value FROM props WHERE path = ?", (path,))
-        else:
-            wanted = list(names)
-            if not wanted:
-                return {}
-            marks = ",".join("?" * len(wanted))
-            rows = conn.execute(
-                f"SELECT name, value FROM props WHERE path = ? AND name IN ({marks})",  # noqa: S608
-                [path, *wanted],
-            )
+            found = dict(rows.fetchall())
+            return found if wanted is None else {n: found[n] for n in wanted if n in found}
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = conn.execute(
+            f"SELECT name, value FROM props WHERE path = ? AND name IN ({marks})",  # noqa: S608
+            [path, *wanted],
+        )
         return dict(rows.fetchall())
 
     def members_with_properties(self, parent: str) -> set[str]:
