@@ -178,6 +178,12 @@ class SqlitePropertyStore:
         """Replace dst's properties (tree) with src's, in one transaction."""
         where_dst, args_dst = _subtree("path", dst, recursive)
         where_src, args_src = _subtree("path", src, recursive)
+        look = self.db.connection().execute(
+            f"SELECT EXISTS (SELECT 1 FROM props WHERE ({where_src}) OR ({where_dst}))",  # noqa: S608
+            [*args_src, *args_dst],
+        )
+        if not look.fetchone()[0]:
+            return  # the usual member of a COPY: nothing to carry, no commit to pay for
         with self.db.write() as conn:
             conn.execute(f"DELETE FROM props WHERE {where_dst}", args_dst)  # noqa: S608
             rows = conn.execute(
