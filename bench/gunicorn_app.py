@@ -13,27 +13,14 @@ The workers share the sqlite store in the state folder, which the store supports
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Any
+
+from bench.launch import quiet_config
 
 
 def create(root: str, state_dir: str) -> Any:
     """The WSGI callable for one gunicorn worker."""
     from davserver.app import create_app
-    from davserver.config import load
     from davserver.server import build_services
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("davserver.access").setLevel(logging.WARNING)
-    config = load(
-        None,
-        {
-            "root": root,
-            "state_dir": state_dir,
-            "port": 0,
-            "access_log": False,
-            "log_level": "warning",
-        },
-    )
-    return create_app(build_services(config))
+    return create_app(build_services(quiet_config(root, state_dir)))

@@ -23,23 +23,20 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def run_davserver(root: str, state_dir: str) -> None:
+def quiet_config(root: str, state_dir: str) -> Any:
+    """davserver's configuration for a bench run: a free port, warnings only, no access log."""
     from davserver.config import load
-    from davserver.server import DavServer
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("davserver.access").setLevel(logging.WARNING)
-    config = load(
-        None,
-        {
-            "root": root,
-            "state_dir": state_dir,
-            "port": 0,
-            "access_log": False,
-            "log_level": "warning",
-        },
-    )
-    server = DavServer(config)
+    overrides = {"root": root, "state_dir": state_dir, "port": 0, "access_log": False}
+    return load(None, {**overrides, "log_level": "warning"})
+
+
+def run_davserver(root: str, state_dir: str) -> None:
+    from davserver.server import DavServer
+
+    server = DavServer(quiet_config(root, state_dir))
     server.start()
     _serve(server.httpd, server.port)
 

@@ -28,22 +28,29 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def http_date(timestamp: float) -> str:
-    """An RFC 1123 / IMF-fixdate, always in GMT (`Sun, 06 Nov 1994 08:49:37 GMT`).
-
-    Computed for every resource of a listing, so written out by hand (`email.utils.formatdate`
-    costs ten times as much) and remembered per second (files made together share it).
-    """
-    return _http_date(int(timestamp))
+# Dates are formatted for every resource of a listing: written out by hand
+# (`email.utils.formatdate` and strftime cost several times as much) and remembered per second
+# (files made together share it).
 
 
 @functools.lru_cache(maxsize=4096)
-def _http_date(seconds: int) -> str:
+def _date_forms(seconds: int) -> tuple[str, str]:
     t = time.gmtime(seconds)
-    return (
-        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    clock = f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    http = (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} {clock} GMT"
     )
+    return http, f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{clock}Z"
+
+
+def http_date(timestamp: float) -> str:
+    """An RFC 1123 / IMF-fixdate, always in GMT (`Sun, 06 Nov 1994 08:49:37 GMT`)."""
+    return _date_forms(int(timestamp))[0]
+
+
+def rfc3339_date(timestamp: float) -> str:
+    """`1994-11-06T08:49:37Z`, as RFC 4918 15.1 wants creationdate."""
+    return _date_forms(int(timestamp))[1]
 
 
 def parse_http_date(value: str) -> float | None:

@@ -8,13 +8,11 @@ protected: a PROPPATCH that sets or removes one fails with 403
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import paths
-from .headers import http_date, quote_etag
+from .headers import http_date, quote_etag, rfc3339_date
 from .model import Resource
 from .store.base import Lock
 from .xmlout import escape
@@ -73,22 +71,8 @@ def _lastmodified(_: LiveContext, r: Resource) -> str:
     return f"<D:getlastmodified>{http_date(r.mtime)}</D:getlastmodified>"
 
 
-def rfc3339(timestamp: float) -> str:
-    """`1994-11-06T08:49:37Z` (RFC 4918 15.1 creationdate)."""
-    return _rfc3339(int(timestamp))
-
-
-@functools.lru_cache(maxsize=4096)
-def _rfc3339(seconds: int) -> str:
-    t = time.gmtime(seconds)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}Z"
-    )
-
-
 def _creationdate(_: LiveContext, r: Resource) -> str:
-    return f"<D:creationdate>{rfc3339(r.ctime)}</D:creationdate>"
+    return f"<D:creationdate>{rfc3339_date(r.ctime)}</D:creationdate>"
 
 
 def _etag(_: LiveContext, r: Resource) -> str | None:
