@@ -87,7 +87,7 @@ class DavApp:
         if _needs_zero_length(response, headers):
             # Without it an empty answer would be sent chunked or read until EOF.
             headers.append(("Content-Length", "0"))
-        if req is not None and not req.body_consumed and _declares_body(environ):
+        if (req is None or not req.body_consumed) and _declares_body(environ):
             # The body was refused unread: close rather than let the server read (and throw
             # away) what may be gigabytes, or mistake a chunked body for the next request.
             headers.append(("Connection", "close"))
