@@ -183,12 +183,15 @@ class FilesystemProvider:
     def delete(self, path: str) -> None:
         if path == paths.ROOT:
             raise Forbidden("the shared root cannot be deleted")
-        local = self.local_path(path)
+        # The path check already lstat()ed the last component: no second look.
+        local, info = self._locate(path)
+        if info is None:
+            raise NotFound(f"{path} does not exist")
         try:
-            if os.path.isdir(local) and not os.path.islink(local):
+            if st.S_ISDIR(info.st_mode):
                 os.rmdir(local)
             else:
-                os.unlink(local)
+                os.unlink(local)  # a file, or a link (never what it points to)
         except OSError as exc:
             _raise(exc, path)
 
