@@ -94,9 +94,13 @@ class Need:
     tree: bool = False
 
 
-def needs(method: str, path: str, destination: Callable[[], str]) -> list[Need]:
+def needs(
+    method: str, path: str, destination: Callable[[], str], depth: str | None = None
+) -> list[Need]:
     """What a method needs, so that a refusal comes before any change (never a partial one):
-    reads need read; a tree operation needs its level on everything under the path."""
+    reads need read; a tree operation needs its level on everything under the path (a
+    Depth: infinity LOCK included: it would stop others writing anywhere below, RFC 4918
+    6.4)."""
     if method in ("GET", "HEAD", "PROPFIND", "POST"):
         # A batch (POST) needs read on its collection; each item then needs what its own
         # method would.
@@ -107,6 +111,8 @@ def needs(method: str, path: str, destination: Callable[[], str]) -> list[Need]:
         return [Need(path, "read", tree=True), Need(destination(), "write", tree=True)]
     if method == "MOVE":
         return [Need(path, "write", tree=True), Need(destination(), "write", tree=True)]
+    if method == "LOCK":
+        return [Need(path, "write", tree=(depth or "infinity").strip().lower() != "0")]
     return [Need(path, "write")]
 
 

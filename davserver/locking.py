@@ -16,7 +16,6 @@ from .ifheader import IfHeader, IfHeaderError, ResourceState, evaluate, parse_if
 from .request import Request
 from .services import Services
 from .store.base import Lock
-from .tree import MemberCheck
 
 
 class Guard:
@@ -64,7 +63,9 @@ class Guard:
 
     # -- locks on the resources a method changes -------------------------------------------
 
-    def _allowed(self, lock: Lock) -> bool:
+    def may_use(self, lock: Lock) -> bool:
+        """Whether the request submitted the lock's token and may use it (its owner, when a
+        logged-in user made it, RFC 4918 6.4)."""
         if lock.token not in self.tokens:
             return False
         return lock.principal is None or lock.principal == self.req.user
@@ -76,12 +77,17 @@ class Guard:
             hrefs=(lock.root,),
         )
 
+    def refusal(self, covering: list[Lock]) -> DavError | None:
+        """423 unless the request may use the locks covering a resource: none, or one it holds
+        the token of (RFC 4918 6.2: any holder of a shared lock may write; an exclusive lock
+        never shares the resource, so holding any covering lock is enough)."""
+        if not covering or any(self.may_use(lock) for lock in covering):
+            return None
+        return self._blocked(covering[0])
+
     def check(self, path: str) -> DavError | None:
         """Why `path` may not be changed by this request, or None."""
-        for lock in self.services.locks.covering(path, self.now):
-            if not self._allowed(lock):
-                return self._blocked(lock)
-        return None
+        return self.refusal(self.services.locks.covering(path, self.now))
 
     def require(self, path: str) -> None:
         """Raise 423 unless the request may change `path` itself."""
@@ -94,51 +100,41 @@ class Guard:
         if path != paths.ROOT:
             self.require(paths.parent(path))
 
-    def _tree_blocking(self, root: str, membership: bool = False) -> list[Lock]:
-        """Locks this request may not override on the tree at `root` (and, with
-        `membership`, on its place in the parent collection)."""
-        parent = paths.parent(root) if membership and root != paths.ROOT else None
-        return [
-            lock
-            for lock in self.services.locks.around(root, self.now)
-            if (
-                lock.covers(root)
-                or paths.is_ancestor(root, lock.root)
-                or (parent is not None and lock.covers(parent))
-            )
-            and not self._allowed(lock)
-        ]
-
-    def tree_check(self, root: str, membership: bool = False) -> MemberCheck:
+    def tree_check(self, root: str, membership: bool = False) -> TreeCheck:
         """A per-member check for a tree operation on `root`, from one look at the store.
 
         With `membership`, a lock on the parent collection refuses `root` itself (removing
         or adding a member changes the parent, RFC 4918 7.5.2)."""
-        blocking = self._tree_blocking(root, membership)
-        parent_locks = [
-            lock
-            for lock in blocking
-            if not lock.covers(root) and not paths.is_ancestor(root, lock.root)
-        ]
-
-        def check(path: str) -> DavError | None:
-            for lock in blocking:
-                if lock.covers(path):
-                    return self._blocked(lock)
-            if path == root and parent_locks:
-                return self._blocked(parent_locks[0])
-            return None
-
-        return check
+        return TreeCheck(self, root, membership)
 
     def require_tree(self, root: str) -> None:
         """Raise 423 if any member of the tree at `root` is locked against this request.
 
         For changes that cannot be made in part (MOVE's source, an overwritten destination).
         """
-        blocking = self._tree_blocking(root)
-        if blocking:
-            raise self._blocked(blocking[0])
+        check = self.tree_check(root)
+        for path in [root, *(lock.root for lock in check.locks)]:
+            if paths.is_same_or_ancestor(root, path):
+                error = check(path)
+                if error is not None:
+                    raise error
+
+
+class TreeCheck:
+    """`MemberCheck` for the tree at `root`: whether the request may change each member."""
+
+    def __init__(self, guard: Guard, root: str, membership: bool) -> None:
+        self.guard = guard
+        self.root = root
+        self.locks = guard.services.locks.around(root, guard.now)
+        parent = paths.parent(root) if membership and root != paths.ROOT else None
+        self.on_parent = [lock for lock in self.locks if parent is not None and lock.covers(parent)]
+
+    def __call__(self, path: str) -> DavError | None:
+        error = self.guard.refusal([lock for lock in self.locks if lock.covers(path)])
+        if error is None and path == self.root:
+            error = self.guard.refusal(self.on_parent)
+        return error
 
 
 def existing_lock(services: Services, req: Request, path: str) -> Lock:

@@ -11,6 +11,7 @@ Loops use explicit stacks: a deep tree must not hit Python's recursion limit.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -189,15 +190,18 @@ def copy_tree(
     destination: str,
     depth: str,
     check: MemberCheck = allow_all,
+    keep_times: bool = False,
 ) -> list[MemberStatus]:
     """Copy `source` to `destination` (which does not exist), members after their parent.
 
     Dead properties travel with each member; locks do not (RFC 4918 7.6). A member that fails
     is reported under its destination path and, for a collection, its members are not
-    attempted. `check` is asked about destination paths.
+    attempted. `check` is asked about destination paths. With `keep_times` (a MOVE done as a
+    copy) every member keeps its modification time, collections once their members are in.
     """
     provider = services.provider
     failures: list[MemberStatus] = []
+    collection_times: list[tuple[str, float]] = []
     for res in walk(provider, source, "infinity" if depth == "infinity" else "0"):
         target = paths.rebase(res.path, source.path, destination)
         if any(paths.is_ancestor(f.path, target) for f in failures if f.is_collection):
@@ -207,10 +211,17 @@ def copy_tree(
             try:
                 provider.copy(res.path, target)
                 services.props.copy(res.path, target, recursive=False)
+                if keep_times and res.is_collection:
+                    collection_times.append((target, res.mtime))
+                elif keep_times:
+                    provider.set_mtime(target, res.mtime)
             except DavError as exc:
                 error = exc
         if error is not None:
             failures.append(failure(target, res.is_collection, error))
+    for target, mtime in reversed(collection_times):
+        with contextlib.suppress(DavError):  # a date is not worth failing a move for
+            provider.set_mtime(target, mtime)
     return failures
 
 
@@ -231,7 +242,7 @@ def move_tree(
         services.props.move(source.path, destination)
         services.locks.delete([source.path], recursive=True)
         return []
-    failures = copy_tree(services, source, destination, "infinity")
+    failures = copy_tree(services, source, destination, "infinity", keep_times=True)
     if failures:
         return failures
     return delete_tree(services, source, check)

@@ -9,6 +9,7 @@ from .. import paths, syncmeta
 from ..errors import Conflict, Forbidden, PreconditionFailed
 from ..locking import Guard
 from ..model import MemberStatus
+from ..provider.base import LinkResolver
 from ..request import Request, Response
 from ..services import Services
 from ..tree import copy_tree, delete_tree, move_tree
@@ -33,13 +34,18 @@ def transfer(services: Services, guard: Guard, op: Transfer) -> tuple[int, list[
     Whole-request failures are raised: 404 no source, 403 same resource or a tree into itself,
     409 no parent at the destination, 412 an existing destination with Overwrite F, 423 locks.
     """
-    source = services.provider.stat(op.source)
+    provider = services.provider
+    source = provider.stat(op.source)
     dst = op.destination
-    if dst == op.source:
+    # Compared where links lead: through a link, two names can be one resource.
+    real_src, real_dst = op.source, dst
+    if isinstance(provider, LinkResolver):
+        real_src, real_dst = provider.canonical(op.source), provider.canonical(dst)
+    if real_dst == real_src:
         raise Forbidden("the source and the destination are the same resource")
-    if source.is_collection and paths.is_ancestor(op.source, dst):
+    if source.is_collection and paths.is_ancestor(real_src, real_dst):
         raise Forbidden("a collection cannot be copied or moved into itself")
-    if paths.is_ancestor(dst, op.source):
+    if paths.is_ancestor(real_dst, real_src):
         raise Forbidden("the destination contains the source")
     parent = stat_or_none(services, paths.parent(dst))
     if parent is None or not parent.is_collection:

@@ -6,15 +6,23 @@ import uuid
 
 from .. import headers as h
 from .. import paths, xmlin, xmlout
-from ..errors import BadRequest, Conflict, DavError, Forbidden, Locked, PreconditionFailed
+from ..errors import (
+    BadRequest,
+    Conflict,
+    DavError,
+    Forbidden,
+    Locked,
+    MethodNotAllowed,
+    PreconditionFailed,
+)
 from ..locking import Guard, existing_lock
-from ..model import MemberStatus
+from ..model import MemberStatus, Resource
 from ..props import activelock
 from ..request import Request, Response
 from ..services import Services
 from ..store.base import Lock, LockConflict
 from .results import MULTISTATUS_TYPE
-from .write import stat_or_none
+from .write import check_preconditions, forget_stale, stat_or_none
 
 XML_TYPE = ("Content-Type", 'application/xml; charset="utf-8"')
 
@@ -48,14 +56,17 @@ def _answer(
     return Response(status, headers, [body])
 
 
-def refresh(services: Services, req: Request, guard: Guard, timeout: int) -> Response:
-    """A LOCK without a body: restart the timeout of the locks the If header names."""
+def refresh(
+    services: Services, req: Request, guard: Guard, timeout: int, resource: Resource | None
+) -> Response:
+    """A LOCK without a body: restart the timeout of the locks the If header names (and this
+    user may use)."""
     if not guard.tokens:
         raise BadRequest("a LOCK without a body refreshes a lock and needs an If header")
     now = guard.now
     refreshed = []
     for lock in services.locks.covering(req.path, now):
-        if lock.token in guard.tokens:
+        if guard.may_use(lock):
             renewed = services.locks.refresh(lock.token, timeout, now)
             if renewed is not None:
                 refreshed.append(renewed)
@@ -64,7 +75,6 @@ def refresh(services: Services, req: Request, guard: Guard, timeout: int) -> Res
             "no lock named in the If header covers this resource",
             condition="lock-token-matches-request-uri",
         )
-    resource = stat_or_none(services, req.path)
     is_collection = resource is not None and resource.is_collection
     return _answer(req, refreshed, now, 200, is_collection, new=False)
 
@@ -72,11 +82,13 @@ def refresh(services: Services, req: Request, guard: Guard, timeout: int) -> Res
 def lock(services: Services, req: Request, guard: Guard) -> Response:
     timeout = granted_timeout(services, req.header("Timeout"))
     body = req.read_body(services.config.max_xml_body)
+    resource = stat_or_none(services, req.path)
+    # If-Match: * is how a client says "lock only what exists" (RFC 4918 D.1).
+    check_preconditions(req, resource)
     if not body.strip():
-        return refresh(services, req, guard, timeout)
+        return refresh(services, req, guard, timeout, resource)
     info = xmlin.parse_lockinfo(body)
     depth = h.parse_depth(req.header("Depth"), h.INFINITY, ("0", h.INFINITY))
-    resource = stat_or_none(services, req.path)
     if resource is None:
         parent = stat_or_none(services, paths.parent(req.path))
         if parent is None or not parent.is_collection:
@@ -97,15 +109,21 @@ def lock(services: Services, req: Request, guard: Guard) -> Response:
         services.locks.acquire(new, now)
     except LockConflict as conflict:
         return _conflict(req, conflict.lock)
+    created = False
     if resource is None:
-        # RFC 4918 7.3: locking an unmapped URL creates an empty resource, answered 201.
+        # RFC 4918 7.3: locking an unmapped URL creates an empty resource, answered 201; if a
+        # file appeared meanwhile, it is locked as it is, never truncated.
         try:
-            services.provider.write(req.path, [])
+            services.provider.write(req.path, [], create=True)
+            forget_stale(services, req.path)
+            created = True
+        except MethodNotAllowed:
+            resource = stat_or_none(services, req.path)
         except DavError:
             services.locks.release(new.token)
             raise
     is_collection = resource is not None and resource.is_collection
-    return _answer(req, [new], now, 201 if resource is None else 200, is_collection, new=True)
+    return _answer(req, [new], now, 201 if created else 200, is_collection, new=True)
 
 
 def _conflict(req: Request, held: Lock) -> Response:

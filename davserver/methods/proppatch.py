@@ -12,6 +12,7 @@ from ..props import is_protected
 from ..request import Request, Response
 from ..services import Services
 from .results import MULTISTATUS_TYPE
+from .write import check_preconditions, stat_or_none
 
 PROTECTED = "cannot-modify-protected-property"
 
@@ -40,11 +41,17 @@ def apply_changes(
             if mtime is not None:
                 mtimes.append(mtime)
     if not refused:
-        # Setting the time first: if it fails, nothing at all has changed.
+        # The time first: if that fails nothing has changed; if storing the properties then
+        # fails, the old time is put back, so the PROPPATCH stays all or nothing.
         for mtime in mtimes:
             services.provider.set_mtime(path, mtime)
         kept = [c for c in changes if not syncmeta.stored_only_as_effect(c.name)]
-        services.props.patch(path, [(c.name, c.value) for c in kept])
+        try:
+            services.props.patch(path, [(c.name, c.value) for c in kept])
+        except BaseException:
+            if mtimes:
+                services.provider.set_mtime(path, resource.mtime)
+            raise
     statuses: dict[int, PropStat] = {}
     seen: set[str] = set()
     for change in changes:
@@ -60,6 +67,7 @@ def apply_changes(
 
 
 def proppatch(services: Services, req: Request, guard: Guard) -> Response:
+    check_preconditions(req, stat_or_none(services, req.path))
     changes = xmlin.parse_propertyupdate(req.read_body(services.config.max_xml_body))
     response = apply_changes(services, guard, req.path, changes)
     body = xmlout.multistatus([xmlout.prop_response(req.prefix, response)])

@@ -47,7 +47,7 @@ def content_type(resource: Resource) -> str:
     return _type_of_extension(name[dot:] if dot > 0 else "")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: extensions come from any name on disk
 def _type_of_extension(extension: str) -> str:
     guessed, encoding = mimetypes.guess_type("x" + extension, strict=False)
     if guessed is None or encoding is not None:

@@ -33,6 +33,12 @@ def stat_or_none(services: Services, path: str) -> Resource | None:
         return None
 
 
+def forget_stale(services: Services, path: str) -> None:
+    """A resource was just created: properties left at its path by one removed behind the
+    server's back (outside WebDAV) must not attach to it."""
+    services.props.delete([path], recursive=True)
+
+
 def check_preconditions(req: Request, resource: Resource | None) -> None:
     """If-Match, If-None-Match and the date conditionals for a method that changes state."""
     etag = None
@@ -71,10 +77,21 @@ def put(services: Services, req: Request, guard: Guard) -> Response:
 
 
 def _put_whole(services: Services, req: Request, replaced: bool) -> Resource:
-    """The body replaces the file atomically, checked against OC-Checksum when one is sent."""
+    """The body replaces the file atomically, checked against OC-Checksum when one is sent.
+    With `If-None-Match: *` it is stored only if nothing appeared at the path meanwhile."""
     check = syncmeta.ChecksumCheck.from_header(req.header("OC-Checksum"))
     chunks = req.body_chunks()
-    stored = services.provider.write(req.path, check.stream(chunks) if check else chunks)
+    create_only = not replaced and (req.header("If-None-Match") or "").strip() == "*"
+    try:
+        stored = services.provider.write(
+            req.path, check.stream(chunks) if check else chunks, create=create_only
+        )
+    except MethodNotAllowed:
+        if create_only:
+            raise PreconditionFailed("something was created there meanwhile") from None
+        raise
+    if not replaced:
+        forget_stale(services, req.path)
     if check is not None:
         services.props.patch(req.path, [(syncmeta.CHECKSUMS, check.property_xml())])
     elif replaced:
@@ -128,12 +145,14 @@ def make_collection(services: Services, guard: Guard, path: str) -> None:
         )
     guard.require_membership(path)
     services.provider.make_collection(path)
+    forget_stale(services, path)
 
 
 def mkcol(services: Services, req: Request, guard: Guard) -> Response:
     if req.has_body():
         # RFC 4918 9.3: we define no MKCOL body, so any body is an unsupported type.
         raise UnsupportedMediaType("MKCOL with a request body is not supported")
+    check_preconditions(req, stat_or_none(services, req.path))
     make_collection(services, guard, req.path)
     return Response(201)
 

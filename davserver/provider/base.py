@@ -40,13 +40,14 @@ class Provider(Protocol):
         """
         ...
 
-    def write(self, path: str, chunks: Iterable[bytes]) -> Resource:
+    def write(self, path: str, chunks: Iterable[bytes], *, create: bool = False) -> Resource:
         """Replace or create the file at `path` with the concatenated chunks, atomically.
 
         Readers see either the old content or the new, never a part; if `chunks` raises
         (a client that disconnects, a failed checksum), the old content stays and the
-        exception propagates. Raises Conflict (no parent collection), MethodNotAllowed
-        (a collection is there), Forbidden, InsufficientStorage.
+        exception propagates. With `create`, only where nothing exists, decided atomically
+        (MethodNotAllowed if something appeared meanwhile). Raises Conflict (no parent
+        collection), MethodNotAllowed (a collection is there), Forbidden, InsufficientStorage.
         """
         ...
 
@@ -108,4 +109,16 @@ class TreeCounter(Protocol):
 
     def count(self, path: str, limit: int) -> int:
         """Resources in the tree at `path`, itself included; may stop once past `limit`."""
+        ...
+
+
+@runtime_checkable
+class LinkResolver(Protocol):
+    """An optional extra for storage with links (a filesystem's symlinks): the name a path
+    has once links are followed, so that COPY and MOVE can see that two paths are one
+    resource, or that one lies inside the other."""
+
+    def canonical(self, path: str) -> str:
+        """The provider path `path` resolves to; for a path that does not exist, its
+        resolved parent and its name."""
         ...

@@ -117,6 +117,13 @@ class FilesystemProvider:
                     continue  # vanished or a dangling link: not a member any more
                 yield _resource(paths.child(path, name), info, is_link=link)
 
+    def canonical(self, path: str) -> str:
+        real = os.path.realpath(self.local_path(path))
+        relative = os.path.relpath(real, self.root)
+        if relative == ".":
+            return paths.ROOT
+        return "/" + relative.replace(os.sep, "/")
+
     def count(self, path: str, limit: int) -> int:
         """The resources in the tree at `path` (itself included), stopping once past `limit`:
         from directory entries alone, without a stat per member, and not through links, as
@@ -162,12 +169,12 @@ class FilesystemProvider:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, path: str, chunks: Iterable[bytes]) -> Resource:
+    def write(self, path: str, chunks: Iterable[bytes], *, create: bool = False) -> Resource:
         local = self.local_path(path)
         if os.path.isdir(local):
             raise MethodNotAllowed(f"{path} is a collection")
         directory = os.path.dirname(local)
-        self._atomic_replace(path, local, lambda out: _write_chunks(out, chunks))
+        self._atomic_replace(path, local, lambda out: _write_chunks(out, chunks), create)
         _fsync_dir(directory)
         return self.stat(path)
 
@@ -189,7 +196,7 @@ class FilesystemProvider:
             raise NotFound(f"{path} does not exist")
         try:
             if st.S_ISDIR(info.st_mode):
-                os.rmdir(local)
+                _rmdir(local)
             else:
                 os.unlink(local)  # a file, or a link (never what it points to)
         except OSError as exc:
@@ -256,7 +263,9 @@ class FilesystemProvider:
         except OSError as exc:
             _raise(exc, path)
 
-    def _atomic_replace(self, path: str, local: str, fill: Callable[[BinaryIO], object]) -> None:
+    def _atomic_replace(
+        self, path: str, local: str, fill: Callable[[BinaryIO], object], create: bool = False
+    ) -> None:
         directory = os.path.dirname(local)
         try:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
@@ -268,7 +277,10 @@ class FilesystemProvider:
                 out.flush()
                 os.fchmod(out.fileno(), self._file_mode)
                 os.fsync(out.fileno())
-            os.replace(temp, local)
+            if create:
+                _link_new(temp, local, path)
+            else:
+                os.replace(temp, local)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -316,6 +328,42 @@ def _resource(path: str, info: os.stat_result, is_link: bool = False) -> Resourc
     etag = f"{info.st_ino:x}-{info.st_mtime_ns:x}-{size:x}"
     created = getattr(info, "st_birthtime", None) or min(info.st_ctime, info.st_mtime)
     return Resource(path, is_dir, size, info.st_mtime, created, etag, None, is_link)
+
+
+def _rmdir(local: str) -> None:
+    """Remove an empty directory. Unfinished uploads are not members (listings leave them
+    out), so they do not keep a collection from being deleted: they go with it."""
+    try:
+        os.rmdir(local)
+    except OSError as exc:
+        if exc.errno != errno.ENOTEMPTY:
+            raise
+        with os.scandir(local) as entries:
+            leftovers = [e.path for e in entries if e.name.startswith(TEMP_PREFIX)]
+        for leftover in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+        os.rmdir(local)
+
+
+def _link_new(temp: str, local: str, path: str) -> None:
+    """Give the finished temporary file its name only if nothing has it yet: link() fails
+    where rename() would silently replace."""
+    try:
+        os.link(temp, local)
+    except FileExistsError:
+        raise MethodNotAllowed(f"{path} already exists") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # No hard links on this filesystem: claim the name first, then replace it.
+        try:
+            os.close(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            raise MethodNotAllowed(f"{path} already exists") from None
+        os.replace(temp, local)
+        return
+    os.unlink(temp)
 
 
 def _copy_file(source: BinaryIO, out: BinaryIO) -> None:
