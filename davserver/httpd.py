@@ -48,40 +48,45 @@ class ElasticServer(wsgi.Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._wanted = threading.Event()
+        self._stopped = threading.Event()
         self._grower: threading.Thread | None = None
 
     def prepare(self) -> None:
         super().prepare()
-        self._grower = threading.Thread(target=self._grow_when_asked, name="grow", daemon=True)
+        self._stopped.clear()
+        self._grower = threading.Thread(target=self._grow_when_needed, name="grow", daemon=True)
         self._grower.start()
 
     def process_conn(self, conn: Any) -> None:
-        pool = self.requests
+        super().process_conn(conn)
         # Called by the connection manager's thread: only signal here, since growing the pool
         # waits for new threads to start.
-        if pool.idle == 0 and len(pool._threads) < pool.max:
+        if self._starved():
             self._wanted.set()
-        super().process_conn(conn)
 
-    def _grow_when_asked(self) -> None:
-        while True:
-            self._wanted.wait()
+    def _starved(self) -> bool:
+        """Connections wait in the queue and no worker is free to take them."""
+        pool = self.requests
+        return bool(pool.qsize > 0 and pool.idle == 0 and len(pool._threads) < pool.max)
+
+    def _grow_when_needed(self) -> None:
+        # Woken by process_conn, and every 0.1 s in any case: a worker that looked idle when a
+        # connection arrived may have taken an earlier one from the queue instead.
+        while not self._stopped.is_set():
+            self._wanted.wait(0.1)
             self._wanted.clear()
-            if not self.ready:
-                if self.interrupt is not None:
-                    return
-                continue
             pool = self.requests
             # Every queued connection needs a worker of its own: a slow one ahead in the queue
             # would otherwise take the new thread.
-            while pool.idle == 0 and len(pool._threads) < pool.max and self.ready:
+            while self.ready and not self._stopped.is_set() and self._starved():
                 before = len(pool._threads)
                 pool.grow(pool.qsize + _GROW_STEP)
                 log.debug("worker pool grown from %d to %d threads", before, len(pool._threads))
 
     def stop(self) -> None:
-        super().stop()
+        self._stopped.set()
         self._wanted.set()
+        super().stop()
 
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
         # cheroot reports client timeouts and resets with full tracebacks on stderr; they are
