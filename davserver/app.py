@@ -24,6 +24,7 @@ from .errors import (
 )
 from .locking import Guard
 from .methods import batch, copymove, lock, propfind, proppatch, read, write
+from .methods.results import collection_test
 from .origin import resolve, strip_prefix
 from .request import Request, Response
 from .services import Services
@@ -174,11 +175,7 @@ class DavApp:
 
     def _href(self, req: Request | None, path: str) -> str:
         prefix = req.prefix if req is not None else ""
-        try:
-            is_collection = self.services.provider.stat(path).is_collection
-        except DavError:
-            is_collection = False
-        return paths.href(prefix, path, is_collection)
+        return paths.href(prefix, path, collection_test(self.services)(path))
 
 
 def _declares_body(environ: dict[str, Any]) -> bool:

@@ -228,7 +228,7 @@ class Authenticator:
         except (ValueError, UnicodeDecodeError):
             return None
         expected = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac.encode("utf-8"), expected.encode()):
             return None
         return time.time() - issued
 
@@ -252,7 +252,8 @@ class Authenticator:
         h = _hash(algorithm)
         ha2 = h(f"{method}:{target}")
         expected = h(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
-        if not hmac.compare_digest(expected, params.get("response", "").lower()):
+        answer = params.get("response", "").lower().encode("utf-8", "replace")
+        if not hmac.compare_digest(expected.encode(), answer):
             raise self.unauthorized("wrong user name or password")
         self._check_replay(nonce, params.get("nc", ""))
         return user

@@ -108,8 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _passwd(args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
-        password = getpass.getpass(f"password for {args.user}: ")
-        if password != getpass.getpass("again: "):
+        try:
+            password = getpass.getpass(f"password for {args.user}: ")
+            again = getpass.getpass("again: ")
+        except (EOFError, KeyboardInterrupt):
+            print("\ndavserver: cancelled, nothing was changed", file=sys.stderr)
+            return 1
+        if password != again:
             print("davserver: the passwords differ", file=sys.stderr)
             return 1
     else:
@@ -172,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         server = DavServer(config)
+    except ConfigError as exc:
+        print(f"davserver: {exc}", file=sys.stderr)
+        return 2
+    try:
         server.start()
     except OSError as exc:
         print(f"davserver: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)

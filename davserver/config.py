@@ -54,7 +54,10 @@ def _anonymous(v: Any) -> str | None:
 def _public_url(v: Any) -> str | None:
     if v == "":
         return None
-    parts = urlsplit(v)
+    try:
+        parts = urlsplit(v)
+    except ValueError:
+        return "an http:// or https:// URL such as https://files.example.com/dav/"
     if parts.scheme in ("http", "https") and parts.hostname and not parts.query:
         return None
     return "an http:// or https:// URL such as https://files.example.com/dav/"
@@ -266,7 +269,28 @@ def load(path: str | None = None, overrides: Mapping[str, Any] | None = None) ->
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _check(name, value, "command line: ")
-    return Config(**values)
+    config = Config(**values)
+    _check_together(config, f"{path}: " if path else "")
+    return config
+
+
+def _check_together(config: Config, where: str) -> None:
+    """Options that only make sense together: refused at startup rather than half-applied."""
+    if bool(config.cert) != bool(config.key):
+        raise ConfigError(f"{where}[server] cert and key: give both (HTTPS) or neither")
+    if config.digest_file and not config.htpasswd:
+        raise ConfigError(
+            f"{where}[auth] digest_file: needs [auth] htpasswd, the users it belongs to"
+        )
+    if config.htpasswd and not config.basic and not config.digest_file:
+        raise ConfigError(
+            f"{where}[auth] basic = false and no digest_file: users would have no way to log in"
+        )
+    if config.digest_file and any(c in ':"' or not c.isprintable() for c in config.realm):
+        raise ConfigError(
+            f"{where}[auth] realm: expected no ':', '\"' or control characters (Digest), "
+            f"got {config.realm!r}"
+        )
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -17,6 +17,15 @@ from email.utils import parsedate_to_datetime
 from .errors import BadRequest, RangeNotSatisfiable
 
 INFINITY = "infinity"
+_MAX_DIGITS = 19  # far past any file size or timeout; int() of thousands of digits is refused
+
+
+def _number(text: str) -> int | None:
+    """A non-negative decimal number written in ASCII digits, or None. (`str.isdigit` also
+    accepts '²' and other digits `int` refuses, and WSGI headers are Latin-1 text.)"""
+    if not text or len(text) > _MAX_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def quote_etag(etag: str) -> str:
@@ -96,9 +105,9 @@ def parse_timeout(value: str) -> int | None:
         if item.lower() == "infinite":
             return None
         if item.lower().startswith("second-"):
-            digits = item[7:]
-            if digits.isdigit():
-                return int(digits)
+            seconds = _number(item[7:])
+            if seconds is not None:
+                return seconds
     raise BadRequest(f"Timeout {value!r} is neither Infinite nor Second-N")
 
 
@@ -205,16 +214,13 @@ def parse_range(value: str | None, size: int) -> list[tuple[int, int]] | None:
             continue
         first_s, dash, last_s = item.partition("-")
         first_s, last_s = first_s.strip(), last_s.strip()
-        if (
-            not dash
-            or not (first_s.isdigit() or first_s == "")
-            or not (last_s.isdigit() or last_s == "")
-        ):
+        first_n, last_n = _number(first_s), _number(last_s)
+        if not dash or (first_s and first_n is None) or (last_s and last_n is None):
             return None
-        if first_s == "":
-            if last_s == "":
+        if first_n is None:
+            if last_n is None:
                 return None
-            suffix = int(last_s)
+            suffix = last_n
             if suffix == 0:
                 continue
             if size == 0:
@@ -222,12 +228,12 @@ def parse_range(value: str | None, size: int) -> list[tuple[int, int]] | None:
                 continue
             ranges.append((max(size - suffix, 0), size - 1))
             continue
-        first = int(first_s)
-        if last_s and int(last_s) < first:
+        first = first_n
+        if last_n is not None and last_n < first:
             return None
         if first >= size:
             continue
-        last = int(last_s) if last_s else size - 1
+        last = last_n if last_n is not None else size - 1
         ranges.append((first, min(last, size - 1)))
     if not ranges:
         if empty_suffix:
@@ -256,17 +262,18 @@ def parse_content_range(value: str) -> tuple[int, int, int | None]:
     unit, _, spec = value.strip().partition(" ")
     span, _, total_s = spec.partition("/")
     first_s, _, last_s = span.partition("-")
+    first, last, total = _number(first_s), _number(last_s), _number(total_s)
     if (
         unit.lower() != "bytes"
-        or not (first_s.isdigit() and last_s.isdigit())
-        or not (total_s == "*" or total_s.isdigit())
-        or int(last_s) < int(first_s)
+        or first is None
+        or last is None
+        or (total is None and total_s != "*")
+        or last < first
     ):
         raise BadRequest(f"Content-Range {value!r} is not 'bytes first-last/total'")
-    total = None if total_s == "*" else int(total_s)
-    if total is not None and int(last_s) >= total:
+    if total is not None and last >= total:
         raise BadRequest(f"Content-Range {value!r} ends beyond its total")
-    return int(first_s), int(last_s), total
+    return first, last, total
 
 
 def if_range_allows(value: str | None, etag: str, mtime: float) -> bool:

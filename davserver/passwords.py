@@ -17,12 +17,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bcrypt
+
+log = logging.getLogger(__name__)
 
 _ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -143,7 +146,7 @@ def verify(stored: str, password: str) -> bool:
     secret = password.encode("utf-8")
     if stored.startswith(("$2y$", "$2a$", "$2b$")):
         try:
-            return bcrypt.checkpw(secret, stored.encode("ascii"))
+            return bcrypt.checkpw(secret[:BCRYPT_MAX], stored.encode("ascii"))
         except ValueError:
             return False
     if stored.startswith(("$5$", "$6$")):
@@ -157,9 +160,15 @@ def verify(stored: str, password: str) -> bool:
     return hmac.compare_digest(computed, stored)
 
 
+# bcrypt reads at most 72 bytes; Apache's htpasswd -B and older libraries silently use the first
+# 72, while bcrypt 5 refuses longer input. Doing the cut here keeps such passwords working.
+BCRYPT_MAX = 72
+
+
 def hash_password(password: str) -> str:
     """A new bcrypt hash in the `$2y$` spelling Apache writes."""
-    hashed = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=10)).decode()
+    secret = password.encode("utf-8")[:BCRYPT_MAX]
+    hashed = bcrypt.hashpw(secret, bcrypt.gensalt(rounds=10)).decode()
     return "$2y$" + hashed[4:]
 
 
@@ -189,9 +198,16 @@ class Users:
         stamp = (_mtime(self.htpasswd), _mtime(self.digest) if self.digest else 0.0)
         if stamp == self.stamp:
             return
-        self._hashes = read_htpasswd(self.htpasswd)
-        self._ha1 = read_digest(self.digest) if self.digest else {}
-        self.stamp = stamp
+        try:
+            hashes = read_htpasswd(self.htpasswd)
+            ha1 = read_digest(self.digest) if self.digest else {}
+        except (OSError, UnicodeDecodeError) as exc:
+            if self.stamp == (-1.0, -1.0):
+                raise  # at startup: the configuration is wrong, say so
+            # While serving: keep the users we had rather than fail every request.
+            log.warning("cannot reload users (%s); keeping the previous ones", exc)
+            return
+        self._hashes, self._ha1, self.stamp = hashes, ha1, stamp
 
     def check_password(self, user: str, password: str) -> bool:
         self.reload()
@@ -241,8 +257,12 @@ def set_password(
     htpasswd: str, user: str, password: str, digest: str = "", realm: str = ""
 ) -> None:
     """Add or change a user in the htpasswd file (and the digest file), atomically."""
-    if ":" in user or not user:
-        raise ValueError("a user name may not be empty or contain ':'")
+    if not user or any(c == ":" or not c.isprintable() for c in user):
+        raise ValueError("a user name may not be empty or contain ':' or control characters")
+    if digest and (not realm or any(c in ':"' or not c.isprintable() for c in realm)):
+        raise ValueError(
+            "a Digest realm may not be empty or contain ':', '\"' or control characters"
+        )
     lines = _lines(htpasswd)
     entry = f"{user}:{hash_password(password)}"
     _replace(htpasswd, [ln for ln in lines if ln.partition(":")[0] != user] + [entry])

@@ -34,8 +34,10 @@ def url_to_path(raw: str) -> str:
         if not raw_segment:
             continue
         try:
-            segment = unquote_to_bytes(raw_segment).decode("utf-8")
-        except UnicodeDecodeError:
+            # HTTP text reaches us as Latin-1 (WSGI): its code points are the bytes sent, so a
+            # raw (unescaped) UTF-8 name is read as UTF-8, like a percent-encoded one.
+            segment = unquote_to_bytes(raw_segment.encode("latin-1")).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
             raise BadRequest(f"the path segment {raw_segment!r} is not valid UTF-8") from None
         if "%" in raw_segment and not _valid_escapes(raw_segment):
             raise BadRequest(f"invalid percent-encoding in {raw_segment!r}")

@@ -150,7 +150,10 @@ class Request:
         """The provider path of a URI or absolute path that names one of our resources, or
         None when it belongs to another origin or lies outside the prefix. Raises for paths
         that could not be ours in any case (`..`, bad encoding: 403/400)."""
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError:  # e.g. "http://[::1/x": no URL of ours
+            return None
         if parts.scheme or parts.netloc:
             if not same_origin(parts.scheme, parts.netloc, self.origin):
                 return None

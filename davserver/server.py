@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
 import threading
+from collections.abc import Iterator
 
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
-from .config import Config
+from .config import Config, ConfigError
 from .httpd import ElasticServer
 from .origin import Site
 from .passwords import Users
@@ -23,19 +26,38 @@ log = logging.getLogger("davserver")
 STORE_FILE = "davserver.sqlite3"
 
 
+@contextlib.contextmanager
+def _naming(option: str, value: str) -> Iterator[None]:
+    """Turn a failure to use a configured file or folder into a ConfigError naming it."""
+    try:
+        yield
+    except (OSError, UnicodeDecodeError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{option} {value!r}: {reason}") from exc
+
+
 def build_services(config: Config) -> Services:
-    """The provider, stores, users and access rules a configuration describes."""
-    provider = FilesystemProvider(config.root)
+    """The provider, stores, users and access rules a configuration describes; raises
+    ConfigError naming the option when a configured file or folder cannot be used."""
+    with _naming("[storage] root", config.root):
+        if os.path.exists(config.root) and not os.path.isdir(config.root):
+            raise NotADirectoryError(20, "not a folder")
+        provider = FilesystemProvider(config.root)
     state = config.resolved_state_dir()
-    db = Database(os.path.join(state, STORE_FILE))
+    with _naming("[storage] state_dir", state):
+        db = Database(os.path.join(state, STORE_FILE))
     authenticator = None
     if config.htpasswd:
+        with _naming("[auth] htpasswd / digest_file", config.htpasswd):
+            users = Users(config.htpasswd, config.digest_file)
+        with _naming("[storage] state_dir", state):
+            secret = load_secret(state)
         authenticator = Authenticator(
-            Users(config.htpasswd, config.digest_file),
+            users,
             config.realm,
             basic=config.basic,
             digest=bool(config.digest_file),
-            secret=load_secret(state),
+            secret=secret,
             nonce_lifetime=config.nonce_lifetime,
         )
     rules = [Rule(path, user, level) for path, user, level in config.access]  # type: ignore[arg-type]

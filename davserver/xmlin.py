@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import defusedxml.ElementTree as DET
@@ -53,9 +53,45 @@ class LockInfo:
 
 @dataclass(slots=True)
 class _Scope:
-    namespaces: dict[str, str]  # prefix -> URI in scope at this element ("" = default)
-    declared: list[tuple[str, str]]  # declarations made on this element itself
+    """One element's namespace scope: its own declarations and a link to its parent's.
+
+    Linked rather than copied: a body declaring thousands of prefixes on its root would
+    otherwise cost a copy of all of them per element (quadratic memory)."""
+
+    parent: _Scope | None
+    declared: list[tuple[str, str]]  # (prefix, URI) declared on this element ("" = default)
     lang: str | None
+    _by_uri: dict[str, str] = field(default_factory=dict)  # URI -> innermost own prefix
+
+    def __post_init__(self) -> None:
+        for prefix, uri in self.declared:
+            self._by_uri[uri] = prefix
+
+    def resolve(self, prefix: str) -> str | None:
+        """The URI `prefix` means here, or None when undeclared."""
+        scope: _Scope | None = self
+        while scope is not None:
+            for declared_prefix, uri in reversed(scope.declared):
+                if declared_prefix == prefix:
+                    return uri
+            scope = scope.parent
+        return None
+
+    def prefix_for(self, uri: str, *, attribute: bool) -> str:
+        """The prefix the innermost declaration of `uri` gives, as in the source document
+        (never one an inner declaration has since rebound, nor "" for an attribute)."""
+        scope: _Scope | None = self
+        while scope is not None:
+            candidate = scope._by_uri.get(uri)
+            usable = candidate is not None and not (attribute and candidate == "")
+            if usable and self.resolve(candidate or "") == uri:
+                return candidate or ""
+            if candidate is not None or attribute:
+                for prefix, value in reversed(scope.declared):
+                    if value == uri and prefix and self.resolve(prefix) == uri:
+                        return prefix
+            scope = scope.parent
+        return ""
 
 
 class Document:
@@ -74,10 +110,12 @@ class Document:
         """
         scope = self._scopes[element]
         out: list[str] = []
-        inherited = {p: u for p, u in scope.namespaces.items() if (p, u) not in scope.declared}
         used: set[tuple[str, str]] = set()
         self._collect_used(element, used)
-        extra = sorted((p, u) for p, u in inherited.items() if (p, u) in used)
+        own = set(scope.declared)
+        extra = sorted(
+            (p, u) for p, u in used if (p, u) not in own and (p or u) and scope.resolve(p) == u
+        )
         lang = scope.lang if XML_LANG not in element.attrib else None
         self._write(element, out, extra, lang)
         return "".join(out)
@@ -85,21 +123,13 @@ class Document:
     def _collect_used(self, element: ET.Element, used: set[tuple[str, str]]) -> None:
         scope = self._scopes[element]
         uri, _ = _split(element.tag)
-        used.add((self._prefix_for(scope, uri, attribute=False), uri))
+        used.add((scope.prefix_for(uri, attribute=False), uri))
         for key in element.attrib:
             auri, _ = _split(key)
             if auri and auri != XML_NS:
-                used.add((self._prefix_for(scope, auri, attribute=True), auri))
+                used.add((scope.prefix_for(auri, attribute=True), auri))
         for sub in element:
             self._collect_used(sub, used)
-
-    @staticmethod
-    def _prefix_for(scope: _Scope, uri: str, *, attribute: bool) -> str:
-        # The innermost declaration wins, as in the source document.
-        for prefix, value in reversed(list(scope.namespaces.items())):
-            if value == uri and not (attribute and prefix == ""):
-                return prefix
-        return ""
 
     def _write(
         self,
@@ -110,12 +140,12 @@ class Document:
     ) -> None:
         scope = self._scopes[element]
         uri, local = _split(element.tag)
-        prefix = self._prefix_for(scope, uri, attribute=False)
+        prefix = scope.prefix_for(uri, attribute=False)
         qname = f"{prefix}:{local}" if prefix else local
         out.append("<" + qname)
         for p, u in [*extra, *scope.declared]:
             out.append(f' xmlns:{p}="{escape_attr(u)}"' if p else f' xmlns="{escape_attr(u)}"')
-        if uri == "" and scope.namespaces.get("", "") != "":
+        if uri == "" and (scope.resolve("") or "") != "" and ("", "") not in scope.declared:
             out.append(' xmlns=""')
         if lang is not None:
             out.append(f' xml:lang="{escape_attr(lang)}"')
@@ -124,7 +154,7 @@ class Document:
             if auri == XML_NS:
                 aname = "xml:" + alocal
             elif auri:
-                aname = self._prefix_for(scope, auri, attribute=True) + ":" + alocal
+                aname = scope.prefix_for(auri, attribute=True) + ":" + alocal
             else:
                 aname = alocal
             out.append(f' {aname}="{escape_attr(value)}"')
@@ -170,7 +200,7 @@ def parse_document(body: bytes) -> Document:
     if not body.strip():
         raise BadRequest("the request body is empty where XML was expected")
     scopes: dict[ET.Element, _Scope] = {}
-    stack: list[_Scope] = [_Scope({"xml": XML_NS}, [], None)]
+    stack: list[_Scope] = [_Scope(None, [("xml", XML_NS)], None)]
     pending: list[tuple[str, str]] = []
     root: ET.Element | None = None
     try:
@@ -185,12 +215,8 @@ def parse_document(body: bytes) -> Document:
                 pending.append(item)
             elif event == "start":
                 parent = stack[-1]
-                namespaces = dict(parent.namespaces)
-                for prefix, uri in pending:
-                    namespaces.pop(prefix, None)  # re-insert so it counts as innermost
-                    namespaces[prefix] = uri
                 lang = item.attrib.get(XML_LANG, parent.lang)
-                scope = _Scope(namespaces, pending, lang)
+                scope = _Scope(parent, pending, lang)
                 pending = []
                 scopes[item] = scope
                 stack.append(scope)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from . import paths
 from .errors import status_line
@@ -120,13 +120,14 @@ def response(
     )
 
 
-def member_response(prefix: str, member: MemberStatus) -> str:
-    """One `<D:response>` for a member of DELETE, COPY, MOVE or LOCK."""
+def member_response(prefix: str, member: MemberStatus, is_collection: Callable[[str], bool]) -> str:
+    """One `<D:response>` for a member of DELETE, COPY, MOVE or LOCK; `is_collection` tells
+    how to write the hrefs its error names (collections end with '/', RFC 4918 5.2)."""
     return response(
         paths.href(prefix, member.path, member.is_collection),
         member.status,
         member.condition,
-        [paths.href(prefix, p, False) for p in member.condition_paths],
+        [paths.href(prefix, p, is_collection(p)) for p in member.condition_paths],
         member.message,
     )
 

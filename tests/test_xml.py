@@ -605,7 +605,12 @@ def test_member_response_parses_back() -> None:
         message="locked by <someone>",
         condition_paths=("/locked dir",),
     )
-    doc = parse(join(xmlout.multistatus([xmlout.member_response("/mount", member)])))
+    collections = {"/locked dir"}
+    doc = parse(
+        join(
+            xmlout.multistatus([xmlout.member_response("/mount", member, collections.__contains__)])
+        )
+    )
     (response,) = doc
     assert response.findtext(D + "href") == "/mount/locked%20dir/a%26b/"
     assert response.findtext(D + "status") == "HTTP/1.1 423 Locked"
@@ -613,13 +618,16 @@ def test_member_response_parses_back() -> None:
     assert error is not None
     (condition,) = error
     assert condition.tag == D + "lock-token-submitted"
-    assert [h.text for h in condition] == ["/mount/locked%20dir"]
+    # The named lock root is a collection: its href ends with a slash (RFC 4918 5.2).
+    assert [h.text for h in condition] == ["/mount/locked%20dir/"]
     assert response.findtext(D + "responsedescription") == "locked by <someone>"
 
 
 def test_member_response_plain_failure() -> None:
     member = MemberStatus("/f.txt", 403)
-    (response,) = parse(join(xmlout.multistatus([xmlout.member_response("", member)])))
+    (response,) = parse(
+        join(xmlout.multistatus([xmlout.member_response("", member, lambda path: False)]))
+    )
     assert response.findtext(D + "href") == "/f.txt"
     assert response.findtext(D + "status") == "HTTP/1.1 403 Forbidden"
     assert response.find(D + "error") is None

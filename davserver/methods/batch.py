@@ -145,8 +145,11 @@ def parse_batch(body: bytes, base: str, limit: int) -> tuple[list[Operation], bo
     """The operations, `stop_on_error` and the body's lock tokens; raises BatchError."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BatchError("invalid-json", f"the body is not valid JSON: {exc}") from None
+    if not _encodable(document):
+        # JSON can spell lone surrogates (\ud800) that no path or XML can hold.
+        raise BatchError("invalid-json", "the body holds text that is not valid Unicode")
     if not isinstance(document, dict) or not isinstance(document.get("operations"), list):
         raise BatchError("invalid-batch", 'the body must be {"operations": [...]}')
     unknown = set(document) - {"operations", "stop_on_error", "lock_tokens"}
@@ -162,6 +165,24 @@ def parse_batch(body: bytes, base: str, limit: int) -> tuple[list[Operation], bo
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise BatchError("invalid-batch", "lock_tokens must be a list of strings")
     return [_operation(item, i, base) for i, item in enumerate(items)], stop, tokens
+
+
+def _encodable(document: Any) -> bool:
+    """Whether every string (keys included) in a parsed JSON document is valid UTF-8."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return True
 
 
 def _operation(item: Any, index: int, base: str) -> Operation:

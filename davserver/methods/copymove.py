@@ -83,7 +83,7 @@ def _run(services: Services, req: Request, guard: Guard, move: bool) -> Response
     mtime_header = req.header("X-OC-Mtime")
     mtime = syncmeta.parse_mtime(mtime_header) if mtime_header is not None else None
     status, failures = transfer(services, guard, op)
-    response = tree_response(req, (op.source, op.destination), failures, status)
+    response = tree_response(services, req, (op.source, op.destination), failures, status)
     if mtime is not None and not failures:
         services.provider.set_mtime(op.destination, mtime)
         response.headers.append(("X-OC-Mtime", "accepted"))

@@ -21,7 +21,7 @@ from ..props import activelock
 from ..request import Request, Response
 from ..services import Services
 from ..store.base import Lock, LockConflict
-from .results import MULTISTATUS_TYPE
+from .results import MULTISTATUS_TYPE, collection_test
 from .write import check_preconditions, forget_stale, stat_or_none
 
 XML_TYPE = ("Content-Type", 'application/xml; charset="utf-8"')
@@ -108,7 +108,7 @@ def lock(services: Services, req: Request, guard: Guard) -> Response:
     try:
         services.locks.acquire(new, now)
     except LockConflict as conflict:
-        return _conflict(req, conflict.lock)
+        return _conflict(services, req, conflict.lock)
     created = False
     if resource is None:
         # RFC 4918 7.3: locking an unmapped URL creates an empty resource, answered 201; if a
@@ -126,21 +126,25 @@ def lock(services: Services, req: Request, guard: Guard) -> Response:
     return _answer(req, [new], now, 201 if created else 200, is_collection, new=True)
 
 
-def _conflict(req: Request, held: Lock) -> Response:
+def _conflict(services: Services, req: Request, held: Lock) -> Response:
     if paths.is_ancestor(req.path, held.root):
         # RFC 4918 9.10.9: a member locked by someone else fails a depth-infinity lock; the
         # answer names that member (423) and the Request-URI (424).
+        is_collection = collection_test(services)
         members = [
             MemberStatus(
                 held.root,
                 423,
+                is_collection=is_collection(held.root),
                 condition="no-conflicting-lock",
                 message="a member is locked",
                 condition_paths=(held.root,),
             ),
             MemberStatus(req.path, 424, is_collection=True, message="a member is locked"),
         ]
-        body = xmlout.multistatus(xmlout.member_response(req.prefix, m) for m in members)
+        body = xmlout.multistatus(
+            xmlout.member_response(req.prefix, m, is_collection) for m in members
+        )
         return Response(207, [MULTISTATUS_TYPE], body)
     raise Locked(
         f"{held.root} is already locked",

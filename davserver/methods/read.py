@@ -77,14 +77,14 @@ def _get(services: Services, req: Request, head: bool) -> Response:
     if head:
         resource = services.provider.stat(req.path)
         if resource.is_collection:
-            return listing.collection_page(services, req, resource, head)
+            return _collection(services, req, resource, head)
         return _file_response(req, resource, None)
     try:
         # Opened first, then described: a PUT may replace the file at any moment, and the
         # headers must match the bytes sent.
         resource, stream = services.provider.open_read(req.path)
     except MethodNotAllowed:
-        return listing.collection_page(services, req, services.provider.stat(req.path), head)
+        return _collection(services, req, services.provider.stat(req.path), head)
     try:
         response = _file_response(req, resource, stream)
     except BaseException:
@@ -93,6 +93,16 @@ def _get(services: Services, req: Request, head: bool) -> Response:
     if not response.body:
         stream.close()
     return response
+
+
+def _collection(services: Services, req: Request, resource: Resource, head: bool) -> Response:
+    """The listing page, after the conditionals (a collection has no entity tag, but it
+    exists: If-None-Match: * and If-Match apply, RFC 9110 13.1)."""
+    validators = h.Validators(None, resource.mtime)
+    stop = h.evaluate_preconditions(req.method, req.environ, validators)
+    if stop is not None:
+        return Response(stop, [("Last-Modified", h.http_date(resource.mtime))])
+    return listing.collection_page(services, req, resource, head)
 
 
 def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) -> Response:

@@ -172,4 +172,4 @@ def delete(services: Services, req: Request, guard: Guard) -> Response:
         h.parse_depth(req.header("Depth"), h.INFINITY, (h.INFINITY,))
     check_preconditions(req, resource)
     failures = delete_resource(services, guard, req.path)
-    return tree_response(req, (req.path,), failures, 204)
+    return tree_response(services, req, (req.path,), failures, 204)
