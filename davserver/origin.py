@@ -172,12 +172,13 @@ def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
     if trusted:
         forwarded = environ.get("HTTP_FORWARDED")
         if forwarded:
-            hops = parse_forwarded(str(forwarded))
-            first = hops[0] if hops else {}
-            scheme = first.get("proto", scheme).lower()
-            host = normalize_host(first.get("host", host), scheme)
+            hop = _edge_hop(parse_forwarded(str(forwarded)), site.trusted)
+            scheme = hop.get("proto", scheme).lower()
+            host = normalize_host(hop.get("host", host), scheme)
             client = _forwarded_client(environ, peer, site)
         else:
+            # Chained proxies append: the first value is what the client-facing one saw. (A
+            # client can only ever misname the server to itself this way.)
             scheme = _first(environ.get("HTTP_X_FORWARDED_PROTO"), scheme).lower()
             fwd_host = _first(environ.get("HTTP_X_FORWARDED_HOST"), "")
             port = _first(environ.get("HTTP_X_FORWARDED_PORT"), "")
@@ -207,6 +208,16 @@ def _forwarded_client(environ: Mapping[str, Any], peer: str, site: Site) -> str:
         listed = str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",")
         chain = [a.strip() for a in listed if a.strip()]
     return _client(chain, peer, site.trusted)
+
+
+def _edge_hop(hops: list[dict[str, str]], trusted: tuple[Network, ...]) -> dict[str, str]:
+    """The Forwarded element our outermost trusted proxy wrote: walking back from the one our
+    peer wrote, past those whose `for=` is one of our proxies. Elements further left came
+    from the client (or its side) and prove nothing."""
+    for hop in reversed(hops):
+        if not _trusted(_address(hop.get("for", "")), trusted):
+            return hop
+    return hops[0] if hops else {}
 
 
 def _first(value: Any, default: str) -> str:

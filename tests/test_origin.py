@@ -842,3 +842,12 @@ def test_destination_escaping_the_root_is_refused_not_mapped(uri: str) -> None:
     with pytest.raises(DavError) as info:
         request(PUBLIC, uri).destination()
     assert info.value.status in (400, 403)
+
+
+def test_forwarded_host_comes_from_the_hop_our_proxy_wrote() -> None:
+    # A client may send its own Forwarded element; a proxy that appends puts its element
+    # after it. Only the element written by our outermost trusted proxy names the origin.
+    forwarded = 'for=6.6.6.6;host=evil.example;proto=http, for=203.0.113.9;host="files.example"'
+    origin = resolve(TRUSTED, environ(peer="10.0.0.1", Forwarded=forwarded + ";proto=https"))
+    assert (origin.scheme, origin.host) == ("https", "files.example")
+    assert origin.client == "203.0.113.9"
