@@ -490,3 +490,14 @@ def test_dead_properties_follow_move_via_copy_fallback(server):
     set_color(server, "/src/sub/c.txt")
     assert transfer(server, "MOVE", "/src/", "/dst/").status_code == 201
     assert color_of(server, "/dst/sub/c.txt") == "red"
+
+
+def test_move_of_a_file_accepts_depth_0(server):
+    # RFC 4918 9.9.2 asks Depth: infinity of collections only; a file has no members to keep.
+    make_tree(server.root, {"f.txt": b"f"})
+    headers = {"Destination": "/g.txt", "Depth": "0"}
+    assert server.request("MOVE", "/f.txt", headers=headers).status_code == 201
+    assert (server.root / "g.txt").read_bytes() == b"f"
+    make_tree(server.root, {"c/x": b"x"})
+    headers = {"Destination": "/d", "Depth": "0"}
+    assert server.request("MOVE", "/c", headers=headers).status_code == 400

@@ -71,15 +71,22 @@ def transfer(services: Services, guard: Guard, op: Transfer) -> tuple[int, list[
 
 
 def _run(services: Services, req: Request, guard: Guard, move: bool) -> Response:
-    allowed = (h.INFINITY,) if move else ("0", h.INFINITY)
+    source = stat_or_none(services, req.path)
+    depth = h.INFINITY
+    if move and source is not None and not source.is_collection:
+        # RFC 4918 9.9.2 constrains Depth for collections only; a file has no members.
+        h.parse_depth(req.header("Depth"), h.INFINITY, ("0", h.INFINITY))
+    else:
+        allowed = (h.INFINITY,) if move else ("0", h.INFINITY)
+        depth = h.parse_depth(req.header("Depth"), h.INFINITY, allowed)
     op = Transfer(
         source=req.path,
         destination=req.destination(),
         move=move,
-        depth=h.parse_depth(req.header("Depth"), h.INFINITY, allowed),
+        depth=depth,
         overwrite=h.parse_overwrite(req.header("Overwrite")),
     )
-    check_preconditions(req, stat_or_none(services, req.path))
+    check_preconditions(req, source)
     mtime_header = req.header("X-OC-Mtime")
     mtime = syncmeta.parse_mtime(mtime_header) if mtime_header is not None else None
     status, failures = transfer(services, guard, op)
