@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="a TOML configuration file")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8080; 0 picks a free one)")
-    serve.add_argument("--readonly", action="store_const", const=True, help="refuse every change")
+    serve.add_argument(
+        "--readonly",
+        action=argparse.BooleanOptionalAction,
+        help="refuse every change (--no-readonly overrides a config file)",
+    )
     serve.add_argument("--state-dir", metavar="DIR", help="where properties and locks are kept")
     serve.add_argument("--threads", type=int, help="worker threads (default 32)")
     serve.add_argument("--htpasswd", metavar="FILE", help="require users from this file")
@@ -85,11 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=("debug", "info", "warning", "error"), help="default info"
     )
     serve.add_argument(
-        "--no-access-log",
-        dest="access_log",
-        action="store_const",
-        const=False,
-        help="do not log one line per request",
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        help="one line per request on standard error (default on)",
     )
     passwd = commands.add_parser(
         "passwd",

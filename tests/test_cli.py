@@ -253,6 +253,23 @@ def test_readonly_flag_refuses_changes(tmp_path: Path, run: Callable[..., Proc])
     assert (root / "keep.txt").read_text() == "keep"
 
 
+def test_no_readonly_flag_overrides_a_read_only_config(
+    tmp_path: Path, run: Callable[..., Proc]
+) -> None:
+    # Flags override the file both ways, not only to switch something on.
+    root = tmp_path / "rw"
+    root.mkdir()
+    config = tmp_path / "ro.toml"
+    config.write_text("[storage]\nreadonly = true\n[log]\naccess_log = true\n")
+    proc = run(
+        "serve", str(root), "--config", str(config), "--port", "0", "--no-readonly",
+        "--no-access-log", "--state-dir", str(tmp_path / "s"),
+    )  # fmt: skip
+    url = proc.url()
+    assert requests.put(url + "new.txt", data=b"new", timeout=10).status_code == 201
+    assert (root / "new.txt").read_bytes() == b"new"
+
+
 # -- configuration ------------------------------------------------------------------------------
 
 
