@@ -136,3 +136,6 @@ class DavServer:
 
     def stop(self) -> None:
         self.httpd.stop()
+        provider = self.services.provider
+        if isinstance(provider, FilesystemProvider):
+            provider.close()

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from davserver.provider.fs import TEMP_PREFIX
+
 # Debian package of each program the client tests run.
 PACKAGES = {"cadaver": "cadaver", "mount.davfs": "davfs2", "umount.davfs": "davfs2"}
 
@@ -50,11 +52,14 @@ def sha256_file(path: Path) -> str:
 
 
 def snapshot(root: Path) -> tuple[set[str], dict[str, str]]:
-    """(directories, {file: sha256}) under `root`, as '/'-joined paths relative to it."""
+    """(directories, {file: sha256}) under `root`, as '/'-joined paths relative to it; the
+    server's own hidden files (uploads in progress, the trash) are left out."""
     dirs: set[str] = set()
     files: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, all_files in os.walk(root):
         rel = Path(dirpath).relative_to(root)
+        dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
+        filenames = [f for f in all_files if not f.startswith(TEMP_PREFIX)]
         for d in dirnames:
             dirs.add((rel / d).as_posix())
         for name in filenames:

@@ -26,7 +26,7 @@ from lxml import etree
 from davserver import paths
 from davserver.errors import Forbidden
 from davserver.passwords import set_password
-from davserver.provider.fs import TEMP_PREFIX
+from davserver.provider.fs import TEMP_PREFIX, TRASH_NAME
 
 LITMUS_HARNESS = Path(__file__).resolve().parents[1] / "litmus" / "run.py"
 COLOR = "{urn:t}color"  # the dead property most tests set
@@ -45,18 +45,32 @@ def make_tree(root: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -
 
 
 def snapshot(root: Path, under: str = "") -> dict[str, bytes | None]:
-    """Every path below root/under, relative to it: file bytes, or None for a directory."""
+    """Every path below root/under, relative to it: file bytes, or None for a directory.
+
+    The server's own hidden files (uploads in progress, the trash of deleted files waiting
+    to be unlinked) are not content of the share and are left out."""
     base = root / under if under else root
     result: dict[str, bytes | None] = {}
     for path in sorted(base.rglob("*")):
         rel = path.relative_to(base).as_posix()
-        result[rel] = None if path.is_dir() else path.read_bytes()
+        if not any(part.startswith(TEMP_PREFIX) for part in rel.split("/")):
+            result[rel] = None if path.is_dir() else path.read_bytes()
     return result
 
 
+def shared_names(directory: Path) -> list[str]:
+    """The sorted names in `directory` that belong to the share: all but the trash folder,
+    where deleted files wait to be unlinked (davserver/provider/trash.py)."""
+    return sorted(p.name for p in directory.iterdir() if p.name != TRASH_NAME)
+
+
 def temp_files(root: Path) -> list[Path]:
-    """The provider's temporary upload files anywhere under `root`."""
-    return [p for p in root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+    """The provider's temporary upload files anywhere under `root` (not the trash)."""
+    return [
+        p
+        for p in root.rglob("*")
+        if p.name.startswith(TEMP_PREFIX) and TRASH_NAME not in p.relative_to(root).parts
+    ]
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:

@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 import requests
 from clients_util import no_server_errors
-from helpers import lockinfo, propfind_body, split_raw, write_users
+from helpers import lockinfo, propfind_body, shared_names, split_raw, write_users
 from lxml import etree
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ def test_propfind_on_missing_name_is_plain_404(server):
         )
         assert response.status_code == 404, show(response)
         assert "multistatus" not in response.text
-    assert os.listdir(server.root) == []
+    assert shared_names(server.root) == []
 
 
 # -- collections without the trailing slash -----------------------------------------------------
@@ -313,7 +313,7 @@ def test_collection_without_trailing_slash_is_answered_directly(server):
 
     deleted = server.request("DELETE", "/Pictures", headers=EXPLORER, allow_redirects=False)
     assert deleted.status_code == 204, show(deleted)
-    assert os.listdir(server.root) == []
+    assert shared_names(server.root) == []
 
 
 # -- Windows Explorer ---------------------------------------------------------------------------
@@ -541,7 +541,7 @@ def test_finder_mounts_read_write(server):
     assert unlocked.status_code == 204, show(unlocked)
     assert (server.root / "._notes.txt").read_bytes() == b"\x00\x05\x16\x07"
     assert server.request("DELETE", probe, headers=FINDER).status_code == 204
-    assert os.listdir(server.root) == []
+    assert shared_names(server.root) == []
 
 
 def test_finder_copy_with_chunked_upload_and_lock_refresh(server):
@@ -677,7 +677,7 @@ def test_finder_probes_get_plain_404(server):
         got = server.request("GET", path, headers=FINDER, allow_redirects=False)
         assert got.status_code == 404, show(got)
     # Nothing was created by the probes.
-    assert os.listdir(server.root) == ["Documents"]
+    assert shared_names(server.root) == ["Documents"]
     assert os.listdir(server.root / "Documents") == []
 
 
@@ -1057,7 +1057,7 @@ def test_oc_checksum_is_checked_and_reported(server):
     assert wrong.status_code == 400, show(wrong)
     assert (server.root / "data.bin").read_bytes() == first
     assert checksums(server, "/data.bin") == f"SHA1:{d1['SHA1']} MD5:{d1['MD5']}"
-    assert sorted(os.listdir(server.root)) == ["data.bin"]  # no temporary file left behind
+    assert shared_names(server.root) == ["data.bin"]  # no temporary file left behind
 
     # A wrong checksum for a new name stores nothing.
     new_wrong = put_with_checksum(server, "/fresh.bin", f"MD5:{'0' * 32}", second)

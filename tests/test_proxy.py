@@ -32,6 +32,8 @@ from helpers import free_port, lockinfo, propfind_body, run_litmus, self_signed_
 from lxml import etree
 from requests.adapters import HTTPAdapter
 
+from davserver.provider.fs import TRASH_NAME
+
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin:/usr/bin:/bin")
 DAV = "{DAV:}"
 # The test client connects to nginx from this loopback address, so that the client the access
@@ -363,6 +365,7 @@ def snapshot(root: Path) -> dict[str, str]:
     state: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
+        dirnames[:] = [d for d in dirnames if d != TRASH_NAME]  # deleted files, unlinked later
         for name in dirnames:
             state[(rel / name).as_posix() + "/"] = "dir"
         for name in filenames:

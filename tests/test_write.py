@@ -25,7 +25,7 @@ from helpers import (
 )
 from lxml import etree
 
-from davserver.provider import fs
+from davserver.provider import fs, trash
 
 TEMP_PREFIX = ".davserver-tmp-"
 
@@ -383,8 +383,9 @@ def test_delete_of_one_refused_file_is_403(server):
 
 
 class _OsRefusing:
-    """Stands in for the `os` module inside davserver.provider.fs: unlink and rmdir raise the
-    PermissionError the OS would for the chosen names; everything else is the real module."""
+    """Stands in for the `os` module inside davserver.provider.fs and .trash: unlink, rmdir
+    and renaming away raise the PermissionError the OS would for the chosen names (a folder
+    that may not lose a member refuses both); everything else is the real module."""
 
     def __init__(self, names: set[str]) -> None:
         self.names = names
@@ -408,10 +409,20 @@ class _OsRefusing:
         self._check(path)
         os.rmdir(path, *args, **kwargs)
 
+    def rename(self, src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        self._check(src)
+        os.rename(src, dst, *args, **kwargs)
+
+
+def refuse(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
+    """Make the provider meet a PermissionError for `names`, however it removes them."""
+    for module in (fs, trash):
+        monkeypatch.setattr(module, "os", _OsRefusing(names))
+
 
 def test_delete_os_permission_error_is_per_member_403(server, monkeypatch):
     make_tree(server.root, PARTIAL_TREE, dirs=("c/stuck",))
-    monkeypatch.setattr(fs, "os", _OsRefusing({"locked.txt", "stuck"}))
+    refuse(monkeypatch, {"locked.txt", "stuck"})
     r = server.request("DELETE", "/c/")
     assert r.status_code == 207
     assert multistatus(r.content) == {"/c/keep/locked.txt": 403, "/c/stuck/": 403}
@@ -426,7 +437,7 @@ def test_delete_os_permission_error_is_per_member_403(server, monkeypatch):
 
 def test_delete_os_permission_error_on_the_target_is_403(server, monkeypatch):
     make_tree(server.root, {"locked.txt": b"l"})
-    monkeypatch.setattr(fs, "os", _OsRefusing({"locked.txt"}))
+    refuse(monkeypatch, {"locked.txt"})
     r = server.request("DELETE", "/locked.txt")
     assert r.status_code == 403
     assert (server.root / "locked.txt").exists()

@@ -32,11 +32,14 @@ from ..errors import (
     NotFound,
 )
 from ..model import Resource
+from .trash import Trash
 
 log = logging.getLogger(__name__)
 
-# Uploads in progress; left out of listings, and swept at startup if a crash left one behind.
+# Uploads in progress and the trash folder; left out of listings, and swept at startup if a
+# crash left something behind.
 TEMP_PREFIX = ".davserver-tmp-"
+TRASH_NAME = TEMP_PREFIX + "trash"
 STALE_UPLOAD_SECONDS = 3600.0
 
 
@@ -51,6 +54,7 @@ class FilesystemProvider:
         mask = os.umask(0)
         os.umask(mask)
         self._file_mode = 0o666 & ~mask
+        self.trash = Trash(os.path.join(self.root, TRASH_NAME))
 
     # -- mapping -------------------------------------------------------------------------
 
@@ -198,7 +202,7 @@ class FilesystemProvider:
             if st.S_ISDIR(info.st_mode):
                 _rmdir(local)
             else:
-                os.unlink(local)  # a file, or a link (never what it points to)
+                self.trash.discard(local)  # a file, or a link (never what it points to)
         except OSError as exc:
             _raise(exc, path)
 
@@ -289,14 +293,16 @@ class FilesystemProvider:
             raise
 
     def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
-        """Remove uploads left behind by a crash; returns how many.
+        """Remove what a crash left behind, uploads and the trash; returns how many files.
 
-        Only files untouched for `older_than` seconds go: an upload in progress (here, or in
+        Only uploads untouched for `older_than` seconds go: an upload in progress (here, or in
         another process sharing the folder) keeps writing to its file.
         """
-        removed = 0
+        removed = self.trash.sweep()
         limit = time.time() - older_than
-        for directory, _dirs, files in os.walk(self.root):
+        for directory, dirs, files in os.walk(self.root):
+            if directory == self.root and TRASH_NAME in dirs:
+                dirs.remove(TRASH_NAME)
             for name in files:
                 if name.startswith(TEMP_PREFIX):
                     with contextlib.suppress(OSError):
@@ -305,6 +311,10 @@ class FilesystemProvider:
                             os.unlink(temp)
                             removed += 1
         return removed
+
+    def close(self) -> None:
+        """Finish the background work: unlink the files still waiting in the trash."""
+        self.trash.close()
 
 
 def _addressable(name: str) -> bool:
