@@ -129,6 +129,8 @@ class TreeCheck:
         self.locks = guard.services.locks.around(root, guard.now)
         parent = paths.parent(root) if membership and root != paths.ROOT else None
         self.on_parent = [lock for lock in self.locks if parent is not None and lock.covers(parent)]
+        # Whether a lock is rooted in the tree itself (not only above it).
+        self.locks_within = any(paths.is_same_or_ancestor(root, lock.root) for lock in self.locks)
 
     def __call__(self, path: str) -> DavError | None:
         error = self.guard.refusal([lock for lock in self.locks if lock.covers(path)])

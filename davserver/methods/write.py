@@ -162,7 +162,8 @@ def delete_resource(services: Services, guard: Guard, path: str) -> list[MemberS
     if path == paths.ROOT:
         raise Forbidden("the shared root cannot be deleted")
     resource = services.provider.stat(path)
-    return delete_tree(services, resource, guard.tree_check(path, membership=True))
+    check = guard.tree_check(path, membership=True)
+    return delete_tree(services, resource, check, forget_locks=check.locks_within)
 
 
 def delete(services: Services, req: Request, guard: Guard) -> Response:
