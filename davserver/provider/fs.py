@@ -66,15 +66,15 @@ class FilesystemProvider:
     def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
         """`local_path`, and the lstat of its last component (None when it does not exist)."""
         segments = paths.split(path)
-        if any(segment.startswith(TEMP_PREFIX) for segment in segments):
+        if TEMP_PREFIX in path and any(s.startswith(TEMP_PREFIX) for s in segments):
             raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
         # Only a symlink can lead outside, so look for one component by component (one lstat
         # each) and resolve just those; realpath() on every request cost a dozen lstats of
         # the root's own ancestors and half the time of a small GET.
-        local = self.root
+        local = self.root.rstrip("/")  # a root of "/" must not make "//a"
         info: os.stat_result | None = None
         for segment in segments:
-            local = os.path.join(local, segment)
+            local = f"{local}/{segment}"  # segments hold no "/": os.path.join's checks are moot
             try:
                 info = os.lstat(local)
             except OSError:
@@ -83,6 +83,7 @@ class FilesystemProvider:
             if st.S_ISLNK(info.st_mode) and not self._inside(local):
                 raise NotFound(f"{path} is outside the shared folder")
         if not segments:
+            local = self.root
             info = os.lstat(local)
         return local, info
 
