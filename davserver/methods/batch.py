@@ -466,12 +466,15 @@ def _results(runner: Runner, operations: list[Operation], stop: bool) -> Iterato
         yield result
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _json_stream(results: Iterator[ItemResult]) -> Iterator[bytes]:
     def parts() -> Iterator[str]:
         total = succeeded = 0
         yield '{"results": ['
         for result in results:
-            yield ("," if total else "") + json.dumps(result.as_json(), ensure_ascii=False)
+            yield ("," if total else "") + _encode(result.as_json())
             total += 1
             succeeded += result.succeeded
         summary = {"total": total, "succeeded": succeeded, "failed": total - succeeded}
