@@ -111,6 +111,8 @@ def _note(fig: Figure, server: str) -> str:
             parts.append(f"{med:,.0f} files/s")
         elif key == "speedup":
             parts.append(f"{med:.1f}x faster than one DELETE per file")
+        elif key == "purged":
+            parts.append(f"trash emptied {fmt(med, 's')} after the answer")
         else:
             parts.append(f"{key} {med:.3g}")
     return ", ".join(parts)
