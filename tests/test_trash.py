@@ -144,13 +144,23 @@ def test_after_close_deletions_unlink_at_once(tmp_path):
     assert os.listdir(tmp_path / "trash") == []
 
 
-def test_sweep_removes_what_a_crash_left(tmp_path):
+def test_empty_removes_what_a_crash_left(tmp_path):
     (tmp_path / "trash").mkdir()
     for name in ("123-0", "123-1"):
         (tmp_path / "trash" / name).write_bytes(b"deleted before the crash")
-    assert Trash(str(tmp_path / "trash")).sweep() == 2
+    assert Trash(str(tmp_path / "trash")).empty() == 2
     assert os.listdir(tmp_path / "trash") == []
-    assert Trash(str(tmp_path / "missing")).sweep() == 0
+    assert Trash(str(tmp_path / "missing")).empty() == 0
+
+
+def test_the_thread_also_removes_what_other_processes_left(tmp_path):
+    (tmp_path / "trash").mkdir()
+    (tmp_path / "trash" / "99999-7").write_bytes(b"a gunicorn worker's, killed meanwhile")
+    bin_ = Trash(str(tmp_path / "trash"), quiet=0.01)
+    (path,) = files(tmp_path, 1)
+    bin_.discard(str(path))
+    assert wait_for(lambda: os.listdir(tmp_path / "trash") == [])
+    bin_.close()
 
 
 # -- through the provider and the server ---------------------------------------------------------

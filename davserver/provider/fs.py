@@ -299,7 +299,7 @@ class FilesystemProvider:
         Only uploads untouched for `older_than` seconds go: an upload in progress (here, or in
         another process sharing the folder) keeps writing to its file.
         """
-        removed = self.trash.sweep()
+        removed = self.trash.empty()
         limit = time.time() - older_than
         for directory, dirs, files in os.walk(self.root):
             if directory == self.root and TRASH_NAME in dirs:

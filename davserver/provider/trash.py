@@ -9,7 +9,8 @@ every return from it asks for the GIL back, so a thread unlinking beside a busy 
 that request down more than unlinking in place would.
 
 Nothing is lost or kept by this: the name is gone when `discard` returns, whatever happens
-next; a crash leaves only files that were already deleted, and the next start removes them.
+next; a crash leaves only files that were already deleted, and the next start (or the next
+pause of any process sharing the folder) removes them.
 The disk space comes back a moment later, so when the filesystem runs low on space, or
 too many files are waiting, or the rename is impossible (another filesystem mounted inside the
 share), a file is unlinked at once, as before.
@@ -95,13 +96,26 @@ class Trash:
         """How many deleted files still hold their disk space."""
         return len(self._pending)
 
-    def empty(self) -> None:
-        """Unlink every waiting file now (before a shutdown; tests)."""
-        while self._pending:
-            with self._wake:
-                batch = list(self._pending)
-                self._pending.clear()
-            self._unlink(batch)
+    def empty(self) -> int:
+        """Unlink everything in the trash folder now; returns how many files went.
+
+        That includes what other processes sharing the folder have put there and what a
+        crash left behind: it is all deleted already (their threads ignore a file that is
+        no longer there). Used at startup, on close, and by the thread itself, so a process
+        that never stops cleanly (a gunicorn worker) leaves nothing behind for long.
+        """
+        with self._wake:
+            self._pending.clear()
+        removed = 0
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return 0
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, name))
+                removed += 1
+        return removed
 
     def close(self) -> None:
         """Stop the thread after it has unlinked everything; later deletions unlink at once."""
@@ -112,23 +126,6 @@ class Trash:
         if thread is not None:
             thread.join()
         self.empty()
-
-    def sweep(self) -> int:
-        """Unlink what a crash left in the trash folder; returns how many.
-
-        Another process's waiting files may go too: they are deleted already, and its thread
-        ignores a file that is no longer there.
-        """
-        removed = 0
-        try:
-            entries = os.listdir(self.directory)
-        except OSError:
-            return 0
-        for name in entries:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.directory, name))
-                removed += 1
-        return removed
 
     # -- inside --------------------------------------------------------------------------
 
@@ -159,17 +156,10 @@ class Trash:
                 if self._closed:
                     return
                 # Wait for deletions to pause, but not for ever.
-                while not self._closed:
+                while self._pending and not self._closed:
                     now = time.monotonic()
                     due = min(self._last + self.quiet, self._pending[0][1] + self.max_delay)
                     if now >= due:
                         break
                     self._wake.wait(due - now)
-                batch = list(self._pending)
-                self._pending.clear()
-            self._unlink(batch)
-
-    def _unlink(self, batch: list[tuple[str, float]]) -> None:
-        for name, _ in batch:
-            with contextlib.suppress(OSError):  # swept by another process already
-                os.unlink(os.path.join(self.directory, name))
+            self.empty()
