@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from helpers import make_tree, shared_names, wait_for
 from lxml import etree
 
+from davserver.errors import InsufficientStorage
 from davserver.provider import trash as trash_module
 from davserver.provider.fs import TRASH_NAME, FilesystemProvider
 from davserver.provider.trash import Trash
@@ -93,23 +95,50 @@ def test_low_free_space_unlinks_at_once(tmp_path):
     assert not (tmp_path / "trash").exists() or os.listdir(tmp_path / "trash") == []
 
 
-class _NoRename:
-    """`os` for the trash module with every rename failing as across filesystems."""
+class _NoLink:
+    """`os` for the trash module with every link failing as across filesystems."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
-    def rename(self, src: Any, dst: Any) -> None:
+    def link(self, src: Any, dst: Any, **kwargs: Any) -> None:
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), src)
 
 
 def test_a_file_on_another_filesystem_is_unlinked_at_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(trash_module, "os", _NoRename())
+    monkeypatch.setattr(trash_module, "os", _NoLink())
     bin_ = Trash(str(tmp_path / "trash"), quiet=LONG, max_delay=LONG)
     (path,) = files(tmp_path, 1)
     bin_.discard(str(path))
     assert not path.exists()
     assert bin_.waiting == 0
+
+
+class _KeepsName:
+    """`os` for the trash module where the deleted file's own folder refuses to lose it."""
+
+    def __init__(self, refused: str) -> None:
+        self.refused = refused
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def unlink(self, path: Any, **kwargs: Any) -> None:
+        if os.fspath(path) == self.refused:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        os.unlink(path, **kwargs)
+
+
+def test_a_name_that_cannot_be_removed_keeps_its_file_and_leaves_no_trash(tmp_path, monkeypatch):
+    (path,) = files(tmp_path, 1)
+    monkeypatch.setattr(trash_module, "os", _KeepsName(str(path)))
+    bin_ = Trash(str(tmp_path / "trash"), quiet=LONG, max_delay=LONG)
+    with pytest.raises(PermissionError):
+        bin_.discard(str(path))
+    assert path.read_bytes() == b"data 0"
+    assert os.listdir(tmp_path / "trash") == []
+    assert bin_.waiting == 0
+    bin_.close()
 
 
 def test_discarding_a_missing_file_raises_what_unlink_would(tmp_path):
@@ -206,3 +235,34 @@ def test_clients_never_see_or_reach_the_trash(server):
             assert server.request(method, target).status_code == 403, (method, target)
     server.stop()  # a clean stop unlinks what waits
     assert os.listdir(server.root / TRASH_NAME) == []
+
+
+def test_a_full_disk_empties_the_trash_so_that_a_retry_may_fit(tmp_path):
+    make_tree(tmp_path / "root", {"old.bin": b"x" * 4096})
+    provider = FilesystemProvider(str(tmp_path / "root"))
+    provider.trash.quiet = LONG
+    provider.trash.max_delay = LONG
+    provider.delete("/old.bin")
+    assert len(os.listdir(tmp_path / "root" / TRASH_NAME)) == 1
+
+    def full() -> Iterator[bytes]:
+        yield b"part"
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(InsufficientStorage):
+        provider.write("/new.bin", full())
+    assert os.listdir(tmp_path / "root" / TRASH_NAME) == []
+    assert shared_names(tmp_path / "root") == []
+    provider.close()
+
+
+def test_reserved_names_are_reserved_in_any_case(server):
+    # A case-folding filesystem would let .DAVSERVER-TMP-TRASH name the trash itself.
+    make_tree(server.root, {".DavServer-Tmp-upload": b"an upload in progress", "a.txt": b"a"})
+    for target in ("/.DavServer-Tmp-upload", "/.DAVSERVER-TMP-TRASH/"):
+        for method in ("GET", "PROPFIND", "MKCOL", "DELETE"):
+            assert server.request(method, target).status_code == 403, (method, target)
+    assert server.request("PUT", "/.Davserver-Tmp-x", data=b"x").status_code == 403
+    listing = server.request("PROPFIND", "/", headers={"Depth": "1"}, data=ALLPROP)
+    hrefs = [e.text for e in etree.fromstring(listing.content).iter("{DAV:}href")]
+    assert sorted(hrefs) == ["/", "/a.txt"]

@@ -383,9 +383,9 @@ def test_delete_of_one_refused_file_is_403(server):
 
 
 class _OsRefusing:
-    """Stands in for the `os` module inside davserver.provider.fs and .trash: unlink, rmdir
-    and renaming away raise the PermissionError the OS would for the chosen names (a folder
-    that may not lose a member refuses both); everything else is the real module."""
+    """Stands in for the `os` module inside davserver.provider.fs and .trash: unlink and rmdir
+    raise the PermissionError the OS would for the chosen names; everything else is the real
+    module."""
 
     def __init__(self, names: set[str]) -> None:
         self.names = names
@@ -408,10 +408,6 @@ class _OsRefusing:
     def rmdir(self, path: Any, *args: Any, **kwargs: Any) -> None:
         self._check(path)
         os.rmdir(path, *args, **kwargs)
-
-    def rename(self, src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
-        self._check(src)
-        os.rename(src, dst, *args, **kwargs)
 
 
 def refuse(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:

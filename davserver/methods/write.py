@@ -163,7 +163,10 @@ def delete_resource(services: Services, guard: Guard, path: str) -> list[MemberS
         raise Forbidden("the shared root cannot be deleted")
     resource = services.provider.stat(path)
     check = guard.tree_check(path, membership=True)
-    return delete_tree(services, resource, check, forget_locks=check.locks_within)
+    # A lock granted while a folder is walked must go with its member, so only a single
+    # resource, removed straight after the check, may skip the look for locks to forget.
+    forget_locks = resource.is_collection or check.locks_within
+    return delete_tree(services, resource, check, forget_locks=forget_locks)
 
 
 def delete(services: Services, req: Request, guard: Guard) -> Response:

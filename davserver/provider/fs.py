@@ -66,7 +66,7 @@ class FilesystemProvider:
     def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
         """`local_path`, and the lstat of its last component (None when it does not exist)."""
         segments = paths.split(path)
-        if TEMP_PREFIX in path and any(s.startswith(TEMP_PREFIX) for s in segments):
+        if TEMP_PREFIX in path.lower() and any(_reserved(s) for s in segments):
             raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
         # Only a symlink can lead outside, so look for one component by component (one lstat
         # each) and resolve just those; realpath() on every request cost a dozen lstats of
@@ -88,8 +88,15 @@ class FilesystemProvider:
         return local, info
 
     def _inside(self, local: str) -> bool:
+        """Whether a link leads somewhere in the share: inside the root, and not into
+        davserver's own files (the trash, an upload in progress)."""
         real = os.path.realpath(local)
-        return real == self.root or real.startswith(self.root + os.sep)
+        if real == self.root:
+            return True
+        base = self.root.rstrip(os.sep) + os.sep
+        if not real.startswith(base):
+            return False
+        return not any(_reserved(part) for part in real[len(base) :].split(os.sep))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -111,7 +118,7 @@ class FilesystemProvider:
         with entries:
             for entry in entries:
                 name = entry.name
-                if name.startswith(TEMP_PREFIX) or not _addressable(name):
+                if not _listed(name):
                     continue
                 try:
                     link = entry.is_symlink()
@@ -142,7 +149,7 @@ class FilesystemProvider:
                 continue
             with entries:
                 for entry in entries:
-                    if entry.name.startswith(TEMP_PREFIX) or not _addressable(entry.name):
+                    if not _listed(entry.name):
                         continue
                     found += 1
                     if found > limit:
@@ -290,6 +297,8 @@ class FilesystemProvider:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             if isinstance(exc, OSError):
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    self.trash.empty()  # the space that deleted files hold: a retry may fit
                 _raise(exc, path)
             raise
 
@@ -316,6 +325,19 @@ class FilesystemProvider:
     def close(self) -> None:
         """Finish the background work: unlink the files still waiting in the trash."""
         self.trash.close()
+
+
+def _reserved(name: str) -> bool:
+    """Whether `name` is one of davserver's own, in any case: a case-folding filesystem
+    would otherwise let `.DAVSERVER-TMP-TRASH` name the trash."""
+    return name[: len(TEMP_PREFIX)].lower() == TEMP_PREFIX
+
+
+def _listed(name: str) -> bool:
+    """Whether a directory entry is a member clients see."""
+    if name[:1] == "." and _reserved(name):
+        return False
+    return _addressable(name)
 
 
 def _addressable(name: str) -> bool:

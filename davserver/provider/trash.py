@@ -1,26 +1,40 @@
-"""Deferred removal of deleted files: a DELETE costs a rename, the disk work comes later.
+"""Deferred removal of deleted files: a DELETE costs a hard link, the disk work comes later.
 
 Unlinking a file whose blocks are on disk makes the kernel free its extents and journal that:
 80-150 µs per small file on ext4 here, more for a large one, and most of what a DELETE costs.
-A deleted file is instead renamed into a hidden folder on the same filesystem (about 20 µs).
+A deleted file is instead hard-linked into a hidden folder on the same filesystem and its name
+unlinked (about 25 µs together: the last link is not the one removed, so nothing is freed).
 That takes the name away at once, which is all a client can see, and a background thread
-unlinks the file once deletions have paused. The pause matters: an unlink releases the GIL and
-every return from it asks for the GIL back, so a thread unlinking beside a busy request slows
-that request down more than unlinking in place would.
+unlinks the file's last link once deletions have paused. A hard link rather than a rename:
+link() refuses a folder, so a name that became a folder meanwhile is never carried away, and
+the name is removed by a plain unlink, with its errors.
+
+The pause matters: an unlink releases the GIL and every return from it asks for the GIL back,
+so a thread unlinking beside a busy request slows that request down more than unlinking in
+place would.
 
 Nothing is lost or kept by this: the name is gone when `discard` returns, whatever happens
 next; a crash leaves only files that were already deleted, and the next start (or the next
 pause of any process sharing the folder) removes them.
 The disk space comes back a moment later, so when the filesystem runs low on space, or
-too many files are waiting, or the rename is impossible (another filesystem mounted inside the
+too many files are waiting, or the link is impossible (another filesystem mounted inside the
 share), a file is unlinked at once, as before.
+
+The folder is private (0700), opened once without following links and used only through that
+descriptor: if its name is taken by a link or by anything that is not the server's own folder,
+there is no trash and files are unlinked at once, so deleted data can neither leave the share
+nor be read by other local users meanwhile, and emptying the trash can only unlink what is in
+that folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
+import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -28,6 +42,8 @@ from collections import deque
 # Trash names must not collide between processes sharing the folder, nor between the
 # providers of one process (tests run many): the pid and one counter for the process.
 _names = itertools.count()
+
+log = logging.getLogger(__name__)
 
 
 class Trash:
@@ -56,40 +72,45 @@ class Trash:
         self._pending: deque[tuple[str, float]] = deque()
         self._last = 0.0
         self._closed = False
-        self._ready = False
         self._space_checked = 0.0
         self._space_low = False
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        # The folder's descriptor, and how many discards are using it: close() waits for
+        # them, so that a descriptor is never closed (and its number reused) under one.
+        self._fd: int | None = None
+        self._busy = 0
+        self._retired: list[int] = []
+        self._warned = False
 
     def discard(self, local: str) -> None:
         """Remove the file (or link) at `local` from its folder now; its data goes later.
-        Raises the OSError that unlinking it would."""
+        Raises the OSError that unlinking it would (a folder: IsADirectoryError)."""
         now = time.monotonic()
-        if self._closed or len(self._pending) >= self.max_pending or self._low_on_space(now):
+        folder = self._borrow(now)
+        if folder is None:
             os.unlink(local)
             return
-        name = f"{os.getpid()}-{next(_names)}"
+        kept: str | None = None
         try:
-            self._prepare()
-            os.rename(local, os.path.join(self.directory, name))
-        except OSError:
-            # Another filesystem, a vanished trash folder, or a file that cannot be removed:
-            # unlinking says which, with the error a client should see.
-            self._ready = False
-            os.unlink(local)
-            return
-        with self._wake:
-            first = not self._pending
-            self._pending.append((name, now))
-            self._last = now
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="trash", daemon=True)
-                self._thread.start()
-            elif first:
-                # Only an idle thread needs waking: a waiting one looks at `_last` when its
-                # timer ends, and waking it on every deletion would cost a switch each.
-                self._wake.notify()
+            name = f"{os.getpid()}-{next(_names)}"
+            try:
+                os.link(local, name, dst_dir_fd=folder, follow_symlinks=False)
+            except OSError as exc:
+                # A folder, another filesystem, a vanished trash folder: unlinking says
+                # which, with the error a client should see.
+                if exc.errno == errno.ENOENT:
+                    self._retire(folder)
+                os.unlink(local)
+                return
+            try:
+                os.unlink(local)
+            except OSError:
+                _remove(folder, name)
+                raise
+            kept = name
+        finally:
+            self._give_back(folder, kept, now)
 
     @property
     def waiting(self) -> int:
@@ -106,33 +127,87 @@ class Trash:
         """
         with self._wake:
             self._pending.clear()
-        removed = 0
+        folder = _open_private(self.directory, create=False)
+        if folder is None:
+            return 0
         try:
-            names = os.listdir(self.directory)
+            return sum(_remove(folder, name) for name in os.listdir(folder))
         except OSError:
             return 0
-        for name in names:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.directory, name))
-                removed += 1
-        return removed
+        finally:
+            os.close(folder)
 
     def close(self) -> None:
         """Stop the thread after it has unlinked everything; later deletions unlink at once."""
         with self._wake:
             self._closed = True
-            self._wake.notify()
+            self._wake.notify_all()
+            while self._busy:
+                self._wake.wait()
             thread = self._thread
         if thread is not None:
             thread.join()
         self.empty()
+        with self._wake:
+            if self._fd is not None:
+                self._retired.append(self._fd)
+                self._fd = None
+            for fd in self._retired:
+                os.close(fd)
+            self._retired = []
 
     # -- inside --------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
-        if not self._ready:
-            os.makedirs(self.directory, exist_ok=True)
-            self._ready = True
+    def _borrow(self, now: float) -> int | None:
+        """The folder's descriptor for one discard, or None when the file is to be unlinked
+        at once."""
+        if self._closed or len(self._pending) >= self.max_pending or self._low_on_space(now):
+            return None
+        with self._wake:
+            if self._closed:
+                return None
+            if self._fd is None:
+                self._fd = _open_private(self.directory, create=True)
+                if self._fd is None and not self._warned:
+                    self._warned = True
+                    log.warning(
+                        "%s is not a private folder of this user: deleted files are "
+                        "unlinked at once",
+                        self.directory,
+                    )
+            if self._fd is not None:
+                self._busy += 1
+            return self._fd
+
+    def _give_back(self, folder: int, name: str | None, now: float) -> None:
+        """End a discard; `name` is its file in the trash, if it put one there."""
+        with self._wake:
+            self._busy -= 1
+            if self._closed:
+                if name is not None:
+                    _remove(folder, name)  # close() has emptied the trash already
+                self._wake.notify_all()
+                return
+            if name is None:
+                return
+            first = not self._pending
+            self._pending.append((name, now))
+            self._last = now
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="trash", daemon=True)
+                self._thread.start()
+            elif first:
+                # Only an idle thread needs waking: a waiting one looks at `_last` when its
+                # timer ends, and waking it on every deletion would cost a switch each.
+                self._wake.notify()
+
+    def _retire(self, folder: int) -> None:
+        """The folder is gone: make it anew next time. The old descriptor stays open until
+        close(), since another discard may be using it."""
+        with self._wake:
+            if self._fd == folder:
+                self._fd = None
+                self._retired.append(folder)
 
     def _low_on_space(self, now: float) -> bool:
         # statvfs once a second: a burst of deletions should not pay for one each.
@@ -163,3 +238,34 @@ class Trash:
                         break
                     self._wake.wait(due - now)
             self.empty()
+
+
+def _open_private(directory: str, create: bool) -> int | None:
+    """Open `directory` without following a link, making it (0700) when missing; None unless
+    it is a real folder of this user, which is then made private."""
+    if create:
+        with contextlib.suppress(OSError):
+            os.mkdir(directory, 0o700)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None  # missing, a link, a file: no trash
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            raise PermissionError(errno.EPERM, "the trash folder belongs to another user")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o700)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove(folder: int, name: str) -> bool:
+    """Unlink `name` in the trash folder; False when it is gone already (another process)."""
+    try:
+        os.unlink(name, dir_fd=folder)
+    except OSError:
+        return False
+    return True
