@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from . import paths
 from .errors import DavError
 from .model import MemberStatus, Resource
-from .provider.base import Provider, TreeCounter
+from .provider.base import LinkResolver, Provider, TreeCounter
 from .services import Services
 
 # A per-member check: None when the member may be changed, else why not.
@@ -48,12 +48,14 @@ def walk(
     resource: Resource,
     depth: str,
     descend: Callable[[Resource], bool] | None = None,
+    through: Callable[[Resource], bool] | None = None,
 ) -> Iterator[Resource]:
     """`resource` and, to `depth` ("0", "1", "infinity"), everything under it, parents first.
 
     Lazy: one directory listing is open per level, so memory does not grow with the tree.
     A collection that cannot be listed (it vanished, or access is refused), or for which
-    `descend` says no, contributes no members.
+    `descend` says no, contributes no members. Links to collections are leaves, except those
+    `through` says to follow (asked after the link itself has been yielded).
     """
     yield resource
     if not resource.is_collection or depth == "0":
@@ -69,8 +71,8 @@ def walk(
             yield child
             if (
                 child.is_collection
-                and not child.is_link
                 and depth != "1"
+                and (not child.is_link or (through is not None and through(child)))
                 and (descend is None or descend(child))
             ):
                 stack.append(_children(provider, child.path))
@@ -205,19 +207,33 @@ def copy_tree(
     is reported under its destination path and, for a collection, its members are not
     attempted. `check` is asked about destination paths. With `keep_times` (a MOVE done as a
     copy) every member keeps its modification time, collections once their members are in.
+
+    A link to a collection in the share is copied as the collection a client sees through it,
+    members and all, unless following it would loop (`LinkLoops`): that member fails with 508.
     """
     provider = services.provider
     failures: list[MemberStatus] = []
     collection_times: list[tuple[str, float]] = []
-    for res in walk(provider, source, "infinity" if depth == "infinity" else "0"):
+    loops = LinkLoops(provider, source.path, destination)
+    followed: set[str] = set()
+    members = walk(
+        provider,
+        source,
+        "infinity" if depth == "infinity" else "0",
+        through=lambda link: link.path in followed,
+    )
+    for res in members:
         target = paths.rebase(res.path, source.path, destination)
         if any(paths.is_ancestor(f.path, target) for f in failures if f.is_collection):
             continue
-        error = check(target)
+        linked_collection = res.is_link and res.is_collection
+        error = (loops.check(res) if linked_collection else None) or check(target)
         if error is None:
             try:
                 provider.copy(res.path, target)
                 services.props.copy(res.path, target, recursive=False)
+                if linked_collection:
+                    followed.add(res.path)
                 if keep_times and res.is_collection:
                     collection_times.append((target, res.mtime))
                 elif keep_times:
@@ -230,6 +246,41 @@ def copy_tree(
         with contextlib.suppress(DavError):  # a date is not worth failing a move for
             provider.set_mtime(target, mtime)
     return failures
+
+
+class LinkLoops:
+    """Whether following a link to a collection during a copy of `source` to `destination`
+    would never end: because the link leads back to a collection the walk is inside (which
+    would be copied into itself, again and again), or to where the copy is being written (the
+    walk would meet its own copies), or into it (likewise)."""
+
+    def __init__(self, provider: Provider, source: str, destination: str) -> None:
+        self.provider = provider
+        self.source = source
+        self.resolver = provider if isinstance(provider, LinkResolver) else None
+        self.destination = self._real(destination)
+
+    def _real(self, path: str) -> str:
+        return self.resolver.canonical(path) if self.resolver is not None else path
+
+    def check(self, link: Resource) -> DavError | None:
+        if self.resolver is None:
+            return None  # a provider without links has nothing to follow
+        real = self._real(link.path)
+        # The collections the walk is inside: the link's ancestors up to the copy's source.
+        inside = [link.path]
+        while inside[-1] != self.source and inside[-1] != paths.ROOT:
+            inside.append(paths.parent(inside[-1]))
+        outer = [self._real(path) for path in inside[1:]]
+        if any(paths.is_same_or_ancestor(real, path) for path in outer) or (
+            paths.is_same_or_ancestor(real, self.destination)
+            or paths.is_ancestor(self.destination, real)
+        ):
+            return DavError(
+                f"{link.path} links to {real}, which the copy would never finish",
+                status=508,
+            )
+        return None
 
 
 def move_tree(

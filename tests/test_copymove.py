@@ -501,3 +501,71 @@ def test_move_of_a_file_accepts_depth_0(server):
     make_tree(server.root, {"c/x": b"x"})
     headers = {"Destination": "/d", "Depth": "0"}
     assert server.request("MOVE", "/c", headers=headers).status_code == 400
+
+
+# -- links to collections inside the share ------------------------------------------------------
+
+
+def linked_tree(root: Any) -> None:
+    """/data/ with a file and a subfolder; /project/ holding a link to it, /project/shared."""
+    make_tree(root, {"data/keep.txt": b"precious", "data/sub/deep.txt": b"deep", "project/a": b"a"})
+    (root / "project" / "shared").symlink_to("../data", target_is_directory=True)
+
+
+@pytest.mark.parametrize("source", ["/project/", "/project/shared/"])
+def test_copy_follows_a_link_to_a_collection_and_copies_what_it_shows(server, source):
+    # A client sees /project/shared/ as a folder with members; its copy must hold them too,
+    # as real folders and files, and the link and what it leads to stay as they were.
+    linked_tree(server.root)
+    r = server.request("COPY", source, headers={"Destination": server.url("/copy/")})
+    assert r.status_code == 201, r.text
+    copied = server.root / "copy" if source == "/project/shared/" else server.root / "copy/shared"
+    assert not copied.is_symlink() and copied.is_dir()
+    assert (copied / "keep.txt").read_bytes() == b"precious"
+    assert (copied / "sub" / "deep.txt").read_bytes() == b"deep"
+    assert (server.root / "project" / "shared").is_symlink()
+    assert (server.root / "data" / "keep.txt").read_bytes() == b"precious"
+
+
+def test_copy_reports_a_link_back_to_an_ancestor_as_a_loop_and_copies_the_rest(server):
+    # Following /data/up (-> /) would copy /data into its own copy without end.
+    make_tree(server.root, {"data/keep.txt": b"precious"})
+    (server.root / "data" / "up").symlink_to("..", target_is_directory=True)
+    r = server.request("COPY", "/data/", headers={"Destination": server.url("/copy/")})
+    assert r.status_code == 207, r.text
+    assert multistatus(r.content) == {"/copy/up/": 508}
+    assert (server.root / "copy" / "keep.txt").read_bytes() == b"precious"
+    assert not (server.root / "copy" / "up").exists()
+
+
+def test_copy_reports_a_link_to_where_it_writes_as_a_loop(server):
+    # /src/out leads to /dst, where the copy of /src goes: following it would meet the
+    # copy's own members.
+    make_tree(server.root, {"src/a.txt": b"a"}, dirs=("dst",))
+    (server.root / "src" / "out").symlink_to("../dst", target_is_directory=True)
+    r = server.request("COPY", "/src/", headers={"Destination": server.url("/dst/new/")})
+    assert r.status_code == 207, r.text
+    assert multistatus(r.content) == {"/dst/new/out/": 508}
+    assert sorted(p.name for p in (server.root / "dst" / "new").iterdir()) == ["a.txt"]
+
+
+def test_a_batch_copy_follows_links_the_same_way(server):
+    linked_tree(server.root)
+    (server.root / "data" / "loop").symlink_to("../project", target_is_directory=True)
+    answer = server.request(
+        "POST",
+        "/",
+        headers={"Content-Type": "application/json"},
+        json={"operations": [{"op": "copy", "path": "project/", "destination": "copy/"}]},
+    ).json()
+    (result,) = answer["results"]
+    assert result["status"] == 207
+    assert result["members"] == [
+        {
+            "path": "copy/shared/loop/",
+            "href": "/copy/shared/loop/",
+            "status": 508,
+            "message": "/project/shared/loop links to /project, which the copy would never finish",
+        }
+    ]
+    assert (server.root / "copy" / "shared" / "keep.txt").read_bytes() == b"precious"

@@ -406,6 +406,7 @@ def _code(status: int) -> str:
         424: "failed-dependency",
         502: "bad-gateway",
         507: "insufficient-storage",
+        508: "loop-detected",
     }.get(status, "error")
 
 
