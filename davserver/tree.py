@@ -205,81 +205,99 @@ def copy_tree(
 
     Dead properties travel with each member; locks do not (RFC 4918 7.6). A member that fails
     is reported under its destination path and, for a collection, its members are not
-    attempted. `check` is asked about destination paths. With `keep_times` (a MOVE done as a
-    copy) every member keeps its modification time, collections once their members are in.
+    attempted. `check` is asked about destination paths.
 
-    A link to a collection in the share is copied as the collection a client sees through it,
-    members and all, unless following it would loop (`LinkLoops`): that member fails with 508.
+    A COPY copies what clients see: a link to a collection in the share becomes a real
+    collection with the members it shows, unless following it would never end or repeat
+    itself (`LinkFollower`): that member fails with 508. `keep_times` marks a MOVE done as a
+    copy: every member keeps its modification time (collections once their members are in)
+    and links are made anew as links, as a rename would have carried them.
     """
     provider = services.provider
+    resolver = provider if isinstance(provider, LinkResolver) else None
+    keep_links = keep_times and resolver is not None
     failures: list[MemberStatus] = []
-    collection_times: list[tuple[str, float]] = []
-    loops = LinkLoops(provider, source.path, destination)
+    failed: set[str] = set()  # source paths of failed collections: their members are not tried
     followed: set[str] = set()
+    collection_times: list[tuple[str, float]] = []
+    links = LinkFollower(resolver, source.path, destination)
+    walk_depth = "infinity" if depth == "infinity" else "0"
+    if keep_links and source.is_link:
+        walk_depth = "0"
     members = walk(
         provider,
         source,
-        "infinity" if depth == "infinity" else "0",
+        walk_depth,
+        descend=lambda collection: collection.path not in failed,
         through=lambda link: link.path in followed,
     )
     for res in members:
         target = paths.rebase(res.path, source.path, destination)
-        if any(paths.is_ancestor(f.path, target) for f in failures if f.is_collection):
-            continue
-        linked_collection = res.is_link and res.is_collection
-        error = (loops.check(res) if linked_collection else None) or check(target)
+        follow = res.is_link and res.is_collection and not keep_links and res is not source
+        error = check(target) or (links.check(res) if follow else None)
         if error is None:
             try:
-                provider.copy(res.path, target)
+                if keep_links and res.is_link:
+                    assert resolver is not None
+                    resolver.copy_link(res.path, target)
+                else:
+                    provider.copy(res.path, target)
                 services.props.copy(res.path, target, recursive=False)
-                if linked_collection:
+                if follow:
                     followed.add(res.path)
-                if keep_times and res.is_collection:
+                if keep_times and res.is_collection and not res.is_link:
                     collection_times.append((target, res.mtime))
-                elif keep_times:
+                elif keep_times and not res.is_link:
                     provider.set_mtime(target, res.mtime)
             except DavError as exc:
                 error = exc
         if error is not None:
             failures.append(failure(target, res.is_collection, error))
+            if res.is_collection:
+                failed.add(res.path)
     for target, mtime in reversed(collection_times):
         with contextlib.suppress(DavError):  # a date is not worth failing a move for
             provider.set_mtime(target, mtime)
     return failures
 
 
-class LinkLoops:
-    """Whether following a link to a collection during a copy of `source` to `destination`
-    would never end: because the link leads back to a collection the walk is inside (which
-    would be copied into itself, again and again), or to where the copy is being written (the
-    walk would meet its own copies), or into it (likewise)."""
+class LinkFollower:
+    """Which links to collections a copy of `source` to `destination` follows.
 
-    def __init__(self, provider: Provider, source: str, destination: str) -> None:
-        self.provider = provider
+    Not one that would make the copy endless: leading back to a collection the walk is inside
+    (the copy would contain itself, again and again), or to or into where the copy is written
+    (the walk would meet its own copies). Nor a second link to a collection already followed:
+    links that lead several times to the same place, level after level, would otherwise
+    multiply the copy without end. Each costs one `canonical` per link and per collection
+    the walk enters, remembered only along the current branch.
+    """
+
+    def __init__(self, resolver: LinkResolver | None, source: str, destination: str) -> None:
+        self.resolver = resolver
         self.source = source
-        self.resolver = provider if isinstance(provider, LinkResolver) else None
-        self.destination = self._real(destination)
-
-    def _real(self, path: str) -> str:
-        return self.resolver.canonical(path) if self.resolver is not None else path
+        self.destination = resolver.canonical(destination) if resolver else destination
+        self.seen: set[str] = set()
+        self.branch: dict[str, str] = {}  # provider path -> where it leads, along one branch
 
     def check(self, link: Resource) -> DavError | None:
         if self.resolver is None:
             return None  # a provider without links has nothing to follow
-        real = self._real(link.path)
-        # The collections the walk is inside: the link's ancestors up to the copy's source.
-        inside = [link.path]
-        while inside[-1] != self.source and inside[-1] != paths.ROOT:
-            inside.append(paths.parent(inside[-1]))
-        outer = [self._real(path) for path in inside[1:]]
-        if any(paths.is_same_or_ancestor(real, path) for path in outer) or (
+        above = []
+        path = link.path
+        while path != self.source and path != paths.ROOT:
+            path = paths.parent(path)
+            above.append(path)
+        self.branch = {p: self.branch.get(p) or self.resolver.canonical(p) for p in above}
+        real = self.resolver.canonical(link.path)
+        loops = any(paths.is_same_or_ancestor(real, outer) for outer in self.branch.values())
+        if loops or (
             paths.is_same_or_ancestor(real, self.destination)
             or paths.is_ancestor(self.destination, real)
         ):
-            return DavError(
-                f"{link.path} links to {real}, which the copy would never finish",
-                status=508,
-            )
+            return DavError("the link leads back into the copy, which would never end", status=508)
+        if real in self.seen:
+            return DavError("another link to the same collection was copied already", status=508)
+        self.seen.add(real)
         return None
 
 

@@ -565,7 +565,21 @@ def test_a_batch_copy_follows_links_the_same_way(server):
             "path": "copy/shared/loop/",
             "href": "/copy/shared/loop/",
             "status": 508,
-            "message": "/project/shared/loop links to /project, which the copy would never finish",
+            "message": "the link leads back into the copy, which would never end",
         }
     ]
     assert (server.root / "copy" / "shared" / "keep.txt").read_bytes() == b"precious"
+
+
+def test_a_second_link_to_a_collection_already_copied_is_a_loop_member(server):
+    # Links leading several times to one folder, level after level, would multiply a copy
+    # without end; each real collection is followed once.
+    make_tree(server.root, {"data/keep.txt": b"precious", "project/a": b"a"})
+    for name in ("one", "two"):
+        (server.root / "project" / name).symlink_to("../data", target_is_directory=True)
+    r = server.request("COPY", "/project/", headers={"Destination": server.url("/copy/")})
+    assert r.status_code == 207, r.text
+    (failed,) = multistatus(r.content)
+    assert failed in ("/copy/one/", "/copy/two/") and multistatus(r.content)[failed] == 508
+    copied = "two" if failed == "/copy/one/" else "one"
+    assert (server.root / "copy" / copied / "keep.txt").read_bytes() == b"precious"

@@ -116,9 +116,14 @@ class TreeCounter(Protocol):
 class LinkResolver(Protocol):
     """An optional extra for storage with links (a filesystem's symlinks): the name a path
     has once links are followed, so that COPY and MOVE can see that two paths are one
-    resource, or that one lies inside the other."""
+    resource, or that one lies inside the other, and a way to copy a link as a link."""
 
     def canonical(self, path: str) -> str:
         """The provider path `path` resolves to; for a path that does not exist, its
         resolved parent and its name."""
+        ...
+
+    def copy_link(self, src: str, dst: str) -> None:
+        """Make `dst` a link leading where the link `src` leads, written as `src` has it (a
+        MOVE done as a copy carries links as a rename would)."""
         ...

@@ -136,6 +136,14 @@ class FilesystemProvider:
             return paths.ROOT
         return "/" + relative.replace(os.sep, "/")
 
+    def copy_link(self, src: str, dst: str) -> None:
+        src_local = self._locate(src)[0]
+        dst_local = self.local_path(dst)
+        try:
+            os.symlink(os.readlink(src_local), dst_local)
+        except OSError as exc:
+            _raise(exc, dst, parent_missing=True)
+
     def count(self, path: str, limit: int) -> int:
         """The resources in the tree at `path` (itself included), stopping once past `limit`:
         from directory entries alone, without a stat per member, and not through links, as
