@@ -24,7 +24,7 @@ from conftest import LiveServer
 from lxml import etree
 
 from davserver import paths
-from davserver.errors import Forbidden
+from davserver.errors import Forbidden, InsufficientStorage
 from davserver.passwords import set_password
 from davserver.provider.fs import TEMP_PREFIX, TRASH_NAME
 
@@ -238,6 +238,22 @@ def with_provider(server: Any, wrap: Callable[[Any], Any]) -> Any:
     server.stop()
     server.start(services=dataclasses.replace(services, provider=wrapped))
     return wrapped
+
+
+class CopyBudget:
+    """Delegates, but refuses (507) copies past `budget`, so a runaway COPY ends."""
+
+    def __init__(self, inner: Any, budget: int) -> None:
+        self.inner, self.budget, self.copies = inner, budget, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def copy(self, src: str, dst: str) -> None:
+        self.copies += 1
+        if self.copies > self.budget:
+            raise InsufficientStorage("budget spent")
+        self.inner.copy(src, dst)
 
 
 class Refusing:

@@ -13,26 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_tree, multistatus, snapshot, with_provider
+from helpers import CopyBudget, make_tree, multistatus, snapshot, with_provider
 
 from davserver import paths, tree
-from davserver.errors import InsufficientStorage
-
-
-class CopyBudget:
-    """Delegates, but refuses (507) copies past `budget`, so a runaway COPY ends."""
-
-    def __init__(self, inner: Any, budget: int) -> None:
-        self.inner, self.budget, self.copies = inner, budget, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def copy(self, src: str, dst: str) -> None:
-        self.copies += 1
-        if self.copies > self.budget:
-            raise InsufficientStorage("budget spent")
-        self.inner.copy(src, dst)
 
 
 class OtherFilesystem(CopyBudget):

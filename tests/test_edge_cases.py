@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import LiveServer
-from helpers import color_of, lockinfo, proppatch_body, with_provider, write_users
+from helpers import CopyBudget, color_of, lockinfo, proppatch_body, with_provider, write_users
 
 from davserver.errors import InsufficientStorage
 
@@ -217,22 +217,6 @@ def test_copy_or_move_onto_itself_through_a_link_loses_nothing(
     r = server.request(method, "/alias/a.txt", headers={"Destination": server.url("/dir/a.txt")})
     assert (server.root / "dir" / "a.txt").exists(), r.status_code
     assert (server.root / "dir" / "a.txt").read_bytes() == b"precious"
-
-
-class CopyBudget:
-    """Delegates, but refuses (507) copies past `budget`, so a runaway COPY ends."""
-
-    def __init__(self, inner: Any, budget: int) -> None:
-        self.inner, self.budget, self.copies = inner, budget, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def copy(self, src: str, dst: str) -> None:
-        self.copies += 1
-        if self.copies > self.budget:
-            raise InsufficientStorage("budget spent")
-        self.inner.copy(src, dst)
 
 
 def test_copy_of_a_collection_into_itself_through_a_link_is_refused(server: LiveServer) -> None:
