@@ -141,6 +141,22 @@ def test_a_name_that_cannot_be_removed_keeps_its_file_and_leaves_no_trash(tmp_pa
     bin_.close()
 
 
+def test_without_descriptor_calls_files_are_unlinked_at_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(trash_module, "SUPPORTED", False)
+    bin_ = Trash(str(tmp_path / "trash"), quiet=LONG, max_delay=LONG)
+    made = files(tmp_path, 2)
+    for path in made:
+        bin_.discard(str(path))
+    assert not any(p.exists() for p in made)
+    assert not (tmp_path / "trash").exists()
+    assert bin_.waiting == 0
+    assert [r.message for r in caplog.records].count(
+        f"{tmp_path / 'trash'} cannot be the trash (a link, another user's, or not supported "
+        "here): deleted files are unlinked at once"
+    ) == 1
+    bin_.close()
+
+
 def test_discarding_a_missing_file_raises_what_unlink_would(tmp_path):
     bin_ = Trash(str(tmp_path / "trash"))
     with pytest.raises(FileNotFoundError):

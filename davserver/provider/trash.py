@@ -43,6 +43,16 @@ from collections import deque
 # providers of one process (tests run many): the pid and one counter for the process.
 _names = itertools.count()
 
+# The trash works through a folder descriptor (linkat, unlinkat, fdopendir); where the
+# platform lacks any of that, there is no trash and files are unlinked at once.
+SUPPORTED = (
+    os.link in os.supports_dir_fd
+    and os.unlink in os.supports_dir_fd
+    and os.listdir in os.supports_fd
+    and hasattr(os, "O_NOFOLLOW")
+    and hasattr(os, "O_DIRECTORY")
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -171,8 +181,8 @@ class Trash:
                 if self._fd is None and not self._warned:
                     self._warned = True
                     log.warning(
-                        "%s is not a private folder of this user: deleted files are "
-                        "unlinked at once",
+                        "%s cannot be the trash (a link, another user's, or not supported "
+                        "here): deleted files are unlinked at once",
                         self.directory,
                     )
             if self._fd is not None:
@@ -243,6 +253,8 @@ class Trash:
 def _open_private(directory: str, create: bool) -> int | None:
     """Open `directory` without following a link, making it (0700) when missing; None unless
     it is a real folder of this user, which is then made private."""
+    if not SUPPORTED:
+        return None
     if create:
         with contextlib.suppress(OSError):
             os.mkdir(directory, 0o700)
