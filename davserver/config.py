@@ -102,6 +102,12 @@ class Config:
     request_timeout: int = _opt(
         "server", 60, "seconds a connection may stay idle or stall mid-request", _positive
     )
+    header_timeout: int = _opt(
+        "server",
+        30,
+        "seconds a client has for a request's line and headers, however it trickles them",
+        _positive,
+    )
     cert: str = _opt("server", "", "TLS certificate chain (PEM); with key, serve HTTPS")
     key: str = _opt("server", "", "TLS private key (PEM)")
     # [storage]

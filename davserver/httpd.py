@@ -4,13 +4,18 @@ cheroot serves each request on a pool thread that blocks while it reads the requ
 that sends its headers or body slowly therefore holds a thread, and a fixed pool lets a few
 dozen such connections starve everyone else. This server starts `threads` workers and, whenever
 a connection arrives with none idle, adds more in the background, up to `max_threads`; each
-stalled connection is still closed after the configured timeout of silence.
+stalled connection is still closed after the configured timeout of silence. A client that
+never falls silent but sends its headers a byte at a time is cut off once `header_timeout`
+has passed since they began.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
+import time
 from typing import Any
 
 from cheroot import server, wsgi
@@ -21,6 +26,15 @@ _GROW_STEP = 8
 
 
 class _Request(server.HTTPRequest):
+    server: ElasticServer
+
+    def parse_request(self) -> None:
+        self.server.headers_begin(self.conn)
+        try:
+            super().parse_request()
+        finally:
+            self.server.headers_end(self.conn)
+
     def send_headers(self) -> None:
         # cheroot decides on its own whether to keep a connection; honour the app's
         # `Connection: close` too, so a refused upload is not read to its end first and no
@@ -45,17 +59,46 @@ class ElasticServer(wsgi.Server):
     # How often idle connections are checked, and so how long stop() may wait (cheroot: 0.5).
     expiration_interval = 0.1
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_timeout: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
         self._wanted = threading.Event()
         self._stopped = threading.Event()
-        self._grower: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
+        # Connections whose request line and headers are being read: when each must be done.
+        self._reading: dict[server.HTTPConnection, float] = {}
+        self._reading_lock = threading.Lock()
+
+    def headers_begin(self, conn: server.HTTPConnection) -> None:
+        with self._reading_lock:
+            self._reading[conn] = time.monotonic() + self.header_timeout
+
+    def headers_end(self, conn: server.HTTPConnection) -> None:
+        with self._reading_lock:
+            self._reading.pop(conn, None)
+
+    def _cut_off_slow_headers(self) -> None:
+        """Shut down connections whose headers are overdue: the worker reading them sees
+        the end of the stream, answers nothing and is free again."""
+        now = time.monotonic()
+        with self._reading_lock:
+            overdue = [conn for conn, deadline in self._reading.items() if deadline <= now]
+            for conn in overdue:
+                del self._reading[conn]
+                # socket.socket's own shutdown: for a TLS socket, the TLS layer's would
+                # tear down state the worker is still reading with.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(conn.socket, socket.SHUT_RDWR)
+        for conn in overdue:
+            log.info(
+                "closed %s: headers not complete after %g s", conn.remote_addr, self.header_timeout
+            )
 
     def prepare(self) -> None:
         super().prepare()
         self._stopped.clear()
-        self._grower = threading.Thread(target=self._grow_when_needed, name="grow", daemon=True)
-        self._grower.start()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervise", daemon=True)
+        self._supervisor.start()
 
     def process_conn(self, conn: Any) -> None:
         super().process_conn(conn)
@@ -69,12 +112,14 @@ class ElasticServer(wsgi.Server):
         pool = self.requests
         return bool(pool.qsize > 0 and pool.idle == 0 and len(pool._threads) < pool.max)
 
-    def _grow_when_needed(self) -> None:
-        # Woken by process_conn, and every 0.1 s in any case: a worker that looked idle when a
-        # connection arrived may have taken an earlier one from the queue instead.
+    def _supervise(self) -> None:
+        """Every 0.1 s, and when process_conn finds no idle worker: cut off overdue headers,
+        and grow the pool while connections wait for a worker (one that looked idle when a
+        connection arrived may have taken an earlier one from the queue instead)."""
         while not self._stopped.is_set():
             self._wanted.wait(0.1)
             self._wanted.clear()
+            self._cut_off_slow_headers()
             pool = self.requests
             # Every queued connection needs a worker of its own: a slow one ahead in the queue
             # would otherwise take the new thread.

@@ -87,6 +87,7 @@ class DavServer:
             numthreads=config.threads,
             max=max(config.max_threads, config.threads),
             timeout=config.request_timeout,
+            header_timeout=config.header_timeout,
             server_name="davserver",
             request_queue_size=128,
         )

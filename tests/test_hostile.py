@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import check_head, request_bytes, temp_files, wait_for
+from helpers import check_head, request_bytes, self_signed_certificate, temp_files, wait_for
 from lxml import etree
 
 DAV = "{DAV:}"
@@ -548,3 +549,42 @@ def test_script_file_names_are_escaped_in_the_listing(server: Any):
     hrefs = [h.text or "" for h in etree.fromstring(multistatus.content).iter(DAV + "href")]
     assert "/%3Cscript%3Edir/" in hrefs
     assert any(h.startswith("/%3Cscript%3Ealert(") for h in hrefs), hrefs
+
+
+def _cut_off(sock: socket.socket) -> bool:
+    """Trickle header bytes for up to ~8 s; whether the server closed the connection."""
+    sock.sendall(b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    sock.settimeout(0.2)
+    for _ in range(40):
+        try:
+            sock.sendall(b"X")
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            continue  # nothing to read yet: the connection is still open
+        except OSError:  # ssl.SSLError included
+            return True
+    return False
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(
+    make_server: Callable[..., Any], tmp_path: Path, tls: bool
+):
+    # Each byte comes well within request_timeout, so only header_timeout ends this; without
+    # it the connection (and a worker thread) stays for as long as the client keeps going.
+    tls_options = {}
+    if tls:
+        cert, key = self_signed_certificate(tmp_path)
+        tls_options = {"cert": str(cert), "key": str(key)}
+    live = make_server(request_timeout=5, header_timeout=1, **tls_options)
+    (live.root / "f.txt").write_bytes(b"still here")
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as raw:
+        sock = raw
+        if tls:
+            context = ssl.create_default_context(cafile=tls_options["cert"])
+            sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        assert _cut_off(sock), "the server kept reading headers trickled for 8 s"
+    # A request that sends its headers at once is untouched.
+    answer = requests.get(live.url("/f.txt"), timeout=5, verify=tls_options.get("cert", True))
+    assert answer.content == b"still here"
