@@ -6,7 +6,8 @@ dozen such connections starve everyone else. This server starts `threads` worker
 a connection arrives with none idle, adds more in the background, up to `max_threads`; each
 stalled connection is still closed after the configured timeout of silence. A client that
 never falls silent but sends its headers a byte at a time is cut off once `header_timeout`
-has passed since they began.
+has passed since a worker began reading them: at once for a new connection (cheroot hands it
+to a worker when accepted), at the first byte for a kept-alive one (it waits in a selector).
 """
 
 from __future__ import annotations
