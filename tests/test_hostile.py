@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -588,3 +589,20 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_off(
     # A request that sends its headers at once is untouched.
     answer = requests.get(live.url("/f.txt"), timeout=5, verify=tls_options.get("cert", True))
     assert answer.content == b"still here"
+
+
+def test_a_kept_alive_connection_idle_past_header_timeout_still_serves(
+    make_server: Callable[..., Any],
+):
+    # Between requests a kept-alive connection waits in cheroot's selector, not in a worker:
+    # the header deadline starts with the next request's first byte.
+    live = make_server(request_timeout=5, header_timeout=1)
+    (live.root / "f.txt").write_bytes(b"still here")
+    request = b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            answer = read_answer(sock, until_closed=False)
+            assert answer.status == 200 and answer.body == b"still here"
+            assert not answer.closed
+            time.sleep(1.5)
