@@ -1,4 +1,5 @@
-"""cheroot, adjusted: a worker pool that grows under load, and errors in our log.
+"""cheroot, adjusted: a worker pool that grows under load, TLS handshakes on the workers, a
+deadline for headers, and errors in our log.
 
 cheroot serves each request on a pool thread that blocks while it reads the request. A client
 that sends its headers or body slowly therefore holds a thread, and a fixed pool lets a few
@@ -8,33 +9,54 @@ stalled connection is still closed after the configured timeout of silence. A cl
 never falls silent but sends its headers a byte at a time is cut off once `header_timeout`
 has passed since a worker began reading them: at once for a new connection (cheroot hands it
 to a worker when accepted), at the first byte for a kept-alive one (it waits in a selector).
+
+cheroot does each TLS handshake on the one thread that accepts connections, so a client that
+connected to the HTTPS port and sent nothing stalled every new connection until its timeout.
+`DeferredTLSAdapter` leaves the handshake to the worker, under the same deadline as the
+headers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
+import ssl
 import threading
 import time
 from typing import Any
 
 from cheroot import server, wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 log = logging.getLogger("davserver.httpd")
 
 _GROW_STEP = 8
 
 
+class DeferredTLSAdapter(BuiltinSSLAdapter):
+    """cheroot's TLS adapter, but the handshake happens on the worker (`_Connection`)."""
+
+    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, Any]]:
+        tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+        return tls, {}  # the environ entries come once the handshake is done
+
+
 class _Request(server.HTTPRequest):
     server: ElasticServer
 
     def parse_request(self) -> None:
-        self.server.headers_begin(self.conn)
+        srv = self.server
+        srv.headers_begin(self.conn)
         try:
             super().parse_request()
+        except OSError:
+            if not srv.cut_off(self.conn):
+                raise
+            self.ready = False  # the connection is shut: there is no one to answer
         finally:
-            self.server.headers_end(self.conn)
+            srv.headers_end(self.conn)
 
     def send_headers(self) -> None:
         # cheroot decides on its own whether to keep a connection; honour the app's
@@ -49,6 +71,38 @@ class _Request(server.HTTPRequest):
 
 class _Connection(server.HTTPConnection):
     RequestHandlerClass = _Request
+    server: ElasticServer
+
+    def communicate(self) -> bool:
+        if isinstance(self.socket, ssl.SSLSocket) and not self.ssl_env and not self._handshake():
+            return False
+        return bool(super().communicate())  # type: ignore[no-untyped-call]
+
+    def _handshake(self) -> bool:
+        """The TLS handshake `DeferredTLSAdapter` left; the deadline it starts runs on
+        through the first request's headers."""
+        srv = self.server
+        sock = self.socket
+        srv.headers_begin(self)
+        try:
+            sock.do_handshake()
+        except OSError as exc:  # ssl.SSLError, a timeout, a reset
+            srv.headers_end(self)
+            if "http request" in str(exc).lower():
+                # Plain HTTP on the HTTPS port: say so, in plain HTTP, as cheroot does.
+                with contextlib.suppress(OSError):
+                    socket.socket.sendall(sock, _PLAIN_HTTP_REFUSAL)
+            log.debug("TLS handshake with %s failed: %s", self.remote_addr, exc)
+            return False
+        self.ssl_env = srv.ssl_adapter.get_environ(sock)
+        return True
+
+
+_PLAIN_HTTP_MESSAGE = b"This server speaks HTTPS only on this port."
+_PLAIN_HTTP_REFUSAL = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_PLAIN_HTTP_MESSAGE), _PLAIN_HTTP_MESSAGE)
+)
 
 
 class ElasticServer(wsgi.Server):
@@ -68,32 +122,38 @@ class ElasticServer(wsgi.Server):
         self._supervisor: threading.Thread | None = None
         # Connections whose request line and headers are being read: when each must be done.
         self._reading: dict[server.HTTPConnection, float] = {}
+        self._cut: set[server.HTTPConnection] = set()
         self._reading_lock = threading.Lock()
 
     def headers_begin(self, conn: server.HTTPConnection) -> None:
+        """Start the deadline for `conn`'s headers (kept if its handshake started it)."""
         with self._reading_lock:
-            self._reading[conn] = time.monotonic() + self.header_timeout
+            self._reading.setdefault(conn, time.monotonic() + self.header_timeout)
 
     def headers_end(self, conn: server.HTTPConnection) -> None:
         with self._reading_lock:
             self._reading.pop(conn, None)
+            self._cut.discard(conn)
 
-    def _cut_off_slow_headers(self) -> None:
-        """Shut down connections whose headers are overdue: the worker reading them sees
-        the end of the stream, answers nothing and is free again."""
-        now = time.monotonic()
+    def cut_off(self, conn: server.HTTPConnection) -> bool:
+        """Whether `conn` was shut down for being too slow with its headers."""
+        with self._reading_lock:
+            return conn in self._cut
+
+    def _cut_off_slow_headers(self, now: float | None = None) -> list[server.HTTPConnection]:
+        """Shut down connections whose headers are overdue at `now` (default: the present):
+        the worker reading them sees the end of the stream, answers nothing and is free."""
+        now = time.monotonic() if now is None else now
         with self._reading_lock:
             overdue = [conn for conn, deadline in self._reading.items() if deadline <= now]
             for conn in overdue:
                 del self._reading[conn]
+                self._cut.add(conn)
                 # socket.socket's own shutdown: for a TLS socket, the TLS layer's would
                 # tear down state the worker is still reading with.
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(conn.socket, socket.SHUT_RDWR)
-        for conn in overdue:
-            log.info(
-                "closed %s: headers not complete after %g s", conn.remote_addr, self.header_timeout
-            )
+        return overdue
 
     def prepare(self) -> None:
         super().prepare()
@@ -120,7 +180,12 @@ class ElasticServer(wsgi.Server):
         while not self._stopped.is_set():
             self._wanted.wait(0.1)
             self._wanted.clear()
-            self._cut_off_slow_headers()
+            for conn in self._cut_off_slow_headers():
+                log.info(
+                    "closed %s: headers not complete after %g s",
+                    conn.remote_addr,
+                    self.header_timeout,
+                )
             pool = self.requests
             # Every queued connection needs a worker of its own: a slow one ahead in the queue
             # would otherwise take the new thread.
@@ -132,6 +197,9 @@ class ElasticServer(wsgi.Server):
     def stop(self) -> None:
         self._stopped.set()
         self._wanted.set()
+        # Connections still in their handshake or headers carry no request yet: end them
+        # rather than wait for their clients.
+        self._cut_off_slow_headers(math.inf)
         super().stop()
 
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:

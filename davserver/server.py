@@ -9,12 +9,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 
-from cheroot.ssl.builtin import BuiltinSSLAdapter
-
 from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config, ConfigError
-from .httpd import ElasticServer
+from .httpd import DeferredTLSAdapter, ElasticServer
 from .origin import Site
 from .passwords import Users
 from .provider.fs import FilesystemProvider
@@ -94,7 +92,7 @@ class DavServer:
         # Headers are small; refuse a flood of them early. Bodies are bounded per method.
         self.httpd.max_request_header_size = 64 * 1024
         if config.tls():
-            self.httpd.ssl_adapter = BuiltinSSLAdapter(config.cert, config.key)
+            self.httpd.ssl_adapter = DeferredTLSAdapter(config.cert, config.key)
 
     def start(self) -> None:
         """Bind the listening socket (after which `port` is the real port), and sweep away
