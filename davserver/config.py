@@ -105,7 +105,8 @@ class Config:
     header_timeout: int = _opt(
         "server",
         30,
-        "seconds a client has for a request's line and headers, however it trickles them",
+        "seconds a client has for a request's line and headers (and a small XML or JSON "
+        "body, plus a second per 32 KiB), however it trickles them",
         _positive,
     )
     cert: str = _opt("server", "", "TLS certificate chain (PEM); with key, serve HTTPS")

@@ -19,16 +19,20 @@ headers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from cheroot import server, wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from .request import BODY_DEADLINE
 
 log = logging.getLogger("davserver.httpd")
 
@@ -67,6 +71,17 @@ class _Request(server.HTTPRequest):
         ):
             self.close_connection = True
         super().send_headers()
+
+
+class _Gateway(wsgi.Gateway_10):
+    """WSGI 1.0, plus `davserver.body_deadline` in the environ: a context manager the app
+    wraps around reading a small body, which `ElasticServer` bounds like headers."""
+
+    def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
+        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
+        req = self.req
+        environ[BODY_DEADLINE] = functools.partial(req.server.body_deadline, req.conn)
+        return environ
 
 
 class _Connection(server.HTTPConnection):
@@ -116,6 +131,7 @@ class ElasticServer(wsgi.Server):
 
     def __init__(self, *args: Any, header_timeout: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.gateway = _Gateway
         self.header_timeout = header_timeout
         self._wanted = threading.Event()
         self._stopped = threading.Event()
@@ -134,6 +150,18 @@ class ElasticServer(wsgi.Server):
         with self._reading_lock:
             self._reading.pop(conn, None)
             self._cut.discard(conn)
+
+    @contextlib.contextmanager
+    def body_deadline(self, conn: server.HTTPConnection, size: int) -> Iterator[None]:
+        """Bound the reading of a small body of `size` bytes as headers are bound: within
+        `header_timeout`, plus a second per 32 KiB. A client that trickles a PROPFIND body
+        would otherwise hold a worker for as long as it goes on."""
+        with self._reading_lock:
+            self._reading[conn] = time.monotonic() + self.header_timeout + size / 32768
+        try:
+            yield
+        finally:
+            self.headers_end(conn)
 
     def cut_off(self, conn: server.HTTPConnection) -> bool:
         """Whether `conn` was shut down for being too slow with its headers."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,9 @@ from .errors import BadGateway, BadRequest, DavError, PayloadTooLarge
 from .origin import Origin, same_origin, strip_prefix
 
 BODY_CHUNK = 1024 * 1024
+# An optional environ entry: a server's context manager that bounds how long reading a small
+# body of the given size may take (davserver.httpd provides it).
+BODY_DEADLINE = "davserver.body_deadline"
 
 
 class ClientDisconnected(DavError):
@@ -85,13 +89,17 @@ class Request:
         length = self.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"the request body is limited to {limit} bytes")
+        # The server may bound how long a small body may take (davserver.httpd); a WSGI server
+        # without that hook has its own timeouts.
+        deadline = self.environ.get(BODY_DEADLINE)
         chunks = []
         size = 0
-        for chunk in self.body_chunks(65536):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"the request body is limited to {limit} bytes")
-            chunks.append(chunk)
+        with deadline(limit if length is None else length) if deadline else nullcontext():
+            for chunk in self.body_chunks(65536):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the request body is limited to {limit} bytes")
+                chunks.append(chunk)
         return b"".join(chunks)
 
     def body_chunks(self, size: int = BODY_CHUNK) -> Iterator[bytes]:

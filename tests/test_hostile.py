@@ -7,6 +7,7 @@ Requests that a client library would refuse or repair are sent as raw bytes on a
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 import time
@@ -552,9 +553,17 @@ def test_script_file_names_are_escaped_in_the_listing(server: Any):
     assert any(h.startswith("/%3Cscript%3Ealert(") for h in hrefs), hrefs
 
 
-def _cut_off(sock: socket.socket) -> bool:
-    """Trickle header bytes for up to ~8 s; whether the server closed the connection."""
-    sock.sendall(b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+TRICKLED_HEADERS = b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+TRICKLED_BODY = (
+    b"PROPFIND /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nDepth: 0\r\n"
+    b"Content-Type: application/xml\r\nContent-Length: 4000\r\n\r\n<?xml version='1.0'?>"
+)
+
+
+def _cut_off(sock: socket.socket, start: bytes) -> bool:
+    """Send `start`, then trickle a byte every 0.2 s for up to ~8 s; whether the server
+    closed the connection meanwhile."""
+    sock.sendall(start)
     sock.settimeout(0.2)
     for _ in range(40):
         try:
@@ -569,11 +578,17 @@ def _cut_off(sock: socket.socket) -> bool:
 
 
 @pytest.mark.parametrize("tls", [False, True])
-def test_headers_trickled_a_byte_at_a_time_are_cut_off(
-    make_server: Callable[..., Any], tmp_path: Path, tls: bool
+@pytest.mark.parametrize("start", [TRICKLED_HEADERS, TRICKLED_BODY], ids=["headers", "xml-body"])
+def test_headers_or_a_small_body_trickled_a_byte_at_a_time_are_cut_off(
+    make_server: Callable[..., Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    tls: bool,
+    start: bytes,
 ):
-    # Each byte comes well within request_timeout, so only header_timeout ends this; without
-    # it the connection (and a worker thread) stays for as long as the client keeps going.
+    # Each byte comes well within request_timeout, so only the deadline ends this; without it
+    # the connection (and a worker thread) stays for as long as the client keeps going. A
+    # small body (read whole, as XML) gets header_timeout plus a second per 32 KiB.
     tls_options = {}
     if tls:
         cert, key = self_signed_certificate(tmp_path)
@@ -585,10 +600,18 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_off(
         if tls:
             context = ssl.create_default_context(cafile=tls_options["cert"])
             sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-        assert _cut_off(sock), "the server kept reading headers trickled for 8 s"
-    # A request that sends its headers at once is untouched.
-    answer = requests.get(live.url("/f.txt"), timeout=5, verify=tls_options.get("cert", True))
-    assert answer.content == b"still here"
+        assert _cut_off(sock, start), "the server kept reading a request trickled for 8 s"
+    # A request sent at once is untouched, and the cut-off was no warning.
+    answer = requests.request(
+        "PROPFIND",
+        live.url("/f.txt"),
+        headers={"Depth": "0"},
+        data=b"<?xml version='1.0'?><propfind xmlns='DAV:'><allprop/></propfind>",
+        timeout=5,
+        verify=tls_options.get("cert", True),
+    )
+    assert answer.status_code == 207
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_kept_alive_connection_idle_past_header_timeout_still_serves(
