@@ -25,29 +25,24 @@ from helpers import self_signed_certificate
 HEADER_TIMEOUT = 1
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response (head and a Content-Length body) from `sock`; interim 1xx are skipped."""
-    data = b""
+def read_response(reader: Any) -> tuple[int, dict[str, str], bytes]:
+    """One response (head and a Content-Length body) from `reader`, a file made with
+    `sock.makefile("rb")`, so that bytes of a following response stay buffered for the next
+    call; interim 1xx are skipped."""
     while True:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, f"the server closed the connection without answering: {data[:200]!r}"
-            data += chunk
-        head, _, data = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
+        status_line = reader.readline()
+        assert status_line, "the server closed the connection without answering"
+        status = int(status_line.split(b" ", 2)[1])
+        headers = {}
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
         if status >= 200:
             break
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0"))
-    while len(data) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed the connection inside a response body"
-        data += chunk
-    return status, headers, data[:length]
+    body = reader.read(length)
+    assert len(body) == length, "the server closed the connection inside a response body"
+    return status, headers, body
 
 
 def trickle(sock: socket.socket, data: bytes, pieces: int, pause: float) -> None:
@@ -105,7 +100,7 @@ def test_a_slow_body_after_headers_sent_just_in_time_is_never_cut_off(
             interim = sock.recv(65536)
             assert interim.startswith(b"HTTP/1.1 100 "), interim
         trickle(sock, _encoded(mode, body, 20), pieces=20, pause=0.1)
-        status, _, _ = read_response(sock)
+        status, _, _ = read_response(sock.makefile("rb"))
     assert status == 201
     assert (live.root / "upload.bin").read_bytes() == body
 
@@ -123,8 +118,9 @@ def test_a_pipelined_request_behind_a_long_upload_is_served(make_server: Callabl
         sock.sendall(first)
         trickle(sock, body[:-1], pieces=15, pause=0.1)
         sock.sendall(body[-1:] + second)  # pipelined: sent before the first answer is read
-        assert read_response(sock)[0] == 201
-        status, _, content = read_response(sock)
+        reader = sock.makefile("rb")
+        assert read_response(reader)[0] == 201
+        status, _, content = read_response(reader)
     assert status == 200
     assert content == body
 
@@ -139,9 +135,10 @@ def test_a_kept_alive_tls_connection_idle_past_header_timeout_still_serves(
     request = b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     raw = socket.create_connection(("127.0.0.1", live.port), timeout=5)
     with tls_context(live).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        reader = sock.makefile("rb")
         for _ in range(2):
             sock.sendall(request)
-            status, headers, content = read_response(sock)
+            status, headers, content = read_response(reader)
             assert (status, content) == (200, b"still here")
             assert headers.get("connection", "").lower() != "close"
             time.sleep(HEADER_TIMEOUT + 0.5)
