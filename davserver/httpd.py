@@ -52,7 +52,7 @@ class _Request(server.HTTPRequest):
 
     def parse_request(self) -> None:
         srv = self.server
-        srv.headers_begin(self.conn)
+        srv.watch(self.conn)
         try:
             super().parse_request()
         except OSError:
@@ -60,7 +60,7 @@ class _Request(server.HTTPRequest):
                 raise
             self.ready = False  # the connection is shut: there is no one to answer
         finally:
-            srv.headers_end(self.conn)
+            srv.unwatch(self.conn)
 
     def send_headers(self) -> None:
         # cheroot decides on its own whether to keep a connection; honour the app's
@@ -98,11 +98,11 @@ class _Connection(server.HTTPConnection):
         through the first request's headers."""
         srv = self.server
         sock = self.socket
-        srv.headers_begin(self)
+        srv.watch(self)
         try:
             sock.do_handshake()
         except OSError as exc:  # ssl.SSLError, a timeout, a reset
-            srv.headers_end(self)
+            srv.unwatch(self)
             if "http request" in str(exc).lower():
                 # Plain HTTP on the HTTPS port: say so, in plain HTTP, as cheroot does.
                 with contextlib.suppress(OSError):
@@ -121,7 +121,8 @@ _PLAIN_HTTP_REFUSAL = (
 
 
 class ElasticServer(wsgi.Server):
-    """`cheroot.wsgi.Server` whose pool grows when every worker is busy, and which closes
+    """`cheroot.wsgi.Server` whose pool grows when every worker is busy, which cuts off
+    clients too slow with their handshake, headers or small body, and which closes
     connections the application asks to close."""
 
     ConnectionClass = _Connection
@@ -136,40 +137,41 @@ class ElasticServer(wsgi.Server):
         self._wanted = threading.Event()
         self._stopped = threading.Event()
         self._supervisor: threading.Thread | None = None
-        # Connections whose request line and headers are being read: when each must be done.
+        # Connections whose handshake, headers or small body are being read: when each must
+        # be done, and those cut off for missing it.
         self._reading: dict[server.HTTPConnection, float] = {}
         self._cut: set[server.HTTPConnection] = set()
         self._reading_lock = threading.Lock()
 
-    def headers_begin(self, conn: server.HTTPConnection) -> None:
-        """Start the deadline for `conn`'s headers (kept if its handshake started it)."""
+    def watch(self, conn: server.HTTPConnection, extra: float = 0.0) -> None:
+        """Give what `conn` is sending `header_timeout` (plus `extra`) seconds from now, or
+        keep the deadline already running (a handshake's runs on through the headers)."""
         with self._reading_lock:
-            self._reading.setdefault(conn, time.monotonic() + self.header_timeout)
+            self._reading.setdefault(conn, time.monotonic() + self.header_timeout + extra)
 
-    def headers_end(self, conn: server.HTTPConnection) -> None:
+    def unwatch(self, conn: server.HTTPConnection) -> None:
         with self._reading_lock:
             self._reading.pop(conn, None)
             self._cut.discard(conn)
 
     @contextlib.contextmanager
     def body_deadline(self, conn: server.HTTPConnection, size: int) -> Iterator[None]:
-        """Bound the reading of a small body of `size` bytes as headers are bound: within
-        `header_timeout`, plus a second per 32 KiB. A client that trickles a PROPFIND body
-        would otherwise hold a worker for as long as it goes on."""
-        with self._reading_lock:
-            self._reading[conn] = time.monotonic() + self.header_timeout + size / 32768
+        """Bound the reading of a small body of `size` bytes as headers are bound, plus a
+        second per 32 KiB. A client that trickles a PROPFIND body would otherwise hold a
+        worker for as long as it goes on."""
+        self.watch(conn, size / 32768)
         try:
             yield
         finally:
-            self.headers_end(conn)
+            self.unwatch(conn)
 
     def cut_off(self, conn: server.HTTPConnection) -> bool:
-        """Whether `conn` was shut down for being too slow with its headers."""
+        """Whether `conn` was shut down for missing its deadline."""
         with self._reading_lock:
             return conn in self._cut
 
-    def _cut_off_slow_headers(self, now: float | None = None) -> list[server.HTTPConnection]:
-        """Shut down connections whose headers are overdue at `now` (default: the present):
+    def _cut_off_overdue(self, now: float | None = None) -> list[server.HTTPConnection]:
+        """Shut down connections whose deadline has passed at `now` (default: the present):
         the worker reading them sees the end of the stream, answers nothing and is free."""
         now = time.monotonic() if now is None else now
         with self._reading_lock:
@@ -202,15 +204,15 @@ class ElasticServer(wsgi.Server):
         return bool(pool.qsize > 0 and pool.idle == 0 and len(pool._threads) < pool.max)
 
     def _supervise(self) -> None:
-        """Every 0.1 s, and when process_conn finds no idle worker: cut off overdue headers,
+        """Every 0.1 s, and when process_conn finds no idle worker: cut off overdue clients,
         and grow the pool while connections wait for a worker (one that looked idle when a
         connection arrived may have taken an earlier one from the queue instead)."""
         while not self._stopped.is_set():
             self._wanted.wait(0.1)
             self._wanted.clear()
-            for conn in self._cut_off_slow_headers():
+            for conn in self._cut_off_overdue():
                 log.info(
-                    "closed %s: headers not complete after %g s",
+                    "closed %s: headers not complete after %g s (or a small body too slow)",
                     conn.remote_addr,
                     self.header_timeout,
                 )
@@ -227,7 +229,7 @@ class ElasticServer(wsgi.Server):
         self._wanted.set()
         # Connections still in their handshake or headers carry no request yet: end them
         # rather than wait for their clients.
-        self._cut_off_slow_headers(math.inf)
+        self._cut_off_overdue(math.inf)
         super().stop()
 
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
