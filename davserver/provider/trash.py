@@ -37,7 +37,6 @@ import os
 import stat
 import threading
 import time
-from collections import deque
 
 # Trash names must not collide between processes sharing the folder, nor between the
 # providers of one process (tests run many): the pid and one counter for the process.
@@ -79,7 +78,9 @@ class Trash:
         self.max_pending = max_pending
         self.min_free = min_free
         self.min_free_ratio = min_free_ratio
-        self._pending: deque[tuple[str, float]] = deque()
+        # How many files wait for the thread, since when the oldest, and when the last came.
+        self._waiting = 0
+        self._oldest = 0.0
         self._last = 0.0
         self._closed = False
         self._space_checked = 0.0
@@ -125,7 +126,7 @@ class Trash:
     @property
     def waiting(self) -> int:
         """How many deleted files still hold their disk space."""
-        return len(self._pending)
+        return self._waiting
 
     def empty(self) -> int:
         """Unlink everything in the trash folder now; returns how many files went.
@@ -136,7 +137,7 @@ class Trash:
         that never stops cleanly (a gunicorn worker) leaves nothing behind for long.
         """
         with self._wake:
-            self._pending.clear()
+            self._waiting = 0
         folder = _open_private(self.directory, create=False)
         if folder is None:
             return 0
@@ -171,7 +172,7 @@ class Trash:
     def _borrow(self, now: float) -> int | None:
         """The folder's descriptor for one discard, or None when the file is to be unlinked
         at once."""
-        if self._closed or len(self._pending) >= self.max_pending or self._low_on_space(now):
+        if self._closed or self._waiting >= self.max_pending or self._low_on_space(now):
             return None
         with self._wake:
             if self._closed:
@@ -200,8 +201,10 @@ class Trash:
                 return
             if name is None:
                 return
-            first = not self._pending
-            self._pending.append((name, now))
+            first = not self._waiting
+            if first:
+                self._oldest = now
+            self._waiting += 1
             self._last = now
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="trash", daemon=True)
@@ -236,14 +239,14 @@ class Trash:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._pending and not self._closed:
+                while not self._waiting and not self._closed:
                     self._wake.wait()
                 if self._closed:
                     return
                 # Wait for deletions to pause, but not for ever.
-                while self._pending and not self._closed:
+                while self._waiting and not self._closed:
                     now = time.monotonic()
-                    due = min(self._last + self.quiet, self._pending[0][1] + self.max_delay)
+                    due = min(self._last + self.quiet, self._oldest + self.max_delay)
                     if now >= due:
                         break
                     self._wake.wait(due - now)
