@@ -13,15 +13,18 @@ from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config, ConfigError
 from .httpd import DeferredTLSAdapter, ElasticServer
+from .ordering import recover_orphans
 from .origin import Site
 from .passwords import Users
 from .provider.fs import FilesystemProvider
 from .services import Services
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
+from .store.sqlite_claims import SqliteClaimStore
 
 log = logging.getLogger("davserver")
 
 STORE_FILE = "davserver.sqlite3"
+CLAIMS_FILE = "claims.sqlite3"
 
 
 @contextlib.contextmanager
@@ -44,6 +47,7 @@ def build_services(config: Config) -> Services:
     state = config.resolved_state_dir()
     with _naming("[storage] state_dir", state):
         db = Database(os.path.join(state, STORE_FILE))
+        claims = SqliteClaimStore(os.path.join(state, CLAIMS_FILE))
     authenticator = None
     if config.htpasswd:
         with _naming("[auth] htpasswd / digest_file", config.htpasswd):
@@ -66,6 +70,7 @@ def build_services(config: Config) -> Services:
         provider,
         SqlitePropertyStore(db),
         SqliteLockStore(db),
+        claims,
         policy=policy,
         authenticator=authenticator,
         site=site,
@@ -95,8 +100,12 @@ class DavServer:
             self.httpd.ssl_adapter = DeferredTLSAdapter(config.cert, config.key)
 
     def start(self) -> None:
-        """Bind the listening socket (after which `port` is the real port), and sweep away
-        uploads a crash left behind, in the background (a large share takes a while)."""
+        """Finish or undo the changes a crash interrupted, bind the listening socket (after
+        which `port` is the real port), and sweep away uploads a crash left behind, in the
+        background (a large share takes a while)."""
+        recovered = recover_orphans(self.services)
+        if recovered:
+            log.info("finished or undid %d changes interrupted by a crash", recovered)
         self.httpd.prepare()
         provider = self.services.provider
         if isinstance(provider, FilesystemProvider):
@@ -134,7 +143,14 @@ class DavServer:
         return thread
 
     def stop(self) -> None:
+        """Stop serving, then close the provider and the stores (their files and threads)."""
         self.httpd.stop()
-        provider = self.services.provider
-        if isinstance(provider, FilesystemProvider):
-            provider.close()
+        close_services(self.services)
+
+
+def close_services(services: Services) -> None:
+    """Release what `build_services` opened."""
+    for part in (services.provider, services.props, services.locks, services.claims):
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()

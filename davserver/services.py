@@ -10,7 +10,7 @@ from .auth import Authenticator, Policy, default_policy
 from .config import Config
 from .origin import Site
 from .provider.base import Provider
-from .store.base import LockStore, PropertyStore
+from .store.base import ClaimStore, LockStore, PropertyStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class Services:
     provider: Provider
     props: PropertyStore
     locks: LockStore
+    claims: ClaimStore
     clock: Callable[[], float] = field(default=time.time)
     policy: Policy = field(default_factory=lambda: default_policy(False, "", ()))
     authenticator: Authenticator | None = None

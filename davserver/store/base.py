@@ -1,6 +1,6 @@
-"""Property and lock storage: two small Protocols and the rules they share.
+"""Property, lock and claim storage: small Protocols and the rules they share.
 
-Both are keyed by provider path. Time is always passed in (`now`, seconds since the epoch) so
+All are keyed by provider path. Time is always passed in (`now`, seconds since the epoch) so
 that expiry is decided by the caller's clock and tests need no sleeping. One contract test
 suite (tests/test_store_contract.py) runs against every implementation.
 """
@@ -41,6 +41,11 @@ class PropertyStore(Protocol):
 
     def delete(self, paths: Iterable[str], *, recursive: bool = False) -> None:
         """Forget the properties of these resources (and everything under them)."""
+        ...
+
+    def described(self, root: str) -> set[str]:
+        """The paths at or under `root` that have any property (for recovery after a crash,
+        which drops those of resources that are gone)."""
         ...
 
 
@@ -118,4 +123,73 @@ class LockStore(Protocol):
 
     def delete(self, paths: Iterable[str], *, recursive: bool = False) -> None:
         """Drop the locks rooted at these paths (and under them): their resources are gone."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A change in progress on parts of the tree: the paths it holds and what it is doing.
+
+    `exclusive` paths are being changed (with everything under them); `shared` ones only read
+    (a COPY's source). `intent` says, as plain JSON-able values, what a crash in the middle
+    would leave, so that whoever finds the claim of a dead owner can finish or undo it
+    (`davserver.recovery`). `owner` names the process holding it (`davserver.store.owners`).
+    """
+
+    id: str
+    owner: str
+    exclusive: tuple[str, ...]
+    shared: tuple[str, ...]
+    intent: dict[str, object]
+
+
+def claims_meet(a: str, a_exclusive: bool, b: str, b_exclusive: bool) -> bool:
+    """Whether claims on paths `a` and `b` exclude each other: one path is the other or lies
+    under it, and at least one of the two changes it."""
+    if not (a_exclusive or b_exclusive):
+        return False
+    return paths.is_same_or_ancestor(a, b) or paths.is_ancestor(b, a)
+
+
+class ClaimStore(Protocol):
+    """Claims on parts of the tree, shared by every process (and instance) serving it.
+
+    This orders the operations that change the tree: two requests whose paths meet run one
+    after the other, whichever process serves them (RFC 4918 leaves the order free, but each
+    answer must be what running them one at a time gives).
+    """
+
+    def try_take(
+        self,
+        exclusive: Sequence[str],
+        shared: Sequence[str],
+        intent: dict[str, object],
+    ) -> tuple[str | None, list[Claim]]:
+        """Take a claim on all the paths at once, or none: `(id, [])` when taken, else
+        `(None, the claims in the way)`."""
+        ...
+
+    def update(self, claim_id: str, intent: dict[str, object]) -> None:
+        """Record how far the claimed change has come (its new intent)."""
+        ...
+
+    def release(self, claim_id: str) -> None:
+        """Drop the claim: the change is complete, or was undone."""
+        ...
+
+    def adopt(self, claim: Claim) -> bool:
+        """Make a dead owner's claim this process's own, so that exactly one process recovers
+        it; False when another did first (or its owner was not dead after all)."""
+        ...
+
+    def orphans(self) -> list[Claim]:
+        """The claims whose owner is known to be gone (crashed, or from before a reboot)."""
+        ...
+
+    def is_alive(self, owner: str) -> bool:
+        """Whether the process that took a claim may still be running."""
+        ...
+
+    def close(self) -> None:
+        """Close this process's connections."""
         ...

@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS locks_root ON locks (root);
 """
 
 
-def _subtree(column: str, path: str, recursive: bool) -> tuple[str, list[str]]:
+def subtree_clause(column: str, path: str, recursive: bool) -> tuple[str, list[str]]:
     """A WHERE clause selecting `path` (and everything under it when recursive)."""
     if not recursive:
         return f"{column} = ?", [path]
@@ -59,29 +59,49 @@ def _where_any(column: str, keys: list[str], recursive: bool) -> tuple[str, list
     """A WHERE clause selecting any of `keys` (and everything under them when recursive)."""
     if not recursive:
         return f"{column} IN ({','.join('?' * len(keys))})", list(keys)
-    clauses = [_subtree(column, key, True) for key in keys]
+    clauses = [subtree_clause(column, key, True) for key in keys]
     return " OR ".join(c for c, _ in clauses), [a for _, args in clauses for a in args]
 
 
 class Database:
     """One SQLite file, a connection per thread, created with its schema on first use."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, schema: str = SCHEMA) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
         self.filename = filename
         self._local = threading.local()
-        self.connection().executescript(SCHEMA)
+        # Every thread's connection, so that `close` can reach them all: a stopped server
+        # must not keep its files open (a process that starts and stops servers would run
+        # out of descriptors).
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+        self._generation = 0  # moves on at each close: threads' old connections are stale
+        self.connection().executescript(schema)
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.filename, isolation_level=None, timeout=30)
+        if conn is None or self._local.generation != self._generation:
+            conn = sqlite3.connect(
+                self.filename, isolation_level=None, timeout=30, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable across application crashes in WAL mode; only a power loss can
             # lose the last transactions, never corrupt the file.
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+            self._local.generation = self._generation
+            with self._opened_lock:
+                self._opened.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (a stopped server must not keep its files open);
+        using the database again opens new ones."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        for conn in opened:
+            conn.close()
 
     def delete_where(self, table: str, column: str, keys: list[str], recursive: bool) -> None:
         """Delete the rows of `table` whose `column` is one of `keys` (or under one).
@@ -133,6 +153,9 @@ class SqlitePropertyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def close(self) -> None:
+        self.db.close()
+
     def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
         conn = self.db.connection()
         wanted = None if names is None else list(names)
@@ -176,8 +199,8 @@ class SqlitePropertyStore:
 
     def _transfer(self, src: str, dst: str, *, recursive: bool, keep_source: bool) -> None:
         """Replace dst's properties (tree) with src's, in one transaction."""
-        where_dst, args_dst = _subtree("path", dst, recursive)
-        where_src, args_src = _subtree("path", src, recursive)
+        where_dst, args_dst = subtree_clause("path", dst, recursive)
+        where_src, args_src = subtree_clause("path", src, recursive)
         look = self.db.connection().execute(
             f"SELECT EXISTS (SELECT 1 FROM props WHERE ({where_src}) OR ({where_dst}))",  # noqa: S608
             [*args_src, *args_dst],
@@ -199,6 +222,14 @@ class SqlitePropertyStore:
 
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
         self.db.delete_where("props", "path", list(paths_), recursive)
+
+    def described(self, root: str) -> set[str]:
+        where, args = subtree_clause("path", root, True)
+        rows = self.db.connection().execute(
+            f"SELECT DISTINCT path FROM props WHERE {where}",  # noqa: S608
+            args,
+        )
+        return {path for (path,) in rows}
 
 
 def _rebased(
@@ -223,10 +254,13 @@ class SqliteLockStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def close(self) -> None:
+        self.db.close()
+
     def _around(self, conn: sqlite3.Connection, path: str, now: float) -> list[Lock]:
         """Locks rooted at `path`, at any ancestor of it, or anywhere under it: one query."""
         ancestors = list(paths.ancestors(path))
-        where, args = _subtree("root", path, True)
+        where, args = subtree_clause("root", path, True)
         marks = ",".join("?" * len(ancestors)) or "NULL"
         rows = conn.execute(
             f"SELECT {_LOCK_COLUMNS} FROM locks "  # noqa: S608

@@ -1,0 +1,157 @@
+"""One change at a time on any part of the tree, across threads, processes and instances.
+
+Every method that changes the tree (PUT's commit, MKCOL, DELETE, COPY, MOVE, PROPPATCH, LOCK)
+runs inside `claimed(...)`, which holds a claim on the paths it changes (and, for a COPY, the
+source it reads) until it is done. Claims on paths that meet (one is the other or lies under
+it) wait for each other, so two requests give the outcome of running them one after the other,
+whichever worker serves them. Readers (GET, PROPFIND) take none: they see the tree before or
+after a change of a single resource, and a walk may see a collection change as it goes.
+
+A claim also records its intent: if its owner dies (SIGKILL, power cut), the first process that
+meets the claim, or the next start, finishes or undoes what it was doing
+(`davserver.recovery`) before anyone else touches those paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from . import paths
+from .errors import DavError
+from .services import Services
+from .store.base import Claim
+
+log = logging.getLogger(__name__)
+
+# How long a request waits for a change on a meeting path before giving up with 503: long
+# enough for a large COPY to finish, short enough that a client is not left hanging.
+WAIT_SECONDS = 60.0
+_FIRST_PAUSE = 0.001
+_LONGEST_PAUSE = 0.05
+
+
+class Busy(DavError):
+    """503: another change on these paths did not finish in time."""
+
+    status = 503
+
+
+@dataclass(slots=True)
+class Held:
+    """A claim held by this request; `note` records how far the change has come."""
+
+    services: Services
+    id: str
+    intent: dict[str, object] = field(default_factory=dict)
+    exclusive: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
+    nested: str | None = None  # a change run inside a larger claim records itself here
+
+    def note(self, **changes: object) -> None:
+        if self.nested is None:
+            self.intent = {**self.intent, **changes}
+        else:
+            step = self.intent.get(self.nested)
+            self.intent[self.nested] = {**(step if isinstance(step, dict) else {}), **changes}
+        self.services.claims.update(self.id, self.intent)
+
+    def covers(self, exclusive: Sequence[str], shared: Sequence[str]) -> bool:
+        """Whether this claim already holds these paths, as a batch does for its items."""
+
+        def within(path: str, held: Sequence[str]) -> bool:
+            return any(paths.is_same_or_ancestor(h, path) for h in held)
+
+        return all(within(p, self.exclusive) for p in exclusive) and all(
+            within(p, (*self.exclusive, *self.shared)) for p in shared
+        )
+
+
+# The claim the current request holds: a batch claims all its items' paths at once, and each
+# item then runs inside it (taking a second claim while holding one could deadlock).
+_held: ContextVar[Held | None] = ContextVar("davserver_claim", default=None)
+
+
+@contextlib.contextmanager
+def claimed(
+    services: Services,
+    exclusive: Sequence[str],
+    shared: Sequence[str] = (),
+    intent: dict[str, object] | None = None,
+    wait: float = WAIT_SECONDS,
+) -> Iterator[Held]:
+    """Hold a claim on `exclusive` (changed) and `shared` (read) paths while the block runs.
+
+    Waits for claims in the way; recovers those whose owner died. Raises Busy after `wait`
+    seconds. The claim is dropped when the block ends, whether it succeeded or raised: a
+    failure inside it is the request's own, already undone by the code that raised. Inside a
+    claim that covers the paths already, the block runs under it, its intent recorded as the
+    outer claim's current step.
+    """
+    outer = _held.get()
+    if outer is not None:
+        if not outer.covers(exclusive, shared):
+            raise RuntimeError(f"a claim on {exclusive} {shared} inside one that lacks them")
+        inner = Held(services, outer.id, outer.intent, outer.exclusive, outer.shared, "current")
+        if intent:
+            inner.note(**intent)
+        try:
+            yield inner
+        finally:
+            if intent:
+                outer.intent.pop("current", None)
+        return
+    store = services.claims
+    goal = dict(intent or {})
+    deadline = time.monotonic() + wait
+    pause = _FIRST_PAUSE
+    while True:
+        claim_id, blocking = store.try_take(exclusive, shared, goal)
+        if claim_id is not None:
+            break
+        if recover_orphans(services, [c for c in blocking if not store.is_alive(c.owner)]):
+            continue
+        if time.monotonic() >= deadline:
+            raise Busy(
+                "another change to this part of the tree is still in progress; try again",
+                headers=[("Retry-After", "5")],
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE)
+    held = Held(services, claim_id, goal, tuple(exclusive), tuple(shared))
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
+        store.release(claim_id)
+
+
+def recover_orphans(services: Services, claims: Sequence[Claim] | None = None) -> int:
+    """Finish or undo the changes whose owners died; returns how many this process took on.
+
+    With `claims`, only those (met while taking a claim); otherwise every orphan in the store
+    (at start-up).
+    """
+    from . import recovery  # recovery runs transfers, which record their steps here
+
+    store = services.claims
+    found = store.orphans() if claims is None else list(claims)
+    done = 0
+    for claim in found:
+        if not store.adopt(claim):
+            continue
+        try:
+            recovery.recover(services, claim)
+        except Exception:
+            # The claim stays, owned by this process: the paths remain closed to changes
+            # rather than opened on an unknown state, and the next start tries again.
+            log.exception("could not recover the interrupted change %s", claim.intent)
+            continue
+        store.release(claim.id)
+        done += 1
+    return done
