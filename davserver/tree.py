@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from . import paths
+from . import failpoints, paths
 from .errors import DavError
 from .model import MemberStatus, Resource
 from .provider.base import LinkResolver, Provider, TreeCounter
@@ -188,6 +188,7 @@ def delete_tree(
                 outcome.fail(stack, res, error)
             else:
                 forget.add(res.path)
+                failpoints.hit("delete.member")
     finally:
         forget.flush()
     return outcome.failures
@@ -243,6 +244,7 @@ def copy_tree(
                 else:
                     provider.copy(res.path, target)
                 services.props.copy(res.path, target, recursive=False)
+                failpoints.hit("copy.member")
                 if follow:
                     followed.add(res.path)
                 if keep_times and res.is_collection and not res.is_link:
@@ -299,26 +301,3 @@ class LinkFollower:
             return DavError("another link to the same collection was copied already", status=508)
         self.seen.add(real)
         return None
-
-
-def move_tree(
-    services: Services,
-    source: Resource,
-    destination: str,
-    check: MemberCheck = allow_all,
-) -> list[MemberStatus]:
-    """Move `source` to `destination` (which does not exist).
-
-    In one step when the provider can (a rename); otherwise the tree is copied member by member
-    and the source deleted only once the whole copy succeeded, so a failure never loses the
-    source. Dead properties move; locks on the source are dropped (RFC 4918 7.6). `check` is
-    asked about source paths.
-    """
-    if services.provider.move(source.path, destination):
-        services.props.move(source.path, destination)
-        services.locks.delete([source.path], recursive=True)
-        return []
-    failures = copy_tree(services, source, destination, "infinity", keep_times=True)
-    if failures:
-        return failures
-    return delete_tree(services, source, check)

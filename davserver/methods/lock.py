@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from .. import failpoints, paths, xmlin, xmlout
 from .. import headers as h
-from .. import paths, xmlin, xmlout
 from ..errors import (
     BadRequest,
     Conflict,
@@ -17,6 +17,7 @@ from ..errors import (
 )
 from ..locking import Guard, existing_lock
 from ..model import MemberStatus, Resource
+from ..ordering import claimed
 from ..props import activelock
 from ..request import Request, Response
 from ..services import Services
@@ -82,13 +83,29 @@ def refresh(
 def lock(services: Services, req: Request, guard: Guard) -> Response:
     timeout = granted_timeout(services, req.header("Timeout"))
     body = req.read_body(services.config.max_xml_body)
-    resource = stat_or_none(services, req.path)
-    # If-Match: * is how a client says "lock only what exists" (RFC 4918 D.1).
-    check_preconditions(req, resource)
     if not body.strip():
+        resource = stat_or_none(services, req.path)
+        # If-Match: * is how a client says "lock only what exists" (RFC 4918 D.1).
+        check_preconditions(req, resource)
         return refresh(services, req, guard, timeout, resource)
     info = xmlin.parse_lockinfo(body)
     depth = h.parse_depth(req.header("Depth"), h.INFINITY, ("0", h.INFINITY))
+    # Under a claim: a LOCK waits for a DELETE, MOVE or PUT in progress on the path (or above
+    # or below it) and then locks what that left, never a resource about to vanish.
+    with claimed(services, [req.path], intent={"op": "lock", "path": req.path}):
+        return _grant(services, req, guard, timeout, info, depth)
+
+
+def _grant(
+    services: Services,
+    req: Request,
+    guard: Guard,
+    timeout: int,
+    info: xmlin.LockInfo,
+    depth: str,
+) -> Response:
+    resource = stat_or_none(services, req.path)
+    check_preconditions(req, resource)
     if resource is None:
         parent = stat_or_none(services, paths.parent(req.path))
         if parent is None or not parent.is_collection:
@@ -109,13 +126,15 @@ def lock(services: Services, req: Request, guard: Guard) -> Response:
         services.locks.acquire(new, now)
     except LockConflict as conflict:
         return _conflict(services, req, conflict.lock)
+    failpoints.hit("lock.acquired")
     created = False
     if resource is None:
         # RFC 4918 7.3: locking an unmapped URL creates an empty resource, answered 201; if a
-        # file appeared meanwhile, it is locked as it is, never truncated.
+        # file appeared meanwhile (written by another program), it is locked as it is, never
+        # truncated.
         try:
-            services.provider.write(req.path, [], create=True)
             forget_stale(services, req.path)
+            services.provider.write(req.path, [], create=True)
             created = True
         except MethodNotAllowed:
             resource = stat_or_none(services, req.path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import syncmeta, xmlin, xmlout
+from .. import failpoints, syncmeta, xmlin, xmlout
 from ..errors import BadRequest
 from ..locking import Guard
 from ..model import PropResponse, PropStat
+from ..ordering import claimed
 from ..props import is_protected
 from ..request import Request, Response
 from ..services import Services
@@ -25,6 +26,13 @@ def apply_changes(
     When any change is refused, nothing is stored: the refused ones carry their own status and
     every other one 424 Failed Dependency (RFC 4918 9.2).
     """
+    with claimed(services, [path], intent={"op": "proppatch", "path": path}):
+        return _apply(services, guard, path, changes)
+
+
+def _apply(
+    services: Services, guard: Guard, path: str, changes: Sequence[xmlin.PropChange]
+) -> PropResponse:
     resource = services.provider.stat(path)
     guard.require(path)
     refused: dict[str, int] = {}
@@ -45,6 +53,7 @@ def apply_changes(
         # fails, the old time is put back, so the PROPPATCH stays all or nothing.
         for mtime in mtimes:
             services.provider.set_mtime(path, mtime)
+        failpoints.hit("proppatch.mtime-set")
         kept = [c for c in changes if not syncmeta.stored_only_as_effect(c.name)]
         try:
             services.props.patch(path, [(c.name, c.value) for c in kept])

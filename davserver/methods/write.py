@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 
+from .. import failpoints, paths, syncmeta
 from .. import headers as h
-from .. import paths, syncmeta
 from ..errors import (
     BadRequest,
     DavError,
@@ -18,6 +19,7 @@ from ..errors import (
 )
 from ..locking import Guard
 from ..model import MemberStatus, Resource
+from ..ordering import claimed
 from ..provider.base import RangeWriter
 from ..request import Request, Response
 from ..services import Services
@@ -39,6 +41,9 @@ def forget_stale(services: Services, path: str) -> None:
     services.props.delete([path], recursive=True)
 
 
+Precondition = Callable[[Resource | None], None]
+
+
 def check_preconditions(req: Request, resource: Resource | None) -> None:
     """If-Match, If-None-Match and the date conditionals for a method that changes state."""
     etag = None
@@ -50,81 +55,135 @@ def check_preconditions(req: Request, resource: Resource | None) -> None:
 
 
 def put(services: Services, req: Request, guard: Guard) -> Response:
-    """Store the body atomically: 201 for a new file, 204 for a replaced one."""
+    """Store the body atomically: 201 for a new file, 204 for a replaced one.
+
+    The conditions are checked twice: before the body is read, so that a doomed upload is
+    refused at once, and again at the commit, under a claim on the path, because the body
+    may take minutes and a LOCK, a PUT or a MOVE may have come in meanwhile.
+    """
     existing = stat_or_none(services, req.path)
-    if existing is not None and existing.is_collection:
-        raise MethodNotAllowed(
-            "PUT cannot replace a collection", headers=[("Allow", EXISTING_METHODS)]
-        )
-    check_preconditions(req, existing)
-    if existing is not None:
-        guard.require(req.path)
-    else:
-        guard.require_membership(req.path)
+    _check_put(req, guard, existing)
     mtime_header = req.header("X-OC-Mtime")
     mtime = syncmeta.parse_mtime(mtime_header) if mtime_header is not None else None
     content_range = req.header("Content-Range")
     if content_range is not None:
-        stored = _put_range(services, req, existing, content_range)
+        stored, created = _put_range(services, req, guard, content_range, mtime)
     else:
-        stored = _put_whole(services, req, existing is not None)
-    headers = []
+        stored, created = _put_whole(services, req, guard, mtime)
+    headers = entity_headers(stored)
     if mtime is not None:
-        services.provider.set_mtime(req.path, mtime)
-        stored = services.provider.stat(req.path)
         headers.append(("X-OC-Mtime", "accepted"))
-    return Response(204 if existing else 201, entity_headers(stored) + headers)
+    return Response(201 if created else 204, headers)
 
 
-def _put_whole(services: Services, req: Request, replaced: bool) -> Resource:
-    """The body replaces the file atomically, checked against OC-Checksum when one is sent.
-    With `If-None-Match: *` it is stored only if nothing appeared at the path meanwhile."""
+def _check_put(req: Request, guard: Guard, current: Resource | None) -> None:
+    """Whether a PUT may change the path as it is now: 405 a collection, 412 a failed
+    condition, 423 a lock (on the file, or on the parent's membership for a new one)."""
+    if current is not None and current.is_collection:
+        raise MethodNotAllowed(
+            "PUT cannot replace a collection", headers=[("Allow", EXISTING_METHODS)]
+        )
+    check_preconditions(req, current)
+    # A lock on the path holds even where no file is yet (a lock whose empty file was
+    # deleted by other means): it must stop the first PUT, not only the next.
+    guard.require(req.path)
+    if current is None:
+        guard.require_membership(req.path)
+
+
+@contextlib.contextmanager
+def _committing(services: Services, req: Request, guard: Guard) -> Iterator[Resource | None]:
+    """The claim a PUT commits under, with the checks repeated on what is there now; yields
+    the resource being replaced (None for a new one)."""
+    with claimed(services, [req.path], intent={"op": "put", "path": req.path}):
+        current = stat_or_none(services, req.path)
+        _check_put(req, guard, current)
+        yield current
+
+
+def _put_whole(
+    services: Services, req: Request, guard: Guard, mtime: float | None
+) -> tuple[Resource, bool]:
+    """The body replaces the file atomically, checked against OC-Checksum when one is sent;
+    `If-None-Match: *` holds at the commit too. Returns what was stored and whether it is new.
+    """
     check = syncmeta.ChecksumCheck.from_header(req.header("OC-Checksum"))
     chunks = req.body_chunks()
-    create_only = not replaced and (req.header("If-None-Match") or "").strip() == "*"
+    staged = services.provider.stage(req.path, check.stream(chunks) if check else chunks)
+    failpoints.hit("put.staged")
     try:
-        stored = services.provider.write(
-            req.path, check.stream(chunks) if check else chunks, create=create_only
-        )
-    except MethodNotAllowed:
-        if create_only:
-            raise PreconditionFailed("something was created there meanwhile") from None
-        raise
-    if not replaced:
-        forget_stale(services, req.path)
-    if check is not None:
-        services.props.patch(req.path, [(syncmeta.CHECKSUMS, check.property_xml())])
-    elif replaced:
-        _drop_checksum(services, req.path)
-    return stored
+        with _committing(services, req, guard) as current:
+            if current is None:
+                forget_stale(services, req.path)
+            else:
+                # New content makes a stored checksum a lie; dropped first, so a crash
+                # before the new one is stored leaves none rather than a wrong one.
+                _drop_checksum(services, req.path)
+            # Anything that appears without a claim (another program writing the folder)
+            # still cannot be overwritten by a create-only PUT.
+            create_only = current is None and _create_only(req)
+            try:
+                stored = staged.commit(create=create_only, mtime=mtime)
+            except MethodNotAllowed:
+                if create_only:
+                    raise PreconditionFailed("something was created there meanwhile") from None
+                raise
+            failpoints.hit("put.committed")
+            if check is not None:
+                services.props.patch(req.path, [(syncmeta.CHECKSUMS, check.property_xml())])
+    finally:
+        staged.discard()
+    return stored, current is None
+
+
+def _create_only(req: Request) -> bool:
+    return (req.header("If-None-Match") or "").strip() == "*"
 
 
 def _drop_checksum(services: Services, path: str) -> None:
-    # New content makes a stored checksum a lie.
     if services.props.get(path, [syncmeta.CHECKSUMS]):
         services.props.patch(path, [(syncmeta.CHECKSUMS, None)])
 
 
-def _put_range(services: Services, req: Request, existing: Resource | None, value: str) -> Resource:
-    """A resumable upload's next piece (Content-Range), written in place (RFC 9110 14.5)."""
+def _put_range(
+    services: Services, req: Request, guard: Guard, value: str, mtime: float | None
+) -> tuple[Resource, bool]:
+    """A resumable upload's next piece (Content-Range), written in place (RFC 9110 14.5).
+
+    In place means the body is written while it arrives, so the whole piece runs under the
+    claim on the path: nothing else may change the file while part of it is being written.
+    """
     writer = services.provider
     if not isinstance(writer, RangeWriter):
         raise DavError("this storage cannot write part of a file", status=501)
     first, last, total = h.parse_content_range(value)
-    size = existing.size if existing is not None else 0
-    if first > size:
-        raise RangeNotSatisfiable(
-            f"the upload may continue at byte {size}, not {first}",
-            headers=[("Content-Range", f"bytes */{size}")],
-        )
     expected = last - first + 1
     if req.content_length is not None and req.content_length != expected:
         raise BadRequest(f"Content-Range announces {expected} bytes, the body has another size")
-    stored = writer.write_range(req.path, first, _at_most(req.body_chunks(), expected))
-    if total is not None and stored.size > total:
-        stored = writer.truncate(req.path, total)
-    _drop_checksum(services, req.path)
-    return stored
+    with _committing(services, req, guard) as current:
+        size = current.size if current is not None else 0
+        if first > size:
+            raise RangeNotSatisfiable(
+                f"the upload may continue at byte {size}, not {first}",
+                headers=[("Content-Range", f"bytes */{size}")],
+            )
+        if current is None:
+            forget_stale(services, req.path)  # a deleted file's properties are not this one's
+        else:
+            _drop_checksum(services, req.path)
+        try:
+            stored = writer.write_range(
+                req.path, first, _at_most(req.body_chunks(), expected), create=current is None
+            )
+        except MethodNotAllowed:
+            raise PreconditionFailed("something was created there meanwhile") from None
+        failpoints.hit("put-range.written")
+        if total is not None and stored.size > total:
+            stored = writer.truncate(req.path, total)
+        if mtime is not None:
+            writer.set_mtime(req.path, mtime)
+            stored = writer.stat(req.path)
+    return stored, current is None
 
 
 def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
@@ -136,37 +195,53 @@ def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         yield chunk
 
 
-def make_collection(services: Services, guard: Guard, path: str) -> None:
+def make_collection(
+    services: Services, guard: Guard, path: str, precondition: Precondition | None = None
+) -> None:
     """MKCOL's effect, shared with the batch endpoint: 405 when something exists there,
     409 without a parent collection, 423 when the parent's membership is locked."""
-    if stat_or_none(services, path) is not None:
-        raise MethodNotAllowed(
-            "something already exists there", headers=[("Allow", EXISTING_METHODS)]
-        )
-    guard.require_membership(path)
-    services.provider.make_collection(path)
-    forget_stale(services, path)
+    with claimed(services, [path], intent={"op": "mkcol", "path": path}):
+        current = stat_or_none(services, path)
+        if precondition is not None:
+            precondition(current)
+        if current is not None:
+            raise MethodNotAllowed(
+                "something already exists there", headers=[("Allow", EXISTING_METHODS)]
+            )
+        guard.require_membership(path)
+        guard.require(path)
+        forget_stale(services, path)  # nothing is there: whatever the store holds is stale
+        failpoints.hit("mkcol.forgotten")
+        services.provider.make_collection(path)
 
 
 def mkcol(services: Services, req: Request, guard: Guard) -> Response:
     if req.has_body():
         # RFC 4918 9.3: we define no MKCOL body, so any body is an unsupported type.
         raise UnsupportedMediaType("MKCOL with a request body is not supported")
-    check_preconditions(req, stat_or_none(services, req.path))
-    make_collection(services, guard, req.path)
+    make_collection(services, guard, req.path, lambda current: check_preconditions(req, current))
     return Response(201)
 
 
-def delete_resource(services: Services, guard: Guard, path: str) -> list[MemberStatus]:
-    """DELETE's effect, shared with the batch endpoint: the failed members (RFC 4918 9.6.1)."""
+def delete_resource(
+    services: Services, guard: Guard, path: str, precondition: Precondition | None = None
+) -> list[MemberStatus]:
+    """DELETE's effect, shared with the batch endpoint: the failed members (RFC 4918 9.6.1).
+
+    Runs under a claim on the tree, whose intent lets recovery forget the properties and locks
+    of members a crash left deleted.
+    """
     if path == paths.ROOT:
         raise Forbidden("the shared root cannot be deleted")
-    resource = services.provider.stat(path)
-    check = guard.tree_check(path, membership=True)
-    # A lock granted while a folder is walked must go with its member, so only a single
-    # resource, removed straight after the check, may skip the look for locks to forget.
-    forget_locks = resource.is_collection or check.locks_within
-    return delete_tree(services, resource, check, forget_locks=forget_locks)
+    with claimed(services, [path], intent={"op": "delete", "path": path}):
+        resource = services.provider.stat(path)
+        if precondition is not None:
+            precondition(resource)
+        check = guard.tree_check(path, membership=True)
+        # A single resource, removed straight after the check, may skip the look for locks to
+        # forget; a collection's walk may meet locks granted before the claim was taken.
+        forget_locks = resource.is_collection or check.locks_within
+        return delete_tree(services, resource, check, forget_locks=forget_locks)
 
 
 def delete(services: Services, req: Request, guard: Guard) -> Response:
@@ -174,6 +249,7 @@ def delete(services: Services, req: Request, guard: Guard) -> Response:
     if resource.is_collection:
         # RFC 4918 9.6.1: a collection is always deleted as if Depth were infinity.
         h.parse_depth(req.header("Depth"), h.INFINITY, (h.INFINITY,))
-    check_preconditions(req, resource)
-    failures = delete_resource(services, guard, req.path)
+    failures = delete_resource(
+        services, guard, req.path, lambda current: check_preconditions(req, current)
+    )
     return tree_response(services, req, (req.path,), failures, 204)

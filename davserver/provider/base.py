@@ -51,6 +51,14 @@ class Provider(Protocol):
         """
         ...
 
+    def stage(self, path: str, chunks: Iterable[bytes]) -> Staged:
+        """Write the content meant for the file at `path` where no reader sees it yet, so the
+        caller can check, at the moment it commits, what may have changed while the body
+        arrived (a lock taken meanwhile). If `chunks` raises, nothing is kept and the exception
+        propagates. Raises Conflict (no parent collection), MethodNotAllowed (a collection is
+        there), Forbidden, InsufficientStorage."""
+        ...
+
     def make_collection(self, path: str) -> None:
         """Create an empty collection. Raises MethodNotAllowed (something exists there),
         Conflict (no parent collection), Forbidden, InsufficientStorage."""
@@ -84,15 +92,55 @@ class Provider(Protocol):
         ...
 
 
+class Staged(Protocol):
+    """Content written by `Provider.stage`, waiting for its commit."""
+
+    def commit(self, *, create: bool = False, mtime: float | None = None) -> Resource:
+        """Replace the file atomically (or, with `create`, only where nothing is: raises
+        MethodNotAllowed when something appeared), with `mtime` as its modification time.
+        Raises Conflict (the parent collection is gone), MethodNotAllowed (a collection is
+        there now), Forbidden, InsufficientStorage."""
+        ...
+
+    def discard(self) -> None:
+        """Drop the content unless committed; always safe to call, also after `commit`."""
+        ...
+
+
+@runtime_checkable
+class AsideKeeper(Protocol):
+    """An optional extra: taking a resource and everything under it out of the tree in one
+    step, to put it back or drop it later. A MOVE or COPY that replaces a resource keeps it
+    aside until the new one is in place, so a failure (or a crash) never loses it. `key` names
+    one such resource among those set aside beside the same path."""
+
+    def set_aside(self, path: str, key: str) -> None:
+        """Raises NotFound, Forbidden."""
+        ...
+
+    def has_aside(self, path: str, key: str) -> bool: ...
+
+    def restore(self, path: str, key: str) -> None:
+        """Put it back at `path`, where nothing may be."""
+        ...
+
+    def discard(self, path: str, key: str) -> None:
+        """Remove it for good."""
+        ...
+
+
 @runtime_checkable
 class RangeWriter(Protocol):
     """An optional extra: writing part of a file in place, for resumable uploads
     (PUT with Content-Range). Providers that cannot (object stores) leave it out, and such
     PUTs are refused with 501."""
 
-    def write_range(self, path: str, offset: int, chunks: Iterable[bytes]) -> Resource:
-        """Write the chunks into the file at `offset` (at most its current size; a new file
-        when 0 and none exists). Not atomic: a cut-off range leaves what arrived, which is what
+    def write_range(
+        self, path: str, offset: int, chunks: Iterable[bytes], *, create: bool = False
+    ) -> Resource:
+        """Write the chunks into the file at `offset` (at most its current size); with
+        `create`, into a new file (offset 0) made only where nothing is (MethodNotAllowed
+        when something appeared). Not atomic: a cut-off range leaves what arrived, which is what
         a client resuming an upload expects. Raises NotFound, Conflict, Forbidden,
         MethodNotAllowed (a collection), InsufficientStorage."""
         ...

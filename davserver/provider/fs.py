@@ -17,12 +17,12 @@ import logging
 import os
 import shutil
 import stat as st
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, NoReturn
 
-from .. import paths
+from .. import owners, paths
 from ..errors import (
     Conflict,
     DavError,
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # crash left something behind.
 TEMP_PREFIX = ".davserver-tmp-"
 TRASH_NAME = TEMP_PREFIX + "trash"
+# A resource replaced by a MOVE or COPY waits under this name until the change succeeded.
+ASIDE_PREFIX = TEMP_PREFIX + "aside-"
+UPLOAD_PREFIX = TEMP_PREFIX + "up+"
 STALE_UPLOAD_SECONDS = 3600.0
 
 
@@ -55,6 +58,9 @@ class FilesystemProvider:
         os.umask(mask)
         self._file_mode = 0o666 & ~mask
         self.trash = Trash(os.path.join(self.root, TRASH_NAME))
+        # Names uploads in progress after this process, so a sweep knows whose they are.
+        self.owner = owners.new_owner()
+        self.upload_prefix = UPLOAD_PREFIX + owners.file_tag(self.owner) + "+"
 
     # -- mapping -------------------------------------------------------------------------
 
@@ -190,13 +196,23 @@ class FilesystemProvider:
     # -- writing ---------------------------------------------------------------------------
 
     def write(self, path: str, chunks: Iterable[bytes], *, create: bool = False) -> Resource:
+        staged = self.stage(path, chunks)
+        try:
+            return staged.commit(create=create)
+        finally:
+            staged.discard()
+
+    def stage(self, path: str, chunks: Iterable[bytes]) -> StagedFile:
         local = self.local_path(path)
         if os.path.isdir(local):
             raise MethodNotAllowed(f"{path} is a collection")
-        directory = os.path.dirname(local)
-        self._atomic_replace(path, local, lambda out: _write_chunks(out, chunks), create)
-        _fsync_dir(directory)
-        return self.stat(path)
+        staged = StagedFile(self, path, local)
+        try:
+            staged.fill(lambda out: _write_chunks(out, chunks))
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
 
     def make_collection(self, path: str) -> None:
         local = self.local_path(path)
@@ -233,7 +249,12 @@ class FilesystemProvider:
         except OSError as exc:
             _raise(exc, src)
         with source:
-            self._atomic_replace(dst, dst_local, lambda out: _copy_file(source, out))
+            staged = StagedFile(self, dst, dst_local)
+            try:
+                staged.fill(lambda out: _copy_file(source, out))
+                staged.commit()
+            finally:
+                staged.discard()
 
     def move(self, src: str, dst: str) -> bool:
         src_local = self.local_path(src)
@@ -250,13 +271,17 @@ class FilesystemProvider:
         _fsync_dir(os.path.dirname(dst_local))
         return True
 
-    def write_range(self, path: str, offset: int, chunks: Iterable[bytes]) -> Resource:
+    def write_range(
+        self, path: str, offset: int, chunks: Iterable[bytes], *, create: bool = False
+    ) -> Resource:
         local = self.local_path(path)
         if os.path.isdir(local):
             raise MethodNotAllowed(f"{path} is a collection")
         try:
-            flags = os.O_WRONLY | (os.O_CREAT if offset == 0 else 0)
+            flags = os.O_WRONLY | (os.O_CREAT | os.O_EXCL if create else 0)
             fd = os.open(local, flags, self._file_mode)
+        except FileExistsError:
+            raise MethodNotAllowed(f"{path} already exists") from None
         except OSError as exc:
             _raise(exc, path, parent_missing=True)
         try:
@@ -283,56 +308,202 @@ class FilesystemProvider:
         except OSError as exc:
             _raise(exc, path)
 
-    def _atomic_replace(
-        self, path: str, local: str, fill: Callable[[BinaryIO], object], create: bool = False
-    ) -> None:
-        directory = os.path.dirname(local)
-        try:
-            fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
-        except OSError as exc:
-            _raise(exc, path, parent_missing=True)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                fill(out)
-                out.flush()
-                os.fchmod(out.fileno(), self._file_mode)
-                os.fsync(out.fileno())
-            if create:
-                _link_new(temp, local, path)
-            else:
-                os.replace(temp, local)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            if isinstance(exc, OSError):
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    self.trash.empty()  # the space that deleted files hold: a retry may fit
-                _raise(exc, path)
-            raise
-
     def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
         """Remove what a crash left behind, uploads and the trash; returns how many files.
 
-        Only uploads untouched for `older_than` seconds go: an upload in progress (here, or in
-        another process sharing the folder) keeps writing to its file.
+        An upload's file is named after the process writing it: it goes as soon as that
+        process is gone, and never while it runs (another worker sharing the folder keeps
+        writing to its own). Files named otherwise (by older versions) go once untouched for
+        `older_than` seconds. Folders set aside by a MOVE or COPY are left to recovery, which
+        knows whether to put them back.
         """
         removed = self.trash.empty()
         limit = time.time() - older_than
         for directory, dirs, files in os.walk(self.root):
             if directory == self.root and TRASH_NAME in dirs:
                 dirs.remove(TRASH_NAME)
+            dirs[:] = [d for d in dirs if not d.startswith(ASIDE_PREFIX)]
             for name in files:
-                if name.startswith(TEMP_PREFIX):
-                    with contextlib.suppress(OSError):
-                        temp = os.path.join(directory, name)
-                        if os.stat(temp).st_mtime < limit:
-                            os.unlink(temp)
-                            removed += 1
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                temp = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    tag = _upload_owner(name)
+                    stale = (
+                        not owners.tag_alive(tag)
+                        if tag is not None
+                        else os.stat(temp).st_mtime < limit
+                    )
+                    if stale:
+                        os.unlink(temp)
+                        removed += 1
         return removed
 
+    # -- keeping a replaced resource aside -------------------------------------------------
+
+    def aside_location(self, path: str, key: str) -> str:
+        """Where `set_aside` keeps the resource at `path`: beside it, under a reserved name,
+        so that moving it there and back is a rename within one folder."""
+        directory = os.path.dirname(self.local_path(path))
+        return os.path.join(directory, f"{ASIDE_PREFIX}{key}")
+
+    def set_aside(self, path: str, key: str) -> None:
+        """Take the resource at `path` (and all under it) out of the tree, keeping it whole
+        until `restore` or `discard`. Raises NotFound, Forbidden."""
+        local, info = self._locate(path)
+        if info is None:
+            raise NotFound(f"{path} does not exist")
+        try:
+            os.rename(local, self.aside_location(path, key))
+        except OSError as exc:
+            _raise(exc, path)
+        _fsync_dir(os.path.dirname(local))
+
+    def has_aside(self, path: str, key: str) -> bool:
+        return os.path.lexists(self.aside_location(path, key))
+
+    def restore(self, path: str, key: str) -> None:
+        """Put back what `set_aside` kept, at `path` (where nothing may be now)."""
+        aside = self.aside_location(path, key)
+        local = self.local_path(path)
+        try:
+            if os.path.lexists(local):
+                raise FileExistsError(errno.EEXIST, "restore over an existing resource", local)
+            os.rename(aside, local)
+        except OSError as exc:
+            _raise(exc, path)
+        _fsync_dir(os.path.dirname(local))
+
+    def discard(self, path: str, key: str) -> None:
+        """Remove for good what `set_aside` kept (the replaced resource is no longer
+        wanted). What cannot be removed stays hidden and is logged."""
+        aside = self.aside_location(path, key)
+        if not os.path.lexists(aside):
+            return
+        if not os.path.isdir(aside) or os.path.islink(aside):
+            with contextlib.suppress(FileNotFoundError):
+                self.trash.discard(aside)
+            return
+        for directory, _dirs, files in os.walk(aside, topdown=False):
+            try:
+                for name in files:
+                    self.trash.discard(os.path.join(directory, name))
+                for name in _dirs:
+                    child = os.path.join(directory, name)
+                    if os.path.islink(child):
+                        os.unlink(child)
+                    else:
+                        os.rmdir(child)
+            except OSError as exc:
+                log.warning("could not remove %s, replaced by a MOVE or COPY: %s", directory, exc)
+        try:
+            os.rmdir(aside)
+        except OSError as exc:
+            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", aside, exc)
+
     def close(self) -> None:
-        """Finish the background work: unlink the files still waiting in the trash."""
+        """Finish the background work: unlink the files still waiting in the trash. Uploads
+        left by this provider are then a dead process's; used again, it gets a new name."""
         self.trash.close()
+        owners.retire(self.owner)
+        self.owner = owners.new_owner()
+        self.upload_prefix = UPLOAD_PREFIX + owners.file_tag(self.owner) + "+"
+
+
+class StagedFile:
+    """New content for one file, written and synced to disk but not yet in the tree.
+
+    It is a hidden file beside its target, named after this process (`sweep_temp_files`
+    removes it once the process is gone, however it ended). If a MOVE carries the folder off
+    while the body arrives, the commit fails (the path's folder is no longer where the file
+    was written) and the file is found again through its descriptor and removed.
+    """
+
+    def __init__(self, provider: FilesystemProvider, path: str, local: str) -> None:
+        self.provider = provider
+        self.path = path
+        self.temp: str | None = os.path.join(
+            os.path.dirname(local), provider.upload_prefix + uuid.uuid4().hex
+        )
+        try:
+            self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            self.temp = None
+            _raise(exc, path, parent_missing=True)
+
+    def fill(self, fill: Callable[[BinaryIO], object]) -> None:
+        """Write the content with `fill` and make it durable."""
+        try:
+            with os.fdopen(os.dup(self.fd), "wb") as out:
+                fill(out)
+                out.flush()
+                os.fchmod(out.fileno(), self.provider._file_mode)
+                os.fsync(out.fileno())
+        except OSError as exc:
+            self._failed(exc)
+
+    def commit(self, *, create: bool = False, mtime: float | None = None) -> Resource:
+        """Give the content its name, replacing what is there (or, with `create`, only where
+        nothing is: MethodNotAllowed otherwise), with `mtime` as its modification time."""
+        path = self.path
+        local = self.provider.local_path(path)
+        if self.temp is None or os.path.dirname(local) != os.path.dirname(self.temp):
+            raise Conflict(f"the collection of {path} changed while the content arrived")
+        if os.path.isdir(local):
+            raise MethodNotAllowed(f"{path} is a collection")
+        try:
+            if mtime is not None:
+                os.utime(self.fd, (mtime, mtime))
+            if create:
+                _link_new(self.temp, local, path)
+            else:
+                os.replace(self.temp, local)
+            self.temp = None
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise Conflict(f"the collection of {path} moved while the content arrived") from exc
+            self._failed(exc)
+        _fsync_dir(os.path.dirname(local))
+        return self.provider.stat(path)
+
+    def discard(self) -> None:
+        """Drop the content if it was not committed (always safe to call)."""
+        if self.temp is not None:
+            try:
+                os.unlink(self.temp)
+            except FileNotFoundError:
+                self._unlink_moved()
+            except OSError:
+                pass
+            self.temp = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _unlink_moved(self) -> None:
+        """The file is not where it was made: a MOVE carried its folder off. Where the
+        platform tells a descriptor's path (Linux's /proc), remove it there."""
+        try:
+            where = os.readlink(f"/proc/self/fd/{self.fd}")
+            if os.path.basename(where).startswith(self.provider.upload_prefix) and os.path.samestat(
+                os.stat(where), os.fstat(self.fd)
+            ):
+                os.unlink(where)
+        except OSError:
+            pass  # gone already, or no /proc: the next start's sweep removes it
+
+    def _failed(self, exc: OSError) -> NoReturn:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self.provider.trash.empty()  # the space that deleted files hold: a retry may fit
+        _raise(exc, self.path)
+
+
+def _upload_owner(name: str) -> str | None:
+    """The process tag in an upload's file name, or None for a name of another form."""
+    if not name.startswith(UPLOAD_PREFIX):
+        return None
+    tag, _, _random = name[len(UPLOAD_PREFIX) :].rpartition("+")
+    return tag or None
 
 
 def _reserved(name: str) -> bool:
@@ -364,9 +535,12 @@ def _addressable(name: str) -> bool:
 def _resource(path: str, info: os.stat_result, is_link: bool = False) -> Resource:
     is_dir = st.S_ISDIR(info.st_mode)
     size = 0 if is_dir else info.st_size
-    # Inode + nanosecond mtime + size: a same-size rewrite within one second still changes it,
-    # and every atomic replace makes a new inode anyway.
-    etag = f"{info.st_ino:x}-{info.st_mtime_ns:x}-{size:x}"
+    # The inode changes with every atomic replace, but the kernel hands a freed inode number
+    # to the next new file at once, and the mtime is whatever a client asked for
+    # (X-OC-Mtime): neither tells two contents apart. The ctime does: nobody can set it, and
+    # every write, rename and utime moves it on (in nanoseconds, where the kernel keeps
+    # fine-grained timestamps, as Linux 6.13+ does on ext4, xfs, btrfs and tmpfs).
+    etag = f"{info.st_ino:x}-{info.st_ctime_ns:x}-{info.st_mtime_ns:x}-{size:x}"
     created = getattr(info, "st_birthtime", None) or min(info.st_ctime, info.st_mtime)
     return Resource(path, is_dir, size, info.st_mtime, created, etag, None, is_link)
 
