@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -214,48 +215,54 @@ def test_a_delete_still_running_when_the_server_stops_leaves_nothing_behind(tmp_
 
 
 class _LockingMidway:
-    """Delegates to the provider; when DELETE removes its first member, another client locks
-    the sibling that the same DELETE removes next (a LOCK arriving during a large DELETE)."""
+    """Delegates to the provider; when DELETE removes its first member, another client sends
+    a LOCK of the sibling that the same DELETE removes next (a LOCK arriving during a large
+    DELETE). The LOCK runs on its own thread: it waits for the DELETE to finish."""
 
     def __init__(self, inner: Any, base: str, members: set[str]) -> None:
         self.inner = inner
         self.base = base
         self.members = members
         self.victim = ""
+        self.locking: threading.Thread | None = None
         self.locked: requests.Response | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def _lock(self) -> None:
+        self.locked = requests.request(
+            "LOCK",
+            self.base + self.victim,
+            headers={"Depth": "0", "Timeout": "Second-3600"},
+            data=lockinfo(),
+            timeout=30,
+        )
+
     def delete(self, path: str) -> None:
-        if self.locked is None and path in self.members:
+        if self.locking is None and path in self.members:
             (self.victim,) = self.members - {path}
-            self.locked = requests.request(
-                "LOCK",
-                self.base + self.victim,
-                headers={"Depth": "0", "Timeout": "Second-3600"},
-                data=lockinfo(),
-                timeout=30,
-            )
+            self.locking = threading.Thread(target=self._lock)
+            self.locking.start()
+            time.sleep(0.2)  # the LOCK reaches the server while the DELETE is under way
         self.inner.delete(path)
 
 
 def test_a_lock_taken_during_a_delete_does_not_outlive_the_deleted_file(server):
+    """The LOCK meets the DELETE of the folder above it: it waits for the DELETE, which
+    removes the whole folder (204); then the LOCK finds no parent (409) and stores nothing."""
     make_tree(server.root, {"dir/a.txt": b"a", "dir/b.txt": b"b"})
     members = {"/dir/a.txt", "/dir/b.txt"}
     wrapped = with_provider(server, lambda inner: _LockingMidway(inner, "", members))
     wrapped.base = server.base  # the port changed with the restart
-    assert server.request("DELETE", "/dir").status_code in (204, 207)
-    assert wrapped.locked is not None and wrapped.locked.status_code == 200
-    if (server.root / wrapped.victim.lstrip("/")).exists():
-        return  # the DELETE honoured the new lock and kept the file: fine too
-    # The file is gone, so its lock must be too: a new file there is not the old holder's.
+    assert server.request("DELETE", "/dir").status_code == 204
+    wrapped.locking.join(30)
+    assert wrapped.locked is not None and wrapped.locked.status_code == 409
+    assert server.services.locks.around("/dir", server.services.clock()) == []
     assert server.request("MKCOL", "/dir").status_code == 201
     assert server.request("PUT", wrapped.victim, data=b"new").status_code == 201
-    replaced = server.request("PUT", wrapped.victim, data=b"newer")
-    assert replaced.status_code == 204, f"{replaced.status_code}: a deleted file's lock holds"
-    relock = server.request("LOCK", wrapped.victim, data=lockinfo())
-    assert relock.status_code == 200, relock.status_code
+    assert server.request("PUT", wrapped.victim, data=b"newer").status_code == 204
+    assert server.request("LOCK", wrapped.victim, data=lockinfo()).status_code == 200
 
 
 # -- regressions: what already holds and must keep holding ------------------------------------

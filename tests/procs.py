@@ -1,0 +1,75 @@
+"""davserver as separate processes on one root and state folder, as worker processes or
+instances behind a load balancer run it: for tests of what must hold across processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from helpers import free_port
+
+
+class ServerProcess:
+    """`davserver serve` in a child process; `kill()` is a SIGKILL, as a crash would be."""
+
+    def __init__(self, root: Path, state: Path, *extra: str, env: dict[str, str] | None = None):
+        self.root = root
+        self.state = state
+        self.extra = extra
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.start()
+
+    def start(self) -> None:
+        self.port = free_port()
+        args = [sys.executable, "-m", "davserver", "serve", str(self.root)]
+        args += ["--port", str(self.port), "--state-dir", str(self.state), "--no-access-log"]
+        self.proc = subprocess.Popen(
+            [*args, *self.extra],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                assert self.proc.stderr is not None
+                raise RuntimeError(f"davserver exited: {self.proc.stderr.read().decode()}")
+            try:
+                requests.request("OPTIONS", self.base + "/", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("davserver did not start within 30 s")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def errors(self) -> str:
+        """What the process logged as errors (after it stopped)."""
+        assert self.proc is not None and self.proc.stderr is not None
+        text = self.proc.stderr.read().decode(errors="replace")
+        return "\n".join(line for line in text.splitlines() if re.search(r"ERROR|Traceback", line))

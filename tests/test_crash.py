@@ -1,0 +1,271 @@
+"""What a crash leaves: the server SIGKILLed between the steps of a change, then restarted.
+
+Each failpoint (`davserver.failpoints`) kills the server process at one step; the restart
+recovers (`davserver.recovery`), and then every resource is as it was before the request or as
+the request would have left it, with its own dead properties and locks and no one else's, and
+nothing of the server's own is left over (README: "After a crash").
+
+Every file in these trees holds a unique text, and its dead property COLOR holds the same
+text: a property that ends up on the wrong file, or a file without its property, shows.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import COLOR, lockinfo, make_tree, prop_xml, wait_for
+from procs import ServerProcess
+
+from davserver import failpoints
+from davserver.provider.fs import TEMP_PREFIX, TRASH_NAME
+from davserver.server import STORE_FILE
+
+
+def _proppatch(base: str, path: str, value: str) -> int:
+    body = (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+        f"{prop_xml(COLOR, value)}</D:prop></D:set></D:propertyupdate>"
+    )
+    return requests.request("PROPPATCH", base + path, data=body, timeout=30).status_code
+
+
+def _labelled_tree(server: ServerProcess, folder: str, count: int) -> dict[str, str]:
+    """`count` files under /folder/, each holding and labelled with a unique text; the
+    folder labelled too. Returns {path: label}."""
+    labels = {f"/{folder}/f{i:03}.txt": f"{folder}-{i}-{random.random()}" for i in range(count)}
+    make_tree(server.root, {p[1:]: label.encode() for p, label in labels.items()})
+    for path, label in labels.items():
+        assert _proppatch(server.base, path, label) == 207
+    assert _proppatch(server.base, f"/{folder}/", f"folder-{folder}") == 207
+    return labels
+
+
+def _rows(state: Path) -> tuple[dict[str, str], list[str]]:
+    """The state database's property values of COLOR {path: value} and lock roots."""
+    with sqlite3.connect(state / STORE_FILE) as db:
+        props = dict(db.execute("SELECT path, value FROM props WHERE name = ?", (COLOR,)))
+        locks = [root for (root,) in db.execute("SELECT root FROM locks")]
+    return {p: _text(v) for p, v in props.items()}, locks
+
+
+def _text(value_xml: str) -> str:
+    return value_xml.split(">", 1)[1].rsplit("<", 1)[0]
+
+
+def check_agreement(server: ServerProcess) -> None:
+    """Files, properties and locks agree, and nothing of the server's own is left over."""
+    root = server.root
+    props, locks = _rows(server.state)
+    for path, label in props.items():
+        local = root / path.lstrip("/")
+        assert local.exists(), f"property of {path}, which does not exist"
+        if local.is_file():
+            assert local.read_text() == label, f"{path} holds another file's property"
+    for lock_root in locks:
+        assert (root / lock_root.lstrip("/")).exists(), f"lock on {lock_root}, which is gone"
+    for local in root.rglob("*.txt"):
+        rel = "/" + local.relative_to(root).as_posix()
+        if TEMP_PREFIX not in rel:
+            assert props.get(rel) == local.read_text(), f"{rel} lost its property"
+
+    def leftovers() -> list[str]:
+        return [
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.name.startswith(TEMP_PREFIX) and TRASH_NAME not in p.parts
+        ]
+
+    # The sweep of uploads runs in the background after the start.
+    assert wait_for(lambda: leftovers() == [], 10), leftovers()
+
+
+@pytest.fixture
+def spaces(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    root, state = tmp_path / "root", tmp_path / "state"
+    root.mkdir()
+    yield root, state
+
+
+def _crash(root: Path, state: Path, point: str, method: str, path: str, **kw: object) -> None:
+    """Start a server armed with `point`, send one request, and see it die at that point."""
+    dying = ServerProcess(root, state, env={failpoints.VARIABLE: point})
+    try:
+        with pytest.raises(requests.ConnectionError):
+            requests.request(method, dying.base + path, timeout=30, **kw)  # type: ignore[arg-type]
+        assert dying.proc is not None
+        assert dying.proc.wait(10) == -9
+    finally:
+        dying.stop()
+
+
+STEPS = ["transfer.rows-aside", "transfer.set-aside", "transfer.transferred", "transfer.done"]
+# A MOVE within one filesystem is a rename: it copies no member, but its properties follow.
+TRANSFERS = [
+    *[("MOVE", p) for p in [*STEPS, "transfer.props-moved", "transfer.aside-forgotten"]],
+    *[("COPY", p) for p in [*STEPS, "transfer.aside-forgotten", "copy.member@3"]],
+]
+
+
+@pytest.mark.parametrize(("method", "point"), TRANSFERS)
+def test_overwriting_transfer_killed_at_each_step(
+    spaces: tuple[Path, Path], method: str, point: str
+) -> None:
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    a = _labelled_tree(setup, "a", 6)
+    b = _labelled_tree(setup, "b", 4)
+    setup.stop()
+    _crash(root, state, point, method, "/a/", headers={"Destination": "/b/", "Overwrite": "T"})
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        files = {"/" + p.relative_to(root).as_posix() for p in root.rglob("*.txt")}
+        b_now = {p.replace("/a/", "/b/", 1) for p in a}
+        before = set(a) | set(b)
+        done = b_now if method == "MOVE" else set(a) | b_now
+        assert files in (before, done), sorted(files)
+        # And the server works on the recovered paths.
+        r = requests.request("PUT", after.base + "/b/new.txt", data=b"n", timeout=30)
+        assert r.status_code == 201
+    finally:
+        after.stop()
+
+
+@pytest.mark.parametrize("point", ["transfer.transferred", "transfer.done"])
+def test_move_killed_before_its_properties_followed(spaces: tuple[Path, Path], point: str) -> None:
+    """Issue 21's first finding: the rename done, the property rows not yet moved."""
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    a = _labelled_tree(setup, "a", 3)
+    setup.stop()
+    _crash(root, state, point, "MOVE", "/a/", headers={"Destination": "/moved/"})
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        assert sorted(p.name for p in root.iterdir() if p.name != TRASH_NAME) == ["moved"]
+        props, _ = _rows(state)
+        assert props["/moved"] == "folder-a"
+        assert {p.replace("/a/", "/moved/") for p in a} <= set(props)
+    finally:
+        after.stop()
+
+
+def test_folder_delete_killed_midway_leaves_no_rows_of_deleted_files(
+    spaces: tuple[Path, Path],
+) -> None:
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    _labelled_tree(setup, "d", 40)
+    r = requests.request("LOCK", setup.base + "/d/f030.txt", data=lockinfo(), timeout=30)
+    assert r.status_code == 200
+    setup.stop()
+    # The locked member stays (a 207 had the DELETE finished); the server dies before that.
+    _crash(root, state, "delete.member@20", "DELETE", "/d/")
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        left = sorted(p.name for p in (root / "d").iterdir())
+        assert 0 < len(left) < 40
+        assert "f030.txt" in left
+        # A file made anew where a deleted one was starts bare: no property, no lock.
+        gone = next(f"/d/f{i:03}.txt" for i in range(40) if f"f{i:03}.txt" not in left)
+        r = requests.request("PUT", after.base + gone, data=b"new", timeout=30)
+        assert r.status_code == 201
+        assert (
+            requests.request("PUT", after.base + gone, data=b"again", timeout=30).status_code == 204
+        )
+        assert gone not in _rows(state)[0]
+    finally:
+        after.stop()
+
+
+@pytest.mark.parametrize("point", ["put.staged", "put.committed"])
+def test_put_killed_leaves_the_old_or_the_new_content_and_no_temporary_file(
+    spaces: tuple[Path, Path], point: str
+) -> None:
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    labels = _labelled_tree(setup, "p", 1)
+    setup.stop()
+    [(path, label)] = labels.items()
+    _crash(root, state, point, "PUT", path, data=label.encode())
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        assert (root / path.lstrip("/")).read_text() == label
+    finally:
+        after.stop()
+
+
+def test_lock_of_an_unmapped_url_killed_before_its_file_leaves_no_lock(
+    spaces: tuple[Path, Path],
+) -> None:
+    root, state = spaces
+    _crash(root, state, "lock.acquired", "LOCK", "/new.txt", data=lockinfo())
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        assert _rows(state)[1] == []
+        assert (
+            requests.request("PUT", after.base + "/new.txt", data=b"x", timeout=30).status_code
+            == 201
+        )
+        assert (
+            requests.request("PUT", after.base + "/new.txt", data=b"y", timeout=30).status_code
+            == 204
+        )
+    finally:
+        after.stop()
+
+
+def test_random_kills_during_a_mixed_workload(spaces: tuple[Path, Path]) -> None:
+    """SIGKILL at random moments while clients move, copy, delete, write and label trees;
+    after every restart, files, properties and locks agree."""
+    root, state = spaces
+    rng = random.Random(4918)
+    server = ServerProcess(root, state)
+    _labelled_tree(server, "t0", 30)
+    for round_ in range(6):
+        stop = threading.Event()
+
+        def work(seed: int, base: str = server.base, stop: threading.Event = stop) -> None:
+            local = random.Random(seed)
+            while not stop.is_set():
+                a, b = local.sample(["t0", "t1", "t2"], 2)
+                kind = local.choice(["MOVE", "COPY", "DELETE", "PUT"])
+                try:
+                    if kind == "PUT":
+                        label = f"{a}-put-{local.random()}"
+                        name = f"/{a}/w{local.randrange(5)}.txt"
+                        r = requests.request("PUT", base + name, data=label.encode(), timeout=5)
+                        if r.status_code in (201, 204):
+                            _proppatch(base, name, label)
+                    elif kind == "DELETE":
+                        requests.request("DELETE", f"{base}/{a}/", timeout=5)
+                    else:
+                        requests.request(
+                            kind, f"{base}/{a}/", headers={"Destination": f"/{b}/"}, timeout=5
+                        )
+                except requests.RequestException:
+                    return
+
+        threads = [threading.Thread(target=work, args=(rng.random(),)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(0.05, 0.4))
+        server.kill()
+        stop.set()
+        for t in threads:
+            t.join(30)
+        server = ServerProcess(root, state)
+        check_agreement(server)
+        if not any((root / f"t{i}").exists() for i in range(3)):
+            _labelled_tree(server, f"t{round_ % 3}", 30)
+    server.stop()
