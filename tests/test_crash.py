@@ -12,6 +12,7 @@ text: a property that ends up on the wrong file, or a file without its property,
 from __future__ import annotations
 
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -24,7 +25,7 @@ from helpers import COLOR, lockinfo, make_tree, prop_xml, wait_for
 from procs import ServerProcess
 
 from davserver import failpoints
-from davserver.provider.fs import TEMP_PREFIX, TRASH_NAME
+from davserver.provider.fs import TEMP_PREFIX, TRASH_NAME, UPLOAD_PREFIX
 from davserver.server import STORE_FILE
 
 
@@ -269,3 +270,39 @@ def test_random_kills_during_a_mixed_workload(spaces: tuple[Path, Path]) -> None
         if not any((root / f"t{i}").exists() for i in range(3)):
             _labelled_tree(server, f"t{round_ % 3}", 30)
     server.stop()
+
+
+def test_a_start_sweeps_a_dead_workers_upload_but_not_a_live_ones(
+    spaces: tuple[Path, Path],
+) -> None:
+    """Two workers share the folder; one dies mid-upload, the other is mid-upload when a
+    third starts: the dead one's file goes at once (whatever its age), the live one's upload
+    goes on and lands."""
+    root, state = spaces
+    live = ServerProcess(root, state)
+    body = b"x" * 200_000
+    sock = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+    sock.sendall(
+        f"PUT /live.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n\r\n".encode()
+        + body[:1000]
+    )
+    try:
+        _crash(root, state, "put.staged", "PUT", "/dead.bin", data=b"y" * 1000)
+        uploads = sorted(p.name for p in root.iterdir() if p.name.startswith(UPLOAD_PREFIX))
+        assert len(uploads) == 2, uploads  # the live upload's and the dead one's
+        third = ServerProcess(root, state)
+        try:
+            assert wait_for(
+                lambda: len([p for p in root.iterdir() if p.name.startswith(UPLOAD_PREFIX)]) == 1
+            )
+            sock.sendall(body[1000:])
+            assert sock.recv(100).split()[1] == b"201"
+            assert (root / "live.bin").read_bytes() == body
+            assert not (root / "dead.bin").exists()
+            check_agreement(third)
+        finally:
+            third.stop()
+    finally:
+        sock.close()
+        live.stop()

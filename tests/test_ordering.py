@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from helpers import (
 from procs import ServerProcess
 
 from davserver.errors import Forbidden, InsufficientStorage
+from davserver.server import STORE_FILE
 
 FILES = 300  # per tree: enough that a delete walk takes a while, few enough to repeat often
 
@@ -120,17 +122,7 @@ def test_overwriting_move_that_fails_keeps_the_destination(server: LiveServer) -
     make_tree(server.root, {"src/a.txt": b"source", "dst/keep.txt": b"destination"})
     assert server.request("PROPPATCH", "/dst/keep.txt", data=proppatch_body()).status_code == 207
 
-    class FailingMove:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def move(self, src: str, dst: str) -> bool:
-            raise Forbidden("the disk refused the rename")
-
-    with_provider(server, FailingMove)
+    with_provider(server, lambda inner: Failing(inner, "move", Forbidden("refused")))
     r = server.request("MOVE", "/src/", headers={"Destination": server.url("/dst/")})
     assert r.status_code == 403
     assert (server.root / "dst" / "keep.txt").read_bytes() == b"destination"
@@ -145,21 +137,27 @@ def test_overwriting_copy_whose_destination_cannot_be_made_keeps_it(server: Live
     make_tree(server.root, {"src.txt": b"new", "dst.txt": b"old"})
     assert server.request("PROPPATCH", "/dst.txt", data=proppatch_body()).status_code == 207
 
-    class FullDisk:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def copy(self, src: str, dst: str) -> None:
-            raise InsufficientStorage("no space")
-
-    with_provider(server, FullDisk)
+    with_provider(server, lambda inner: Failing(inner, "copy", InsufficientStorage("full")))
     r = server.request("COPY", "/src.txt", headers={"Destination": server.url("/dst.txt")})
     assert r.status_code == 507
     assert (server.root / "dst.txt").read_bytes() == b"old"
     assert color_of(server, "/dst.txt") == "red"
+
+
+class Failing:
+    """Delegates to the provider, but its method `name` raises `error`, as a disk would."""
+
+    def __init__(self, inner: Any, name: str, error: Exception) -> None:
+        self.inner, self.name, self.error = inner, name, error
+
+    def __getattr__(self, name: str) -> Any:
+        if name != self.name:
+            return getattr(self.inner, name)
+
+        def fail(*_args: Any) -> Any:
+            raise self.error
+
+        return fail
 
 
 def _put_half(port: int, path: str, body: bytes) -> socket.socket:
@@ -359,3 +357,82 @@ def test_proppatch_racing_a_move_lands_on_the_moved_file(server: LiveServer) -> 
         else:
             assert patch == 404
             assert color_of(server, f"/n{i}/f.txt") is None
+
+
+# -- every change against every tree operation on the folder above ---------------------------
+
+CHANGES = {
+    "PROPPATCH": lambda base: requests.request(
+        "PROPPATCH", base + "/t/f.txt", data=proppatch_body(), timeout=60
+    ),
+    "LOCK": lambda base: requests.request("LOCK", base + "/t/f.txt", data=lockinfo(), timeout=60),
+    "PUT": lambda base: requests.request("PUT", base + "/t/f.txt", data=b"put", timeout=60),
+    "MKCOL": lambda base: requests.request("MKCOL", base + "/t/new/", timeout=60),
+}
+TREE_OPS = {
+    "MOVE": lambda base: requests.request(
+        "MOVE", base + "/t/", headers={"Destination": base + "/u/"}, timeout=60
+    ),
+    "COPY": lambda base: requests.request(
+        "COPY", base + "/t/", headers={"Destination": base + "/u/"}, timeout=60
+    ),
+    "DELETE": lambda base: requests.request("DELETE", base + "/t/", timeout=60),
+}
+
+
+def _serial_outcomes(change: str, op: str) -> set[tuple[int, int]]:
+    """The (change, tree operation) statuses of running them in either order."""
+    # Change first: it succeeds on /t/; then the tree operation (a DELETE meets the lock).
+    first = {"PROPPATCH": 207, "LOCK": 200, "PUT": 204, "MKCOL": 201}[change]
+    op_after = {"MOVE": 201, "COPY": 201, "DELETE": 204}[op]
+    if change == "LOCK" and op in ("MOVE", "DELETE"):
+        op_after = 423 if op == "MOVE" else 207  # the lock holds the member
+    # Tree operation first: after MOVE or DELETE, /t/ is gone; after COPY it is still there.
+    gone = {"PROPPATCH": 404, "LOCK": 409, "PUT": 409, "MKCOL": 409}[change]
+    change_after = first if op == "COPY" else gone
+    return {(first, op_after), (change_after, {"MOVE": 201, "COPY": 201, "DELETE": 204}[op])}
+
+
+def _agree(root: Path, state: Path) -> None:
+    """No property or lock row names a resource that is not there."""
+    with sqlite3.connect(state / STORE_FILE) as db:
+        rows = [p for (p,) in db.execute("SELECT path FROM props")]
+        rows += [r for (r,) in db.execute("SELECT root FROM locks")]
+        assert all((root / path.lstrip("/")).exists() for path in rows), rows
+        db.execute("DELETE FROM props")
+        db.execute("DELETE FROM locks")
+
+
+@pytest.mark.parametrize("op", sorted(TREE_OPS))
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("where", ["threads", "processes"])
+def test_change_against_a_tree_operation_above_it(
+    tmp_path: Path, make_server: Callable[..., LiveServer], where: str, change: str, op: str
+) -> None:
+    """In one process, and with the two requests sent to two processes sharing the state."""
+    if where == "threads":
+        server = make_server()
+        root, state, bases = server.root, server.state, (server.base, server.base)
+        procs: list[ServerProcess] = []
+    else:
+        root, state = tmp_path / "shared", tmp_path / "shared-state"
+        root.mkdir()
+        procs = [ServerProcess(root, state), ServerProcess(root, state)]
+        bases = (procs[0].base, procs[1].base)
+    try:
+        for _ in range(6):
+            for name in ("t", "u"):
+                shutil.rmtree(root / name, ignore_errors=True)
+            make_tree(root, {"t/f.txt": b"old", "t/g.txt": b"g"})
+            statuses = _race(lambda: CHANGES[change](bases[0]), lambda: TREE_OPS[op](bases[1]))
+            assert tuple(statuses) in _serial_outcomes(change, op), statuses
+            if change == "PROPPATCH" and statuses[0] == 207 and op != "DELETE":
+                # The property went wherever the file went.
+                moved_to = "/u/f.txt" if op == "MOVE" else "/t/f.txt"
+                with sqlite3.connect(state / STORE_FILE) as db:
+                    found = db.execute("SELECT path FROM props").fetchall()
+                assert (moved_to,) in found, found
+            _agree(root, state)
+    finally:
+        for proc in procs:
+            proc.stop()
