@@ -38,7 +38,15 @@ def recover_intent(services: Services, intent: dict[str, object]) -> None:
         # before it creates the empty file: no property or lock may outlive its resource
         # (it would attach to whatever is next created at that path).
         forget_vanished(services, str(intent["path"]))
-    # PUT, MKCOL and PROPPATCH commit in one step each: there is nothing to finish.
+    elif op == "proppatch" and "mtime" in intent:
+        # A PROPPATCH that sets the modification time changes the file and the store: it is
+        # finished (both steps are safe to repeat), as the client was about to be told.
+        path, mtime, changes = str(intent["path"]), intent["mtime"], intent.get("changes")
+        if _exists(services, path) and isinstance(mtime, int | float):
+            services.provider.set_mtime(path, float(mtime))
+            patch = [(str(n), None if v is None else str(v)) for n, v in _pairs(changes)]
+            services.props.patch(path, patch)
+    # PUT, MKCOL and other PROPPATCHes commit in one step each: there is nothing to finish.
 
 
 def forget_vanished(services: Services, root: str) -> None:
@@ -60,3 +68,10 @@ def _exists(services: Services, path: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+def _pairs(value: object) -> list[tuple[object, object]]:
+    """A JSON list of [name, value] pairs, as an intent records them."""
+    if not isinstance(value, list):
+        return []
+    return [(item[0], item[1]) for item in value if isinstance(item, list) and len(item) == 2]

@@ -233,7 +233,7 @@ def test_random_kills_during_a_mixed_workload(spaces: tuple[Path, Path]) -> None
     rng = random.Random(4918)
     server = ServerProcess(root, state)
     _labelled_tree(server, "t0", 30)
-    for round_ in range(6):
+    for round_ in range(12):
         stop = threading.Event()
 
         def work(seed: int, base: str = server.base, stop: threading.Event = stop) -> None:
@@ -243,11 +243,10 @@ def test_random_kills_during_a_mixed_workload(spaces: tuple[Path, Path]) -> None
                 kind = local.choice(["MOVE", "COPY", "DELETE", "PUT"])
                 try:
                     if kind == "PUT":
-                        label = f"{a}-put-{local.random()}"
-                        name = f"/{a}/w{local.randrange(5)}.txt"
-                        r = requests.request("PUT", base + name, data=label.encode(), timeout=5)
-                        if r.status_code in (201, 204):
-                            _proppatch(base, name, label)
+                        # Unlabelled (.bin): a PUT and a PROPPATCH are two requests, and a
+                        # crash may fall between them.
+                        name = f"/{a}/w{local.randrange(5)}.bin"
+                        requests.request("PUT", base + name, data=b"w", timeout=5)
                     elif kind == "DELETE":
                         requests.request("DELETE", f"{base}/{a}/", timeout=5)
                     else:
@@ -306,3 +305,89 @@ def test_a_start_sweeps_a_dead_workers_upload_but_not_a_live_ones(
     finally:
         sock.close()
         live.stop()
+
+
+def test_proppatch_setting_the_time_killed_between_its_two_stores_is_finished(
+    spaces: tuple[Path, Path],
+) -> None:
+    """Win32LastModifiedTime changes the file's time, the other property goes to the store:
+    killed between the two, the restart finishes the PROPPATCH (both are recorded first)."""
+    root, state = spaces
+    (root / "w.txt").write_text("w")
+    body = (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" '
+        'xmlns:Z="urn:schemas-microsoft-com:">'
+        "<D:set><D:prop><Z:Win32LastModifiedTime>Wed, 01 Jan 2020 00:00:00 GMT"
+        f"</Z:Win32LastModifiedTime>{prop_xml(COLOR, 'w')}</D:prop></D:set></D:propertyupdate>"
+    )
+    _crash(root, state, "proppatch.mtime-set", "PROPPATCH", "/w.txt", data=body)
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        assert (root / "w.txt").stat().st_mtime == 1577836800
+        assert _rows(state)[0] == {"/w.txt": "w"}
+    finally:
+        after.stop()
+
+
+def test_chunked_put_killed_before_its_commit_keeps_the_old_content(
+    spaces: tuple[Path, Path],
+) -> None:
+    root, state = spaces
+    (root / "c.bin").write_text("old")
+
+    def chunks() -> Iterator[bytes]:
+        yield b"new "
+        yield b"content"
+
+    _crash(root, state, "put.staged", "PUT", "/c.bin", data=chunks())
+    after = ServerProcess(root, state)
+    try:
+        assert (root / "c.bin").read_text() == "old"
+        check_agreement(after)
+    finally:
+        after.stop()
+
+
+def test_content_range_put_killed_keeps_what_arrived_and_nothing_else(
+    spaces: tuple[Path, Path],
+) -> None:
+    """A piece of a resumable upload is written in place, by design: what arrived stays (the
+    client resumes from the file's size), and nothing else does."""
+    root, state = spaces
+    (root / "r.bin").write_bytes(b"aaaa")
+    _crash(
+        root,
+        state,
+        "put-range.written",
+        "PUT",
+        "/r.bin",
+        data=b"bbbb",
+        headers={"Content-Range": "bytes 4-7/8"},
+    )
+    after = ServerProcess(root, state)
+    try:
+        assert (root / "r.bin").read_bytes() == b"aaaabbbb"
+        r = requests.request("PUT", after.base + "/r.bin", data=b"x", timeout=30)
+        assert r.status_code == 204
+    finally:
+        after.stop()
+
+
+def test_mkcol_killed_after_forgetting_stale_rows_leaves_nothing_attached(
+    spaces: tuple[Path, Path],
+) -> None:
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    (root / "gone").mkdir()
+    assert _proppatch(setup.base, "/gone/", "stale") == 207
+    setup.stop()
+    (root / "gone").rmdir()  # removed behind the server's back: its row is stale
+    _crash(root, state, "mkcol.forgotten", "MKCOL", "/gone/")
+    after = ServerProcess(root, state)
+    try:
+        assert _rows(state)[0] == {}
+        assert requests.request("MKCOL", after.base + "/gone/", timeout=30).status_code == 201
+        assert _rows(state)[0] == {}
+    finally:
+        after.stop()

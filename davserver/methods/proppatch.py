@@ -8,7 +8,7 @@ from .. import failpoints, syncmeta, xmlin, xmlout
 from ..errors import BadRequest
 from ..locking import Guard
 from ..model import PropResponse, PropStat
-from ..ordering import claimed
+from ..ordering import Held, claimed
 from ..props import is_protected
 from ..request import Request, Response
 from ..services import Services
@@ -26,12 +26,16 @@ def apply_changes(
     When any change is refused, nothing is stored: the refused ones carry their own status and
     every other one 424 Failed Dependency (RFC 4918 9.2).
     """
-    with claimed(services, [path], intent={"op": "proppatch", "path": path}):
-        return _apply(services, guard, path, changes)
+    with claimed(services, [path], intent={"op": "proppatch", "path": path}) as held:
+        return _apply(services, guard, held, path, changes)
 
 
 def _apply(
-    services: Services, guard: Guard, path: str, changes: Sequence[xmlin.PropChange]
+    services: Services,
+    guard: Guard,
+    held: Held,
+    path: str,
+    changes: Sequence[xmlin.PropChange],
 ) -> PropResponse:
     resource = services.provider.stat(path)
     guard.require(path)
@@ -49,14 +53,18 @@ def _apply(
             if mtime is not None:
                 mtimes.append(mtime)
     if not refused:
+        kept = [(c.name, c.value) for c in changes if not syncmeta.stored_only_as_effect(c.name)]
+        if mtimes:
+            # Two stores change (the file's time, the properties): recorded first, so that a
+            # crash between the two is finished by recovery, not left half done.
+            held.note(changes=kept, mtime=mtimes[-1])
         # The time first: if that fails nothing has changed; if storing the properties then
         # fails, the old time is put back, so the PROPPATCH stays all or nothing.
         for mtime in mtimes:
             services.provider.set_mtime(path, mtime)
         failpoints.hit("proppatch.mtime-set")
-        kept = [c for c in changes if not syncmeta.stored_only_as_effect(c.name)]
         try:
-            services.props.patch(path, [(c.name, c.value) for c in kept])
+            services.props.patch(path, kept)
         except BaseException:
             if mtimes:
                 services.provider.set_mtime(path, resource.mtime)
