@@ -45,8 +45,9 @@ def escape(text: str) -> str:
 
 
 def escape_attr(text: str) -> str:
-    """An attribute value written inside double quotes."""
-    return escape(text).replace('"', "&quot;")
+    """An attribute value written inside double quotes; tabs and newlines as references,
+    which a parser would otherwise read back as spaces (XML 1.0 3.3.3)."""
+    return escape(text).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
 
 
 def element(name: str, inner: str = "") -> str:
