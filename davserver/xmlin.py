@@ -17,7 +17,7 @@ from defusedxml import DefusedXmlException
 
 from .errors import BadRequest
 from .model import DAV_NS, clark, split_clark
-from .xmlnames import XML_NS, namespace_problem
+from .xmlnames import XML_NS, namespace_problem, property_name_problem
 from .xmlout import escape, escape_attr
 
 XML_LANG = clark(XML_NS, "lang")
@@ -305,6 +305,10 @@ def parse_propertyupdate(body: bytes) -> list[PropChange]:
         for element in prop:
             name = element.tag if element.tag.startswith("{") else "{}" + element.tag
             if instruction.tag == _D + "set":
+                # The parser only yields XML names, but one may be in a reserved namespace.
+                problem = property_name_problem(name)
+                if problem is not None:
+                    raise BadRequest(problem)
                 changes.append(PropChange(name, doc.serialize(element)))
             else:
                 changes.append(PropChange(name, None))
