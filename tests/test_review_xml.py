@@ -1,6 +1,6 @@
-"""Issue 14 (an independent review), finding 4, against a live server: property names XML
-cannot carry. Every XML answer is parsed with lxml. (Finding 5, the cost of namespace
-declarations, is tested on the parser itself in test_xml.py.)
+"""Issue 14 (an independent review), findings 4 and 6, against a live server: property names
+XML cannot carry, and the size of a lock's owner. Every XML answer is parsed with lxml.
+(Finding 5, the cost of namespace declarations, is tested on the parser in test_xml.py.)
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import requests
 from conftest import LiveServer
-from helpers import COLOR, prop_xml, propfind_body
+from helpers import COLOR, lockinfo, prop_xml, propfind_body
 from lxml import etree
 
+from davserver.methods.lock import MAX_OWNER
 from davserver.xmlnames import XML_NS, XMLNS_NS
 
 D = "{DAV:}"
@@ -137,3 +138,23 @@ def test_a_name_in_the_xml_namespace_is_answered_in_well_formed_xml(server: Live
     (name,) = removed.iter("{" + XML_NS + "}a")
     assert name.getparent().getparent().findtext(D + "status") == "HTTP/1.1 200 OK"
 
+
+# -- finding 6: the lock owner ------------------------------------------------------------------
+
+
+def test_a_lock_owner_over_the_limit_is_413_and_locks_nothing(server: LiveServer) -> None:
+    (server.root / "d").mkdir()
+    text = "o" * MAX_OWNER  # with its tags, just over the limit
+    r = server.request("LOCK", "/d", data=lockinfo(text, "shared"), headers=XML_TYPE)
+    assert r.status_code == 413, r.text
+    assert str(MAX_OWNER) in r.text
+    assert server.services.locks.covering("/d", server.services.clock()) == []
+
+
+def test_a_lock_owner_within_the_limit_is_kept(server: LiveServer) -> None:
+    (server.root / "d").mkdir()
+    text = "o" * (MAX_OWNER - 100)
+    r = server.request("LOCK", "/d", data=lockinfo(text, "shared"), headers=XML_TYPE)
+    assert r.status_code == 200, r.text
+    (owner,) = etree.fromstring(r.content).iter(D + "owner")
+    assert owner.text == text
