@@ -1,5 +1,6 @@
-"""Issue 14 (an independent review), findings 4 and 6, against a live server: property names
-XML cannot carry, and the size of a lock's owner. Every XML answer is parsed with lxml.
+"""Issue 14 (an independent review), findings 4, 6 and 11, against a live server: property
+names XML cannot carry, the size of a lock's owner, and the size of a property value set
+through a batch. Every XML answer is parsed with lxml.
 (Finding 5, the cost of namespace declarations, is tested on the parser in test_xml.py.)
 """
 
@@ -158,3 +159,25 @@ def test_a_lock_owner_within_the_limit_is_kept(server: LiveServer) -> None:
     assert r.status_code == 200, r.text
     (owner,) = etree.fromstring(r.content).iter(D + "owner")
     assert owner.text == text
+
+
+# -- finding 11: property values through a batch ------------------------------------------------
+
+
+def test_a_batch_value_larger_than_an_xml_body_may_be_is_refused(make_server: Any) -> None:
+    """A PROPPATCH body is limited to max_xml_body, so no value stored through XML is larger;
+    a batch body may be 16 times larger and stored a 15 MB value."""
+    server = make_server(max_xml_body=4096)
+    (server.root / "f").write_bytes(b"x")
+    r = batch(
+        server,
+        {"op": "proppatch", "path": "f", "set": {COLOR: "x" * 4096, "{urn:x}other": "kept?"}},
+        {"op": "proppatch", "path": "f", "set": {COLOR: "y" * 3000}},
+    )
+    assert r.status_code == 207, r.text
+    first, second = r.json()["results"]
+    assert (first["status"], first["error"]) == (413, "too-large")
+    assert first["propstat"] == {COLOR: 413, "{urn:x}other": 424}
+    assert second["status"] == 200
+    assert set(server.services.props.get("/f")) == {COLOR}
+    assert found(propfind(server, "/f", "0"), "/f")[COLOR] == "y" * 3000

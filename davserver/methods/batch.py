@@ -394,6 +394,7 @@ def _code(status: int) -> str:
         405: "method-not-allowed",
         409: "conflict",
         412: "precondition-failed",
+        413: "too-large",
         415: "unsupported-media-type",
         423: "locked",
         424: "failed-dependency",
