@@ -8,7 +8,6 @@ before storing anything.
 
 from __future__ import annotations
 
-import functools
 import re
 
 from .model import split_clark
@@ -61,10 +60,10 @@ def namespace_problem(namespace: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
 def property_name_problem(name: str) -> str | None:
     """Why `name` (Clark notation, `{namespace}local`) cannot name a stored property, or None
-    when it can. Cached: listings ask it for every stored property they report."""
+    when it can. A microsecond or two for a usual name; not cached, since names can be long
+    and a cache would keep any a client sent."""
     if not name.startswith("{") or "}" not in name:
         return f"{name!r} is not a property name in Clark notation ({{namespace}}name)"
     namespace, local = split_clark(name)

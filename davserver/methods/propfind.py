@@ -43,6 +43,8 @@ class DeadProperties:
         self.store = store
         self.root = root
         self._members: OrderedDict[str, set[str]] = OrderedDict()
+        # Name -> whether XML can carry it; the members of a folder mostly share their names.
+        self._listable: dict[str, bool] = {}
 
     def has_any(self, path: str) -> bool:
         """Whether the resource may have dead properties (the root is always asked)."""
@@ -61,7 +63,13 @@ class DeadProperties:
         if not self.has_any(path):
             return {}
         found = self.store.get(path, names)
-        return {n: v for n, v in found.items() if property_name_problem(n) is None}
+        return {n: v for n, v in found.items() if self._is_listable(n)}
+
+    def _is_listable(self, name: str) -> bool:
+        listable = self._listable.get(name)
+        if listable is None:
+            listable = self._listable[name] = property_name_problem(name) is None
+        return listable
 
 
 def plain_allprop(prefix: str, resource: Resource, live: LiveContext) -> str:
