@@ -127,7 +127,7 @@ class Config:
     max_xml_body: int = _opt(
         "limits",
         1024 * 1024,
-        "largest XML request body in bytes (PROPFIND, LOCK, ...)",
+        "largest XML request body in bytes (PROPFIND, LOCK, ...), and property value",
         _positive,
     )
     max_propfind_resources: int = _opt(

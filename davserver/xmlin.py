@@ -8,18 +8,18 @@ declarations, `xml:lang`, mixed content and Unicode, so they can be written back
 
 from __future__ import annotations
 
-import io
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from .errors import BadRequest
-from .model import DAV_NS, clark
+from .model import DAV_NS, clark, split_clark
+from .xmlnames import XML_NS, namespace_problem, property_name_problem
+from .xmlout import escape, escape_attr
 
-XML_NS = "http://www.w3.org/XML/1998/namespace"
 XML_LANG = clark(XML_NS, "lang")
 MAX_NESTING = 64
 
@@ -56,50 +56,46 @@ class _Scope:
     """One element's namespace scope: its own declarations and a link to its parent's.
 
     Linked rather than copied: a body declaring thousands of prefixes on its root would
-    otherwise cost a copy of all of them per element (quadratic memory)."""
+    otherwise cost a copy of all of them per element (quadratic memory). Each element's own
+    declarations are a dict, so resolving a prefix costs one lookup per enclosing element
+    (at most MAX_NESTING), never a scan of the declarations in scope."""
 
     parent: _Scope | None
-    declared: list[tuple[str, str]]  # (prefix, URI) declared on this element ("" = default)
+    declared: dict[str, str]  # prefix -> URI declared on this element ("" = default)
     lang: str | None
-    _by_uri: dict[str, str] = field(default_factory=dict)  # URI -> innermost own prefix
-
-    def __post_init__(self) -> None:
-        for prefix, uri in self.declared:
-            self._by_uri[uri] = prefix
 
     def resolve(self, prefix: str) -> str | None:
         """The URI `prefix` means here, or None when undeclared."""
         scope: _Scope | None = self
         while scope is not None:
-            for declared_prefix, uri in reversed(scope.declared):
-                if declared_prefix == prefix:
-                    return uri
+            uri = scope.declared.get(prefix)
+            if uri is not None:
+                return uri
             scope = scope.parent
         return None
 
-    def prefix_for(self, uri: str, *, attribute: bool) -> str:
-        """The prefix the innermost declaration of `uri` gives, as in the source document
-        (never one an inner declaration has since rebound, nor "" for an attribute)."""
-        scope: _Scope | None = self
-        while scope is not None:
-            candidate = scope._by_uri.get(uri)
-            usable = candidate is not None and not (attribute and candidate == "")
-            if usable and self.resolve(candidate or "") == uri:
-                return candidate or ""
-            if candidate is not None or attribute:
-                for prefix, value in reversed(scope.declared):
-                    if value == uri and prefix and self.resolve(prefix) == uri:
-                        return prefix
-            scope = scope.parent
-        return ""
+
+@dataclass(slots=True)
+class _Names:
+    """How the client spelled one element: its scope, the prefix of its name and of each of
+    its namespaced attributes (keyed by Clark name)."""
+
+    scope: _Scope
+    prefix: str
+    attributes: dict[str, str]
+
+
+def _qname(prefix: str, local: str) -> str:
+    return f"{prefix}:{local}" if prefix else local
 
 
 class Document:
-    """A parsed body: the root element, and per element its namespace scope and xml:lang."""
+    """A parsed body: the root element, and per element its namespace scope, xml:lang and
+    the prefixes the client wrote."""
 
-    def __init__(self, root: ET.Element, scopes: dict[ET.Element, _Scope]) -> None:
+    def __init__(self, root: ET.Element, names: dict[ET.Element, _Names]) -> None:
         self.root = root
-        self._scopes = scopes
+        self._names = names
 
     def serialize(self, element: ET.Element) -> str:
         """`element` as standalone XML text, with the prefixes the client used.
@@ -108,26 +104,24 @@ class Document:
         uses), and an inherited `xml:lang` is made explicit, so the text means the same on its
         own (RFC 4918 4.3 and 4.4).
         """
-        scope = self._scopes[element]
+        scope = self._names[element].scope
         out: list[str] = []
         used: set[tuple[str, str]] = set()
         self._collect_used(element, used)
-        own = set(scope.declared)
         extra = sorted(
-            (p, u) for p, u in used if (p, u) not in own and (p or u) and scope.resolve(p) == u
+            (p, u)
+            for p, u in used
+            if (p or u) and p not in scope.declared and p != "xml" and scope.resolve(p) == u
         )
         lang = scope.lang if XML_LANG not in element.attrib else None
         self._write(element, out, extra, lang)
         return "".join(out)
 
     def _collect_used(self, element: ET.Element, used: set[tuple[str, str]]) -> None:
-        scope = self._scopes[element]
-        uri, _ = _split(element.tag)
-        used.add((scope.prefix_for(uri, attribute=False), uri))
-        for key in element.attrib:
-            auri, _ = _split(key)
-            if auri and auri != XML_NS:
-                used.add((scope.prefix_for(auri, attribute=True), auri))
+        names = self._names[element]
+        used.add((names.prefix, split_clark(element.tag)[0]))
+        for key, prefix in names.attributes.items():
+            used.add((prefix, split_clark(key)[0]))
         for sub in element:
             self._collect_used(sub, used)
 
@@ -138,102 +132,112 @@ class Document:
         extra: list[tuple[str, str]],
         lang: str | None,
     ) -> None:
-        scope = self._scopes[element]
-        uri, local = _split(element.tag)
-        prefix = scope.prefix_for(uri, attribute=False)
-        qname = f"{prefix}:{local}" if prefix else local
+        names = self._names[element]
+        scope = names.scope
+        uri, local = split_clark(element.tag)
+        qname = _qname(names.prefix, local)
         out.append("<" + qname)
-        for p, u in [*extra, *scope.declared]:
+        for p, u in [*extra, *scope.declared.items()]:
             out.append(f' xmlns:{p}="{escape_attr(u)}"' if p else f' xmlns="{escape_attr(u)}"')
-        if uri == "" and (scope.resolve("") or "") != "" and ("", "") not in scope.declared:
+        if uri == "" and (scope.resolve("") or "") != "" and "" not in scope.declared:
             out.append(' xmlns=""')
         if lang is not None:
             out.append(f' xml:lang="{escape_attr(lang)}"')
         for key, value in element.attrib.items():
-            auri, alocal = _split(key)
-            if auri == XML_NS:
-                aname = "xml:" + alocal
-            elif auri:
-                aname = scope.prefix_for(auri, attribute=True) + ":" + alocal
-            else:
-                aname = alocal
+            aname = _qname(names.attributes.get(key, ""), split_clark(key)[1])
             out.append(f' {aname}="{escape_attr(value)}"')
         if element.text is None and len(element) == 0:
             out.append("/>")
             return
         out.append(">")
         if element.text:
-            out.append(escape_text(element.text))
+            out.append(escape(element.text))
         for sub in element:
             self._write(sub, out, [], None)
             if sub.tail:
-                out.append(escape_text(sub.tail))
+                out.append(escape(sub.tail))
         out.append(f"</{qname}>")
 
 
-def _split(tag: str) -> tuple[str, str]:
-    if tag.startswith("{"):
-        uri, _, local = tag[1:].partition("}")
-        return uri, local
-    return "", tag
+def _split_expat(name: str) -> tuple[str, str]:
+    """A name as expat reports it with `namespace_prefixes` (`uri}local}prefix`, after
+    ElementTree has put a `{` in front) -> (Clark name, prefix). Unambiguous because a
+    namespace name with a brace is refused when it is declared."""
+    if not name.startswith("{"):
+        return name, ""
+    uri, local, *prefix = name[1:].split("}")
+    return clark(uri, local), prefix[0] if prefix else ""
 
 
-def escape_text(text: str) -> str:
-    # CR as a reference: written raw it would come back as LF (XML 1.0 2.11).
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    )
+class _Builder:
+    """The parser's target: builds the element tree and records, per element, its namespace
+    scope and the prefixes the client wrote (expat reports them when `namespace_prefixes` is
+    on), so that a fragment is written back with the client's own prefixes without guessing
+    them from the declarations in scope."""
 
+    def __init__(self) -> None:
+        self.tree = ET.TreeBuilder()
+        self.names: dict[ET.Element, _Names] = {}
+        self.stack: list[_Scope] = [_Scope(None, {"xml": XML_NS}, None)]
+        self.pending: dict[str, str] = {}
 
-def escape_attr(text: str) -> str:
-    return (
-        escape_text(text)
-        .replace('"', "&quot;")
-        .replace("\n", "&#10;")
-        .replace("\r", "&#13;")
-        .replace("\t", "&#9;")
-    )
+    def start_ns(self, prefix: str, uri: str) -> None:
+        # expat itself refuses the reserved namespaces bound to the wrong prefix.
+        problem = namespace_problem(uri) if uri != XML_NS else None
+        if problem is not None:
+            raise BadRequest(f"xmlns:{prefix}: {problem}" if prefix else f"xmlns: {problem}")
+        self.pending[prefix] = uri
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        if len(self.stack) > MAX_NESTING:
+            raise BadRequest(f"XML nested deeper than {MAX_NESTING} elements")
+        name, prefix = _split_expat(tag)
+        attrib: dict[str, str] = {}
+        attribute_prefixes: dict[str, str] = {}
+        for key, value in attrs.items():
+            aname, aprefix = _split_expat(key)
+            attrib[aname] = value
+            if aprefix:
+                attribute_prefixes[aname] = aprefix
+        parent = self.stack[-1]
+        scope = _Scope(parent, self.pending, attrib.get(XML_LANG, parent.lang))
+        self.pending = {}
+        self.stack.append(scope)
+        element = self.tree.start(name, attrib)
+        self.names[element] = _Names(scope, prefix, attribute_prefixes)
+        return element
+
+    def end(self, tag: str) -> ET.Element:
+        self.stack.pop()
+        return self.tree.end(_split_expat(tag)[0])
+
+    def data(self, text: str) -> None:
+        self.tree.data(text)
+
+    def close(self) -> ET.Element:
+        return self.tree.close()
 
 
 def parse_document(body: bytes) -> Document:
     """Parse an untrusted body; any refusal is a 400 that says why."""
     if not body.strip():
         raise BadRequest("the request body is empty where XML was expected")
-    scopes: dict[ET.Element, _Scope] = {}
-    stack: list[_Scope] = [_Scope(None, [("xml", XML_NS)], None)]
-    pending: list[tuple[str, str]] = []
-    root: ET.Element | None = None
+    builder = _Builder()
+    parser = DET.DefusedXMLParser(
+        target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
+    # Names come as `uri}local}prefix`: the prefix the client wrote (see _Builder).
+    parser.parser.namespace_prefixes = True
     try:
-        for event, item in DET.iterparse(
-            io.BytesIO(body),
-            events=("start-ns", "start", "end"),
-            forbid_dtd=True,
-            forbid_entities=True,
-            forbid_external=True,
-        ):
-            if event == "start-ns":
-                pending.append(item)
-            elif event == "start":
-                parent = stack[-1]
-                lang = item.attrib.get(XML_LANG, parent.lang)
-                scope = _Scope(parent, pending, lang)
-                pending = []
-                scopes[item] = scope
-                stack.append(scope)
-                if len(stack) > MAX_NESTING + 1:
-                    raise BadRequest(f"XML nested deeper than {MAX_NESTING} elements")
-                if root is None:
-                    root = item
-            elif event == "end":
-                stack.pop()
+        parser.feed(body)
+        root: ET.Element = parser.close()
     except DefusedXmlException as exc:
         raise BadRequest(
             f"XML refused: {type(exc).__name__} (DTDs and entities are not allowed)"
         ) from None
     except ET.ParseError as exc:
         raise BadRequest(f"malformed XML: {exc}") from None
-    assert root is not None  # iterparse raises on a document without an element
-    return Document(root, scopes)
+    return Document(root, builder.names)
 
 
 def _fragment(fragment: str) -> ET.Element:
@@ -301,6 +305,10 @@ def parse_propertyupdate(body: bytes) -> list[PropChange]:
         for element in prop:
             name = element.tag if element.tag.startswith("{") else "{}" + element.tag
             if instruction.tag == _D + "set":
+                # The parser only yields XML names, but one may be in a reserved namespace.
+                problem = property_name_problem(name)
+                if problem is not None:
+                    raise BadRequest(problem)
                 changes.append(PropChange(name, doc.serialize(element)))
             else:
                 changes.append(PropChange(name, None))

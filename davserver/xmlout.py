@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from . import paths
 from .errors import status_line
 from .model import DAV_NS, MemberStatus, PropResponse, split_clark
+from .xmlnames import XML_NS
 
 CHUNK = 64 * 1024
 FLUSH_AFTER = 0.2
@@ -45,19 +46,25 @@ def escape(text: str) -> str:
 
 
 def escape_attr(text: str) -> str:
-    """An attribute value written inside double quotes."""
-    return escape(text).replace('"', "&quot;")
+    """An attribute value written inside double quotes; tabs and newlines as references,
+    which a parser would otherwise read back as spaces (XML 1.0 3.3.3)."""
+    return escape(text).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
 
 
 def element(name: str, inner: str = "") -> str:
     """A complete element for the Clark `name` holding already-escaped `inner` XML.
 
     DAV: names use the document's `D:` prefix; others declare their namespace on the element
-    itself, so fragments can be cached and combined in any order.
+    itself, so fragments can be cached and combined in any order. The xml namespace has its
+    own prefix and may not be declared for another (Namespaces in XML 1.0, 3). `name` must be
+    one XML can write: a stored one passed `xmlnames.property_name_problem`, a requested one
+    was read from XML.
     """
     ns, local = split_clark(name)
     if ns == DAV_NS:
         tag, decl = "D:" + local, ""
+    elif ns == XML_NS:
+        tag, decl = "xml:" + local, ""
     elif ns:
         tag, decl = "R:" + local, f' xmlns:R="{escape_attr(ns)}"'
     else:

@@ -11,7 +11,6 @@ streamed as soon as it is known, as JSON or, with `Accept: application/xml`, as 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,11 @@ from typing import Any
 from .. import auth, paths, xmlin, xmlout
 from ..errors import BadRequest, DavError, Forbidden, MethodNotAllowed, PayloadTooLarge
 from ..locking import Guard
-from ..model import MemberStatus, split_clark
+from ..model import MemberStatus
 from ..props import LiveContext
 from ..request import Request, Response
 from ..services import Services
+from ..xmlnames import property_name_problem
 from .copymove import Transfer, transfer
 from .propfind import DeadProperties, collect
 from .proppatch import apply_changes
@@ -229,7 +229,9 @@ def _operation(item: Any, index: int, base: str) -> Operation:
             raise BatchError(
                 "invalid-operation", f"operation {index}: nothing to set or remove", index
             )
-        for name in [*sets, *remove]:
+        # Any name may be removed: one stored before names were checked, that XML cannot
+        # spell, can only be removed here (see propfind.DeadProperties).
+        for name in sets:
             _check_name(name, index)
         return Operation(**common, set=tuple(sets.items()), remove=remove)
     if op == "propfind":
@@ -240,19 +242,10 @@ def _operation(item: Any, index: int, base: str) -> Operation:
     return Operation(**common)
 
 
-# An XML local name (NCName): a letter or underscore, then letters, digits, '.', '-', '_'.
-_LOCAL_NAME = re.compile(r"[^\W\d][\w.\-]*")
-
-
 def _check_name(name: str, index: int) -> None:
-    _, local = split_clark(name)
-    if not name.startswith("{") or "}" not in name or not _LOCAL_NAME.fullmatch(local):
-        raise BatchError(
-            "invalid-operation",
-            f"operation {index}: {name!r} is not a property "
-            "name in Clark notation ({namespace}name)",
-            index,
-        )
+    problem = property_name_problem(name)
+    if problem is not None:
+        raise BatchError("invalid-operation", f"operation {index}: {problem}", index)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -401,6 +394,7 @@ def _code(status: int) -> str:
         405: "method-not-allowed",
         409: "conflict",
         412: "precondition-failed",
+        413: "too-large",
         415: "unsupported-media-type",
         423: "locked",
         424: "failed-dependency",

@@ -13,6 +13,7 @@ from ..errors import (
     Forbidden,
     Locked,
     MethodNotAllowed,
+    PayloadTooLarge,
     PreconditionFailed,
 )
 from ..locking import Guard, existing_lock
@@ -26,6 +27,10 @@ from .results import MULTISTATUS_TYPE, collection_test
 from .write import check_preconditions, forget_stale, stat_or_none
 
 XML_TYPE = ("Content-Type", 'application/xml; charset="utf-8"')
+# The largest <D:owner> kept, in bytes of its XML. Clients put a name, a mail address or a URL
+# there (RFC 4918 14.17); every lockdiscovery repeats it for every member a lock covers, so a
+# huge one would multiply into every listing of the folder.
+MAX_OWNER = 4096
 
 
 def granted_timeout(services: Services, requested: str | None) -> int:
@@ -89,6 +94,9 @@ def lock(services: Services, req: Request, guard: Guard) -> Response:
         check_preconditions(req, resource)
         return refresh(services, req, guard, timeout, resource)
     info = xmlin.parse_lockinfo(body)
+    if info.owner is not None and len(info.owner.encode("utf-8")) > MAX_OWNER:
+        # 413: the body is well-formed (no 400) but holds more than the server will keep.
+        raise PayloadTooLarge(f"<D:owner> is limited to {MAX_OWNER} bytes of XML")
     depth = h.parse_depth(req.header("Depth"), h.INFINITY, ("0", h.INFINITY))
     # Under a claim: a LOCK waits for a DELETE, MOVE or PUT in progress on the path (or above
     # or below it) and then locks what that left, never a resource about to vanish.

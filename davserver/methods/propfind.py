@@ -21,13 +21,21 @@ from ..request import Request, Response
 from ..services import Services
 from ..store.base import PropertyStore
 from ..tree import count, walk
+from ..xmlnames import property_name_problem
 from .read import content_type
 from .results import MULTISTATUS_TYPE
 
 
 class DeadProperties:
     """Dead properties for the resources of one walk, asking the store only about members
-    that have any (one query per collection), so a listing of plain files costs no lookups."""
+    that have any (one query per collection), so a listing of plain files costs no lookups.
+
+    This is where stored properties enter every answer (PROPFIND, and the batch's propfind),
+    so a listing stays well-formed whatever the store holds: a property stored under a name
+    XML cannot carry (a JSON batch once took any name; `xmlnames.property_name_problem` says
+    which) is left out, as if absent, since its stored element is not XML either. It can
+    still be removed by name with a batch proppatch, whose `remove` takes any name.
+    """
 
     _REMEMBERED = 128
 
@@ -35,6 +43,8 @@ class DeadProperties:
         self.store = store
         self.root = root
         self._members: OrderedDict[str, set[str]] = OrderedDict()
+        # Name -> whether XML can carry it; the members of a folder mostly share their names.
+        self._listable: dict[str, bool] = {}
 
     def has_any(self, path: str) -> bool:
         """Whether the resource may have dead properties (the root is always asked)."""
@@ -52,7 +62,14 @@ class DeadProperties:
     def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
         if not self.has_any(path):
             return {}
-        return self.store.get(path, names)
+        found = self.store.get(path, names)
+        return {n: v for n, v in found.items() if self._is_listable(n)}
+
+    def _is_listable(self, name: str) -> bool:
+        listable = self._listable.get(name)
+        if listable is None:
+            listable = self._listable[name] = property_name_problem(name) is None
+        return listable
 
 
 def plain_allprop(prefix: str, resource: Resource, live: LiveContext) -> str:

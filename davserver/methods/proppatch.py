@@ -24,7 +24,9 @@ def apply_changes(
     """Apply `changes` to the resource at `path` atomically and report each property.
 
     When any change is refused, nothing is stored: the refused ones carry their own status and
-    every other one 424 Failed Dependency (RFC 4918 9.2).
+    every other one 424 Failed Dependency (RFC 4918 9.2). A value larger than an XML request
+    body may be (`max_xml_body`) is refused with 413 whichever way it came (a JSON batch
+    allows a larger body), so the one limit holds for every stored property.
     """
     with claimed(services, [path], intent={"op": "proppatch", "path": path}) as held:
         return _apply(services, guard, held, path, changes)
@@ -39,11 +41,14 @@ def _apply(
 ) -> PropResponse:
     resource = services.provider.stat(path)
     guard.require(path)
+    limit = services.config.max_xml_body
     refused: dict[str, int] = {}
     mtimes: list[float] = []
     for change in changes:
         if is_protected(change.name):
             refused[change.name] = 403
+        elif change.value is not None and len(change.value.encode("utf-8")) > limit:
+            refused[change.name] = 413
         elif change.value is not None:
             try:
                 mtime = syncmeta.property_mtime(change.name, change.value)
@@ -78,7 +83,8 @@ def _apply(
         status = refused.get(change.name, 424 if refused else 200)
         if status not in statuses:
             condition = PROTECTED if status == 403 else None
-            statuses[status] = PropStat(status, condition=condition)
+            message = f"a property value is limited to {limit} bytes" if status == 413 else ""
+            statuses[status] = PropStat(status, condition=condition, message=message)
         statuses[status].props.append((change.name, None))
     return PropResponse(resource.path, resource.is_collection, list(statuses.values()))
 
