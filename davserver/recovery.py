@@ -51,8 +51,10 @@ def recover_intent(services: Services, intent: dict[str, object]) -> None:
 
 def forget_vanished(services: Services, root: str) -> None:
     """Drop the properties and locks of resources at or under `root` that no longer exist."""
-    gone = [p for p in sorted(services.props.described(root)) if not _exists(services, p)]
-    services.props.delete(gone)
+    after = ""
+    while page := services.props.described(root, after):
+        services.props.delete([p for p in page if not _exists(services, p)])
+        after = page[-1]
     now = services.clock()
     roots = {
         lock.root

@@ -145,7 +145,7 @@ def _finish(
         if source is None:
             # Renamed: the properties follow. Run again, none left at the source means they
             # already did (moving nothing would wipe them at the destination).
-            if not again or services.props.described(steps.src):
+            if not again or services.props.described(steps.src, limit=1):
                 services.props.move(steps.src, steps.dst)
                 failpoints.hit("transfer.props-moved")
         else:
@@ -181,7 +181,7 @@ def _undo(services: Services, steps: Plan) -> None:
 
 
 def _rows_back(services: Services, steps: Plan) -> None:
-    if steps.key is not None and services.props.described(steps.rows_aside):
+    if steps.key is not None and services.props.described(steps.rows_aside, limit=1):
         services.props.move(steps.rows_aside, steps.dst)
 
 

@@ -391,3 +391,42 @@ def test_mkcol_killed_after_forgetting_stale_rows_leaves_nothing_attached(
         assert _rows(state)[0] == {}
     finally:
         after.stop()
+
+
+def test_recovery_at_start_is_bounded_by_the_interrupted_change_not_the_store(
+    spaces: tuple[Path, Path],
+) -> None:
+    """A million property rows elsewhere, a DELETE of a small folder interrupted: the restart
+    recovers that folder only (the rows elsewhere stay as they are) and starts in seconds,
+    while another worker on the same folder keeps serving."""
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    _labelled_tree(setup, "d", 30)
+    setup.stop()
+    with sqlite3.connect(state / STORE_FILE) as db:
+        db.executemany(
+            "INSERT INTO props (path, parent, name, value) VALUES (?, ?, ?, ?)",
+            ((f"/bulk/{i:07}", "/bulk", COLOR, "<c/>") for i in range(1_000_000)),
+        )
+    worker = ServerProcess(root, state)
+    try:
+        _crash(root, state, "delete.member@10", "DELETE", "/d/")
+        started = time.monotonic()
+        after = ServerProcess(root, state)
+        took = time.monotonic() - started
+        try:
+            for i in range(20):
+                r = requests.request("PUT", f"{worker.base}/w{i}.bin", data=b"w", timeout=30)
+                assert r.status_code == 201
+            assert took < 60, f"the restart took {took:.1f} s"
+            with sqlite3.connect(state / STORE_FILE) as db:
+                bulk = db.execute("SELECT COUNT(*) FROM props WHERE parent = '/bulk'").fetchone()
+                left = [p for (p,) in db.execute("SELECT path FROM props WHERE path LIKE '/d/%'")]
+            assert bulk == (1_000_000,)
+            assert sorted(left) == sorted(
+                "/d/" + p.name for p in (root / "d").iterdir() if p.suffix == ".txt"
+            )
+        finally:
+            after.stop()
+    finally:
+        worker.stop()

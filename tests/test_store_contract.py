@@ -748,3 +748,14 @@ def test_get_with_very_many_names(props: PropertyStore) -> None:
     props.patch("/a", [("{urn:x}p7", "<p7/>"), ("{urn:x}other", "<o/>")])
     names = [f"{{urn:x}}p{i}" for i in range(40_000)]
     assert props.get("/a", names) == {"{urn:x}p7": "<p7/>"}
+
+
+def test_described_pages_through_a_subtree_in_order(props: PropertyStore) -> None:
+    for path in ["/a", "/a/x", "/a/y/z", "/ab", "/b"]:
+        props.patch(path, [(A, value(A, path))])
+    assert props.described("/a") == ["/a", "/a/x", "/a/y/z"]
+    assert props.described("/a", limit=2) == ["/a", "/a/x"]
+    assert props.described("/a", after="/a/x") == ["/a/y/z"]
+    assert props.described("/a", after="/a/y/z") == []
+    assert props.described("/") == ["/a", "/a/x", "/a/y/z", "/ab", "/b"]
+    assert props.described("/nothing") == []

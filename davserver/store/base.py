@@ -43,9 +43,10 @@ class PropertyStore(Protocol):
         """Forget the properties of these resources (and everything under them)."""
         ...
 
-    def described(self, root: str) -> set[str]:
-        """The paths at or under `root` that have any property (for recovery after a crash,
-        which drops those of resources that are gone)."""
+    def described(self, root: str, after: str = "", limit: int = 1000) -> list[str]:
+        """Paths at or under `root` that have any property, in order, the first `limit` of
+        those after `after`: recovery after a crash pages through them to drop those of
+        resources that are gone, in bounded memory."""
         ...
 
 

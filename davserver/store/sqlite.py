@@ -223,13 +223,14 @@ class SqlitePropertyStore:
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
         self.db.delete_where("props", "path", list(paths_), recursive)
 
-    def described(self, root: str) -> set[str]:
+    def described(self, root: str, after: str = "", limit: int = 1000) -> list[str]:
         where, args = subtree_clause("path", root, True)
         rows = self.db.connection().execute(
-            f"SELECT DISTINCT path FROM props WHERE {where}",  # noqa: S608
-            args,
+            f"SELECT DISTINCT path FROM props WHERE ({where}) AND path > ? "  # noqa: S608
+            "ORDER BY path LIMIT ?",
+            [*args, after, limit],
         )
-        return {path for (path,) in rows}
+        return [path for (path,) in rows]
 
 
 def _rebased(
