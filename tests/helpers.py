@@ -8,6 +8,7 @@ test file's own fixture yields from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import socket
@@ -131,6 +132,19 @@ def lockinfo(owner: str | None = "test", scope: str = "exclusive") -> bytes:
         f'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:{scope}/></D:lockscope>'
         f"<D:locktype><D:write/></D:locktype>{owner_xml}</D:lockinfo>"
     ).encode()
+
+
+def post_batch(
+    server: Any,
+    operations: list[dict[str, Any]],
+    at: str = "/",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Any:
+    """POST the JSON batch {"operations": operations, **extra} to the collection `at`."""
+    body = json.dumps({"operations": operations, **extra}).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    return server.request("POST", at, headers=sent, data=body)
 
 
 # -- answers ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from helpers import (
     lockinfo,
     make_tree,
     multistatus,
+    post_batch,
     prop_xml,
     propfind_body,
     proppatch_body,
@@ -48,20 +49,9 @@ SHAPE = "{urn:t}shape"
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def post(
-    server: Any,
-    operations: list[dict[str, Any]],
-    at: str = "/",
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> requests.Response:
-    body = json.dumps({"operations": operations, **extra})
-    return server.request("POST", at, headers={**JSON, **(headers or {})}, data=body.encode())
-
-
 def run(server: Any, operations: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
     """POST a batch that must be accepted; the parsed JSON answer, checked for its frame."""
-    response = post(server, operations, **kwargs)
+    response = post_batch(server, operations, **kwargs)
     assert response.status_code == 207, response.text
     assert response.headers["Content-Type"].split(";")[0] == "application/json"
     document = response.json()
@@ -401,7 +391,7 @@ def test_read_only_path_for_a_user_is_403_for_that_item_only(make_server, tmp_pa
     live = make_server(htpasswd=htpasswd, access=(("/", "*", "write"), ("/ro", "bob", "read")))
     make_tree(live.root, {"ro/f.txt": b"ro", "ro/g.txt": b"g", "mine.txt": b"m", "x.txt": b"x"})
     bob = ("bob", "bob-pw")
-    anonymous = post(live, [{"op": "delete", "path": "x.txt"}])
+    anonymous = post_batch(live, [{"op": "delete", "path": "x.txt"}])
     assert anonymous.status_code == 401
     document = run(
         live,
@@ -581,7 +571,7 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
         {"op": "propfind", "path": "b.txt"},
         {"op": "delete", "path": "missing.txt"},
     ]
-    response = post(server, operations, headers={"Accept": "application/xml"})
+    response = post_batch(server, operations, headers={"Accept": "application/xml"})
     assert response.status_code == 207
     assert response.headers["Content-Type"].split(";")[0] in ("application/xml", "text/xml")
     doc = etree.fromstring(response.content)
@@ -608,7 +598,9 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
 def test_xml_form_lists_failed_members(server):
     make_tree(server.root, {"t/keep.txt": b"k", "t/gone.txt": b"g"})
     with_provider(server, lambda inner: Refusing(inner, {"keep.txt"}))
-    response = post(server, [{"op": "delete", "path": "t/"}], headers={"Accept": "application/xml"})
+    response = post_batch(
+        server, [{"op": "delete", "path": "t/"}], headers={"Accept": "application/xml"}
+    )
     assert response.status_code == 207
     (element,) = etree.fromstring(response.content).findall(D + "response")
     assert element.findtext(D + "href") == "/t/"
@@ -680,7 +672,7 @@ def test_more_operations_than_the_limit_is_400_and_runs_nothing(make_server):
         {"op": "mkcol", "path": "c/"},
         {"op": "mkcol", "path": "d/"},
     ]
-    response = post(live, operations)
+    response = post_batch(live, operations)
     assert response.status_code == 400
     assert response.headers["Content-Type"].split(";")[0] == "application/json"
     body = response.json()
@@ -698,7 +690,7 @@ def test_a_body_over_the_limit_is_413_and_runs_nothing(make_server):
     operations = [{"op": "mkcol", "path": f"dir{i}/"} for i in range(10)]
     operations.insert(0, {"op": "delete", "path": "a.txt"})
     assert len(json.dumps({"operations": operations})) > 200
-    response = post(live, operations)
+    response = post_batch(live, operations)
     assert response.status_code == 413
     body = response.json()
     assert body["error"] and body["message"]
@@ -826,7 +818,7 @@ def test_post_with_another_content_type_is_405(server):
 
 def test_post_of_a_batch_to_a_file_is_405(server):
     make_tree(server.root, {"a.txt": b"a", "b.txt": b"b"})
-    response = post(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
+    response = post_batch(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
     assert response.status_code == 405
     assert "Allow" in response.headers
     assert snapshot(server.root) == {"a.txt": b"a", "b.txt": b"b"}
@@ -1076,7 +1068,7 @@ def test_a_batch_equals_the_same_webdav_requests(twins, scenario):
     if supply == "if":
         batch_if = f"(<{token_a}>) (Not <DAV:no-lock>)"
 
-    response = post(
+    response = post_batch(
         batch_server, operations, headers={"If": batch_if} if batch_if else None, **extra
     )
     assert response.status_code == 207, response.text
