@@ -28,7 +28,7 @@ from .propfind import DeadProperties, collect
 from .proppatch import apply_changes
 from .read import DAV_METHODS, content_type
 from .results import member_error
-from .write import delete_resource, make_collection
+from .write import check_preconditions, delete_resource, make_collection
 
 OPS = ("delete", "move", "copy", "mkcol", "proppatch", "propfind")
 JSON_TYPE = "application/json"
@@ -421,6 +421,9 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
     resource = services.provider.stat(req.path)
     if not resource.is_collection:
         raise MethodNotAllowed("a batch is sent to a collection", headers=[("Allow", DAV_METHODS)])
+    # The target's conditional headers hold or nothing runs (RFC 9110 13.2.1: evaluated before
+    # the content is processed); its If header was evaluated before the handler (app.py).
+    check_preconditions(req, resource)
     config = services.config
     try:
         body = req.read_body(config.max_batch_body)
