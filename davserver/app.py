@@ -96,7 +96,7 @@ class DavApp:
         if environ.get("REQUEST_METHOD") == "HEAD":
             body = ()
         start_response(status_line(response.status), headers)
-        logged = _Logged(body, environ, req, response.status, started)
+        logged = _Logged(body, environ, req, response, started)
         if response.file_wrapper and body is response.body:
             # Handed to the server as is, so it can send the file itself; the access line is
             # written now, with the length the headers promise.
@@ -207,13 +207,14 @@ class _Logged:
         body: Iterable[bytes],
         environ: dict[str, Any],
         req: Request | None,
-        status: int,
+        response: Response,
         started: float,
     ) -> None:
         self.body = body
         self.environ = environ
         self.req = req
-        self.status = status
+        self.status = response.status
+        self.note = f" {response.log_note}" if response.log_note else ""
         self.started = started
         self.sent = 0
 
@@ -235,7 +236,7 @@ class _Logged:
             client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
             target = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
             access_log.info(
-                '%s %s "%s %s" %d %d %.3fs',
+                '%s %s "%s %s" %d %d %.3fs%s',
                 client or "-",
                 user,
                 env.get("REQUEST_METHOD", "-"),
@@ -243,6 +244,7 @@ class _Logged:
                 self.status,
                 self.sent,
                 time.perf_counter() - self.started,
+                self.note,
             )
 
 

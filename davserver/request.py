@@ -32,12 +32,14 @@ class ClientDisconnected(DavError):
 @dataclass(slots=True)
 class Response:
     """`file_wrapper` marks a body made by the server's `wsgi.file_wrapper`, which must reach
-    the server untouched for it to send the file itself (sendfile)."""
+    the server untouched for it to send the file itself (sendfile). `log_note` ends the
+    request's access-log line (a batch's `items=N ran=R failed=F`)."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: Iterable[bytes] = ()
     file_wrapper: bool = False
+    log_note: str = ""
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from helpers import (
     proppatch_body,
     shared_server,
     snapshot,
+    wait_for,
     with_provider,
     write_users,
 )
@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from davserver import paths
+from davserver.methods import batch
 
 D = "{DAV:}"
 JSON = {"Content-Type": "application/json"}
@@ -834,46 +834,42 @@ def test_options_allow_includes_post(server):
         assert "POST" in allowed, response.headers["Allow"]
 
 
-# -- streaming ---------------------------------------------------------------------------------
+# -- the answer --------------------------------------------------------------------------------
 
 
-class Holding:
-    """A provider whose make_collection() of one name waits until the test releases it."""
+def test_a_large_batch_is_answered_in_full_from_a_file(make_server, monkeypatch):
+    # Every item runs before the answer starts (a client that stops reading cannot stop the
+    # batch); results beyond SPOOL_IN_MEMORY wait in a temporary file, not in memory.
+    monkeypatch.setattr(batch, "SPOOL_IN_MEMORY", 4096)
+    spools: list[batch.Spool] = []
 
-    def __init__(self, inner: Any, name: str) -> None:
-        self.inner = inner
-        self.name = name
-        self.release = threading.Event()
-        self.released_in_time: bool | None = None
+    def spool(chunks: Any, made: Callable[..., batch.Spool] = batch.Spool) -> batch.Spool:
+        spools.append(made(chunks))
+        return spools[-1]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def make_collection(self, path: str) -> None:
-        if paths.name(path) == self.name:
-            self.released_in_time = self.release.wait(10)
-        self.inner.make_collection(path)
-
-
-def test_a_large_batch_is_streamed_chunked_with_every_result(make_server):
+    monkeypatch.setattr(batch, "Spool", spool)
     live = make_server(max_batch_operations=5000)
-    holding = with_provider(live, lambda inner: Holding(inner, "d1999"))
     operations = [{"op": "mkcol", "path": f"d{i:04}/"} for i in range(2000)]
-    body = json.dumps({"operations": operations}).encode()
-    # The answer starts while the last operation has not run yet: results are streamed.
-    response = live.request("POST", "/", headers=JSON, data=body, stream=True)
-    holding.release.set()
+    response = post_batch(live, operations)
     assert response.status_code == 207
-    assert response.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    assert "Content-Length" not in response.headers
-    document = json.loads(response.content)
-    assert holding.released_in_time is True
-    assert len(document["results"]) == 2000
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert "Transfer-Encoding" not in response.headers
+    document = response.json()
     assert [r["index"] for r in document["results"]] == list(range(2000))
     assert {r["status"] for r in document["results"]} == {201}
     assert document["results"][1999]["href"] == "/d1999/"
     assert document["summary"] == {"total": 2000, "succeeded": 2000, "failed": 0}
     assert len(list(live.root.iterdir())) == 2000
+    [spool] = spools
+    assert spool.size == len(response.content) > 4096
+    assert spool.file._rolled  # on disk
+    assert wait_for(lambda: spool.file.closed)  # closed by the server once sent
+    # The same in XML.
+    operations = [{"op": "delete", "path": f"d{i:04}/"} for i in range(2000)]
+    response = post_batch(live, operations, headers={"Accept": "application/xml"})
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert set(multistatus(response.content).values()) == {204}
+    assert list(live.root.iterdir()) == []
 
 
 # -- the batch equals the WebDAV requests (hypothesis) ---------------------------------------

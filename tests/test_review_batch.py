@@ -1,15 +1,33 @@
 """The JSON batch endpoint against the findings of the independent review (issue 14): the
-POST target's conditional headers.
+POST target's conditional headers, a batch that outlives its client, the access line's item
+counts.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import make_tree, post_batch, snapshot
+from helpers import make_tree, post_batch, snapshot, wait_for, with_provider
 
+from davserver import paths
+
+ACCESS_LOGGER = "davserver.access"
 OLD_DATE = "Sat, 01 Jan 2000 00:00:00 GMT"
+
+
+def access_lines(caplog: pytest.LogCaptureFixture, method: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == ACCESS_LOGGER and f'"{method} ' in r.getMessage()
+    ]
 
 
 # -- the POST target's preconditions (RFC 9110 13.2, RFC 4918 10.4) -----------------------------
@@ -52,3 +70,72 @@ def test_a_precondition_that_holds_lets_the_batch_run(
     assert response.status_code == 207, response.text
     assert [r["status"] for r in response.json()["results"]] == [204]
     assert not (server.root / "sub" / "a.txt").exists()
+
+
+# -- the batch runs to its end, whatever the client does ------------------------------------
+
+
+class Gate:
+    """A provider whose make_collection() of one name waits until the test opens the gate."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self.inner = inner
+        self.name = name
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def make_collection(self, path: str) -> None:
+        if paths.name(path) == self.name:
+            self.reached.set()
+            assert self.opened.wait(30)
+        self.inner.make_collection(path)
+
+
+def test_a_batch_whose_client_went_away_still_runs_every_item(
+    make_server: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    count = 3000  # results far larger than one 64 KiB chunk of the answer
+    live = make_server(max_batch_operations=count)
+    gate = with_provider(live, lambda inner: Gate(inner, "d0000"))
+    body = json.dumps({"operations": [{"op": "mkcol", "path": f"d{i:04}/"} for i in range(count)]})
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+    sock.sendall(head.encode() + body.encode())
+    assert gate.reached.wait(30)
+    # The client gives up while the first item runs: a reset, so that every write of the
+    # answer fails at once.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    gate.opened.set()
+    assert wait_for(lambda: bool(access_lines(caplog, "POST")), 60)
+    assert len(list(live.root.glob("d*"))) == count
+    [line] = access_lines(caplog, "POST")
+    assert line.endswith(f" items={count} ran={count} failed=0"), line
+
+
+def test_the_access_line_counts_the_items_that_ran_and_failed(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    make_tree(server.root, {"a.txt": b"a", "b.txt": b"b"})
+    operations = [
+        {"op": "delete", "path": "a.txt"},
+        {"op": "delete", "path": "missing.txt"},
+        {"op": "delete", "path": "b.txt"},
+        {"op": "mkcol", "path": "c/"},
+    ]
+    assert post_batch(server, operations).status_code == 207
+    assert post_batch(server, operations, stop_on_error=True).status_code == 207
+    # The line is written when the server closes the answer, just after its last byte.
+    assert wait_for(lambda: len(access_lines(caplog, "POST")) == 2)
+    first, second = access_lines(caplog, "POST")
+    assert first.endswith(" items=4 ran=4 failed=1"), first
+    # stop_on_error: the first item fails (a.txt is gone), the other three are not run.
+    assert second.endswith(" items=4 ran=1 failed=1"), second

@@ -2,17 +2,20 @@
 
 Each item runs through the very functions the WebDAV methods use (DELETE, COPY, MOVE, MKCOL,
 PROPPATCH, PROPFIND at Depth 0), with the same lock checks and access rules, so a batch can
-never do what the equivalent requests could not. The whole body is validated before anything
-runs (a bad body is a 400 and changes nothing); then items run in order and each result is
-streamed as soon as it is known, as JSON or, with `Accept: application/xml`, as a
-`<D:multistatus>`. One result model, two serializations.
+never do what the equivalent requests could not. Everything that can refuse the whole batch
+comes before any item runs: the target's conditional headers (412), the body (400). Then the
+items run in order, to the end (or, with `stop_on_error`, to the first failure) whatever the
+client does meanwhile: each result is serialized as soon as it is known, as JSON or, with
+`Accept: application/xml`, as a `<D:multistatus>`, into a spool (memory, then a temporary file)
+that is sent once the batch is done. One result model, two serializations.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,8 @@ from .write import check_preconditions, delete_resource, make_collection
 
 OPS = ("delete", "move", "copy", "mkcol", "proppatch", "propfind")
 JSON_TYPE = "application/json"
+# Serialized results beyond this many bytes wait for the client in a temporary file.
+SPOOL_IN_MEMORY = 1024 * 1024
 
 
 class BatchError(BadRequest):
@@ -435,12 +440,24 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
         return _bad(exc, 400)
     guard.tokens = guard.tokens | frozenset(tokens)
     runner = Runner(services, req, guard)
-    results = _results(runner, operations, stop_on_error)
+    tally = Tally(len(operations))
+    results = _results(runner, operations, stop_on_error, tally)
     accept = (req.header("Accept") or "").lower()
     if "application/xml" in accept or "text/xml" in accept:
-        body_xml = xmlout.multistatus(_xml_item(req.prefix, r) for r in results)
-        return Response(207, [("Content-Type", 'application/xml; charset="utf-8"')], body_xml)
-    return Response(207, [("Content-Type", JSON_TYPE)], _json_stream(results))
+        content_type = 'application/xml; charset="utf-8"'
+        chunks = xmlout.multistatus(_xml_item(req.prefix, r) for r in results)
+    else:
+        content_type = JSON_TYPE
+        chunks = _json_stream(results)
+    # Every item runs here, before the answer starts: a client that stops reading cannot stop
+    # the batch halfway (only the spool's size grows with the batch, not the memory).
+    spool = Spool(chunks)
+    return Response(
+        207,
+        [("Content-Type", content_type), ("Content-Length", str(spool.size))],
+        spool,
+        log_note=tally.note(),
+    )
 
 
 def _bad(error: BatchError, status: int) -> Response:
@@ -450,10 +467,23 @@ def _bad(error: BatchError, status: int) -> Response:
     )
 
 
-def _results(runner: Runner, operations: list[Operation], stop: bool) -> Iterator[ItemResult]:
-    failed = False
+@dataclass(slots=True)
+class Tally:
+    """How many of a batch's items ran, and how many of those failed (for the access log)."""
+
+    items: int
+    ran: int = 0
+    failed: int = 0
+
+    def note(self) -> str:
+        return f"items={self.items} ran={self.ran} failed={self.failed}"
+
+
+def _results(
+    runner: Runner, operations: list[Operation], stop: bool, tally: Tally
+) -> Iterator[ItemResult]:
     for op in operations:
-        if stop and failed:
+        if stop and tally.failed:
             href = runner.req.href(op.target or runner.base, op.path.endswith("/"))
             yield ItemResult(
                 op.index,
@@ -466,8 +496,34 @@ def _results(runner: Runner, operations: list[Operation], stop: bool) -> Iterato
             )
             continue
         result = runner.run(op)
-        failed = failed or not result.succeeded
+        tally.ran += 1
+        tally.failed += not result.succeeded
         yield result
+
+
+class Spool:
+    """An answer made in full before it is sent: the chunks, kept in memory up to
+    SPOOL_IN_MEMORY bytes and in a temporary file beyond; iterated in pieces of about
+    xmlout.CHUNK bytes. The WSGI server closes it, which removes the file."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        # Not a `with`: the file outlives this call, until the server closes the answer.
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            for chunk in chunks:
+                self.file.write(chunk)
+        except BaseException:
+            self.file.close()
+            raise
+        self.size = self.file.tell()
+        self.file.seek(0)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.file.read(xmlout.CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
