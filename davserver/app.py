@@ -136,7 +136,9 @@ class DavApp:
             raise MethodNotAllowed(
                 f"{req.method} is not supported", headers=[("Allow", read.DAV_METHODS)]
             )
-        if self.services.config.readonly and req.method not in SAFE_METHODS:
+        # A JSON batch may be made of reads only: batch.post refuses one with any change.
+        readonly = self.services.config.readonly
+        if readonly and req.method not in SAFE_METHODS and not batch.is_batch(req):
             raise Forbidden("this share is read-only")
         if req.method != "OPTIONS":
             # OPTIONS is answered to anyone: Explorer and Office give up on a 401 there.

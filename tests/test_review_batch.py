@@ -1,6 +1,6 @@
 """The JSON batch endpoint against the findings of the independent review (issue 14): the
 POST target's conditional headers, a batch that outlives its client, the access line's item
-counts.
+counts, read-only shares.
 """
 
 from __future__ import annotations
@@ -139,3 +139,45 @@ def test_the_access_line_counts_the_items_that_ran_and_failed(
     assert first.endswith(" items=4 ran=4 failed=1"), first
     # stop_on_error: the first item fails (a.txt is gone), the other three are not run.
     assert second.endswith(" items=4 ran=1 failed=1"), second
+
+
+# -- read-only shares --------------------------------------------------------------------------
+
+
+def test_a_read_only_share_answers_a_batch_of_propfinds(make_server: Callable[..., Any]) -> None:
+    live = make_server(readonly=True)
+    make_tree(live.root, {"a.txt": b"abc"})
+    operations = [{"op": "propfind", "path": "a.txt", "props": ["{DAV:}getcontentlength"]}]
+    response = post_batch(live, operations)
+    assert response.status_code == 207, response.text
+    [result] = response.json()["results"]
+    assert (result["status"], result["props"]) == (200, {"{DAV:}getcontentlength": "3"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"op": "delete", "path": "a.txt"},
+        {"op": "mkcol", "path": "new/"},
+        {"op": "copy", "path": "a.txt", "destination": "b.txt"},
+        {"op": "move", "path": "a.txt", "destination": "b.txt"},
+        {"op": "proppatch", "path": "a.txt", "set": {"{urn:t}color": "red"}},
+    ],
+)
+def test_a_read_only_share_refuses_a_batch_with_any_change(
+    make_server: Callable[..., Any], change: dict[str, Any]
+) -> None:
+    live = make_server(readonly=True)
+    make_tree(live.root, {"a.txt": b"abc"})
+    before = snapshot(live.root)
+    operations = [{"op": "propfind", "path": "a.txt"}, change]
+    response = post_batch(live, operations)
+    assert response.status_code == 403, response.text
+    assert snapshot(live.root) == before
+    assert live.services.props.get("/a.txt") == {}
+
+
+def test_a_read_only_share_refuses_any_other_post(make_server: Callable[..., Any]) -> None:
+    live = make_server(readonly=True)
+    response = live.request("POST", "/", data=b"x=1", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 403

@@ -3,7 +3,8 @@
 Each item runs through the very functions the WebDAV methods use (DELETE, COPY, MOVE, MKCOL,
 PROPPATCH, PROPFIND at Depth 0), with the same lock checks and access rules, so a batch can
 never do what the equivalent requests could not. Everything that can refuse the whole batch
-comes before any item runs: the target's conditional headers (412), the body (400). Then the
+comes before any item runs: the target's conditional headers (412), the body (400), a change on
+a read-only share (403). Then the
 items run in order, to the end (or, with `stop_on_error`, to the first failure) whatever the
 client does meanwhile: each result is serialized as soon as it is known, as JSON or, with
 `Accept: application/xml`, as a `<D:multistatus>`, into a spool (memory, then a temporary file)
@@ -34,6 +35,8 @@ from .results import member_error
 from .write import check_preconditions, delete_resource, make_collection
 
 OPS = ("delete", "move", "copy", "mkcol", "proppatch", "propfind")
+# The one item that changes nothing: a batch of these alone is allowed on a read-only share.
+READ_OPS = frozenset({"propfind"})
 JSON_TYPE = "application/json"
 # Serialized results beyond this many bytes wait for the client in a temporary file.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -418,10 +421,15 @@ def _code(status: int) -> str:
 # -- the handler -------------------------------------------------------------------------------
 
 
+def is_batch(req: Request) -> bool:
+    """Whether a request is a JSON batch (the only POST served)."""
+    media = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+    return req.method == "POST" and media == JSON_TYPE
+
+
 def post(services: Services, req: Request, guard: Guard) -> Response:
     """POST: a JSON batch on a collection; any other POST is not supported (405)."""
-    media = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-    if media != JSON_TYPE:
+    if not is_batch(req):
         raise MethodNotAllowed("POST takes a JSON batch", headers=[("Allow", DAV_METHODS)])
     resource = services.provider.stat(req.path)
     if not resource.is_collection:
@@ -438,6 +446,8 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
         operations, stop_on_error, tokens = parse_batch(body, req.path, config.max_batch_operations)
     except BatchError as exc:
         return _bad(exc, 400)
+    if config.readonly and any(op.op not in READ_OPS for op in operations):
+        raise Forbidden("this share is read-only: a batch here may only hold propfind items")
     guard.tokens = guard.tokens | frozenset(tokens)
     runner = Runner(services, req, guard)
     tally = Tally(len(operations))
