@@ -153,11 +153,8 @@ class DavApp:
         if authenticator is not None:
             target = str(req.environ.get("REQUEST_URI") or req.environ.get("PATH_INFO", ""))
             req.user = authenticator.identify(req.method, target, req.header("Authorization"))
-        for need in auth.needs(req.method, req.path, req.destination, req.header("Depth")):
-            if not services.policy.satisfies(req.user, need):
-                if req.user is None and authenticator is not None:
-                    raise authenticator.unauthorized("log in to do this")
-                raise Forbidden(f"{req.user or 'anonymous'} may not {need.level} here")
+        needs = auth.needs(req.method, req.path, req.destination, req.header("Depth"))
+        auth.require(services.policy, authenticator, req.user, needs)
 
     def _error(self, req: Request | None, exc: DavError) -> Response:
         if exc.status == 500:

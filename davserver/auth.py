@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import paths
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
 from .passwords import Users
 
 Access = Literal["none", "read", "write"]
@@ -114,6 +114,18 @@ def needs(
     if method == "LOCK":
         return [Need(path, "write", tree=(depth or "infinity").strip().lower() != "0")]
     return [Need(path, "write")]
+
+
+def require(
+    policy: Policy, authenticator: Authenticator | None, user: str | None, needs: Iterable[Need]
+) -> None:
+    """Raise unless `user` meets every need: 401 with the challenges for an anonymous user
+    when there is a way to log in, 403 otherwise (logging in again would not help)."""
+    for need in needs:
+        if not policy.satisfies(user, need):
+            if user is None and authenticator is not None:
+                raise authenticator.unauthorized("log in to do this")
+            raise Forbidden(f"{user or 'anonymous'} may not {need.level} here")
 
 
 def default_policy(has_users: bool, anonymous: str, rules: Iterable[Rule]) -> Policy:

@@ -1,6 +1,6 @@
 """The JSON batch endpoint against the findings of the independent review (issue 14): the
 POST target's conditional headers, a batch that outlives its client, the access line's item
-counts, read-only shares.
+counts, read-only shares and anonymous users.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import make_tree, post_batch, snapshot, wait_for, with_provider
+import requests
+from helpers import make_tree, post_batch, snapshot, wait_for, with_provider, write_users
 
 from davserver import paths
 
@@ -181,3 +182,33 @@ def test_a_read_only_share_refuses_any_other_post(make_server: Callable[..., Any
     live = make_server(readonly=True)
     response = live.request("POST", "/", data=b"x=1", headers={"Content-Type": "text/plain"})
     assert response.status_code == 403
+
+
+# -- anonymous users -----------------------------------------------------------------------------
+
+
+def test_an_anonymous_batch_needing_a_login_is_401_before_anything_runs(
+    make_server: Callable[..., Any], tmp_path: Any
+) -> None:
+    htpasswd = write_users(tmp_path / "htpasswd", {"bob": "bob-pw"})
+    live = make_server(htpasswd=htpasswd, anonymous="read")
+    make_tree(live.root, {"a.txt": b"a", "b.txt": b"b"})
+    before = snapshot(live.root)
+    # A read first: had the items run in order, it would have run before the refusal.
+    operations = [
+        {"op": "propfind", "path": "a.txt"},
+        {"op": "mkcol", "path": "new/"},
+        {"op": "delete", "path": "b.txt"},
+    ]
+    response = post_batch(live, operations)
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    assert snapshot(live.root) == before
+    # What the client does with the challenge: the same batch with credentials.
+    response = post_batch(
+        live, operations, headers={"Authorization": requests.auth._basic_auth_str("bob", "bob-pw")}
+    )
+    assert [r["status"] for r in response.json()["results"]] == [200, 201, 204]
+    # Reads alone need no login.
+    response = post_batch(live, [{"op": "propfind", "path": "a.txt"}])
+    assert [r["status"] for r in response.json()["results"]] == [200]

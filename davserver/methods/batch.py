@@ -4,7 +4,7 @@ Each item runs through the very functions the WebDAV methods use (DELETE, COPY, 
 PROPPATCH, PROPFIND at Depth 0), with the same lock checks and access rules, so a batch can
 never do what the equivalent requests could not. Everything that can refuse the whole batch
 comes before any item runs: the target's conditional headers (412), the body (400), a change on
-a read-only share (403). Then the
+a read-only share (403), an anonymous client without the rights its items need (401). Then the
 items run in order, to the end (or, with `stop_on_error`, to the first failure) whatever the
 client does meanwhile: each result is serialized as soon as it is known, as JSON or, with
 `Accept: application/xml`, as a `<D:multistatus>`, into a spool (memory, then a temporary file)
@@ -73,6 +73,11 @@ class Operation:
     set: tuple[tuple[str, str], ...] = ()
     remove: tuple[str, ...] = ()
     props: tuple[str, ...] | None = None
+
+    @property
+    def escapes(self) -> bool:
+        """Whether a path of the item leaves the collection (the item is then refused)."""
+        return self.target is None or (self.op in ("move", "copy") and self.dest_target is None)
 
 
 @dataclass(slots=True)
@@ -294,7 +299,7 @@ class Runner:
         href = self.req.href(op.target or self.base, op.path.endswith("/"))
         result = ItemResult(op.index, op.op, op.path, href, 200)
         try:
-            if op.target is None or (op.op in ("move", "copy") and op.dest_target is None):
+            if op.escapes:
                 raise Forbidden("the path leaves the collection the batch was sent to")
             self._authorize(op)
             self._execute(op, result)
@@ -307,13 +312,26 @@ class Runner:
                 result.message = f"{op.destination} exists and overwrite is false"
         return result
 
+    def require_login(self, operations: list[Operation]) -> None:
+        """401 with the challenge for the whole batch, before anything runs, when an anonymous
+        client sent an item that needs more than anonymous users get.
+
+        That is what a plain request gets, and the one answer a client can act on: it logs in
+        and sends the batch again. A 401 inside a 207 carries no challenge, and resending a
+        batch that ran in part would run its other items twice."""
+        if self.req.user is not None or self.services.authenticator is None:
+            return
+        for op in operations:
+            if not op.escapes:
+                self._authorize(op)
+
     def _authorize(self, op: Operation) -> None:
         assert op.target is not None
         method = _METHOD[op.op]
         destination: Callable[[], str] = lambda: op.dest_target or ""  # noqa: E731
-        for need in auth.needs(method, op.target, destination):
-            if not self.services.policy.satisfies(self.req.user, need):
-                raise Forbidden(f"{self.req.user or 'anonymous'} may not {need.level} here")
+        services = self.services
+        needs = auth.needs(method, op.target, destination)
+        auth.require(services.policy, services.authenticator, self.req.user, needs)
 
     def _execute(self, op: Operation, result: ItemResult) -> None:
         services, guard, target = self.services, self.guard, op.target
@@ -450,6 +468,7 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
         raise Forbidden("this share is read-only: a batch here may only hold propfind items")
     guard.tokens = guard.tokens | frozenset(tokens)
     runner = Runner(services, req, guard)
+    runner.require_login(operations)
     tally = Tally(len(operations))
     results = _results(runner, operations, stop_on_error, tally)
     accept = (req.header("Accept") or "").lower()
