@@ -153,7 +153,10 @@ class DavApp:
         if authenticator is not None:
             target = str(req.environ.get("REQUEST_URI") or req.environ.get("PATH_INFO", ""))
             req.user = authenticator.identify(req.method, target, req.header("Authorization"))
-        needs = auth.needs(req.method, req.path, req.destination, req.header("Depth"))
+        # A LOCK without a body is a refresh (RFC 4918 9.10.2). (lock.py also takes a body of
+        # blanks for one; such a request is checked as a new lock here: stricter, never looser.)
+        refresh = req.method == "LOCK" and not req.has_body()
+        needs = auth.needs(req.method, req.path, req.destination, req.header("Depth"), refresh)
         auth.require(services.policy, authenticator, req.user, needs)
 
     def _error(self, req: Request | None, exc: DavError) -> Response:

@@ -95,12 +95,17 @@ class Need:
 
 
 def needs(
-    method: str, path: str, destination: Callable[[], str], depth: str | None = None
+    method: str,
+    path: str,
+    destination: Callable[[], str],
+    depth: str | None = None,
+    refresh: bool = False,
 ) -> list[Need]:
     """What a method needs, so that a refusal comes before any change (never a partial one):
     reads need read; a tree operation needs its level on everything under the path (a
     Depth: infinity LOCK included: it would stop others writing anywhere below, RFC 4918
-    6.4)."""
+    6.4). A LOCK `refresh` makes no lock and ignores Depth (RFC 4918 9.10.2): it renews one
+    this user was allowed to make, so it needs write on the path alone."""
     if method in ("GET", "HEAD", "PROPFIND", "POST"):
         # A batch (POST) needs read on its collection; each item then needs what its own
         # method would.
@@ -112,7 +117,8 @@ def needs(
     if method == "MOVE":
         return [Need(path, "write", tree=True), Need(destination(), "write", tree=True)]
     if method == "LOCK":
-        return [Need(path, "write", tree=(depth or "infinity").strip().lower() != "0")]
+        tree = not refresh and (depth or "infinity").strip().lower() != "0"
+        return [Need(path, "write", tree=tree)]
     return [Need(path, "write")]
 
 

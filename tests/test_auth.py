@@ -728,6 +728,35 @@ def test_locks_belong_to_their_user(ruled: Any):
     assert req(ruled, "PUT", target, BOB, data=b"bob").status_code == 204
 
 
+def test_a_lock_refresh_needs_no_depth_and_no_rights_below(ruled: Any):
+    # bob may write /bob/ but only read /bob/ro/: he may hold a Depth 0 lock on /bob/, not a
+    # Depth infinity one. A refresh (a LOCK without a body, RFC 4918 9.10.2) renews the lock
+    # it names, whatever Depth says or does not say.
+    locked = req(
+        ruled,
+        "LOCK",
+        "/bob/",
+        BOB,
+        data=lockinfo("bob"),
+        headers={"Depth": "0", "Timeout": "Second-600"},
+    )
+    assert locked.status_code == 200, locked.text
+    token = locked.headers["Lock-Token"].strip("<>")
+    for depth in (None, "infinity", "0"):
+        headers = {"If": f"(<{token}>)", "Timeout": "Second-900"}
+        if depth is not None:
+            headers["Depth"] = depth
+        refreshed = req(ruled, "LOCK", "/bob/", BOB, headers=headers)
+        assert refreshed.status_code == 200, (depth, refreshed.text)
+        assert "Second-900" in refreshed.text
+    # A new lock over the whole tree is still refused: bob may not write /bob/ro/.
+    deep = req(ruled, "LOCK", "/bob/", BOB, data=lockinfo("bob"), headers={"Depth": "infinity"})
+    assert deep.status_code == 403
+    # And a refresh still needs write access where it is sent.
+    ro = req(ruled, "LOCK", "/bob/ro/", BOB, headers={"If": f"(<{token}>)"})
+    assert ro.status_code == 403
+
+
 # -- TLS ----------------------------------------------------------------------------------------
 
 
