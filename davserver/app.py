@@ -151,8 +151,8 @@ class DavApp:
         services = self.services
         authenticator = services.authenticator
         if authenticator is not None:
-            target = str(req.environ.get("REQUEST_URI") or req.environ.get("PATH_INFO", ""))
-            req.user = authenticator.identify(req.method, target, req.header("Authorization"))
+            header = req.header("Authorization")
+            req.user = authenticator.identify(req.method, req.is_request_uri, header)
         # A LOCK without a body is a refresh (RFC 4918 9.10.2). (lock.py also takes a body of
         # blanks for one; such a request is checked as a new lock here: stricter, never looser.)
         refresh = req.method == "LOCK" and not req.has_body()

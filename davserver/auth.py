@@ -171,9 +171,12 @@ class Authenticator:
 
     # -- entry point ------------------------------------------------------------------------
 
-    def identify(self, method: str, target: str, header: str | None) -> str | None:
+    def identify(
+        self, method: str, names_request: Callable[[str], bool], header: str | None
+    ) -> str | None:
         """The user named by an Authorization header, None without one; raises 401 when the
-        credentials are wrong, stale or of a scheme not offered."""
+        credentials are wrong, stale or of a scheme not offered. `names_request` tells whether
+        a URI names the resource of the request (the Digest `uri` must, RFC 7616 3.4.6)."""
         if not header:
             return None
         scheme, _, credentials = header.strip().partition(" ")
@@ -181,7 +184,7 @@ class Authenticator:
         if scheme == "basic" and self.basic:
             return self._basic(credentials.strip())
         if scheme == "digest" and self.digest:
-            return self._digest(method, target, credentials)
+            return self._digest(method, names_request, credentials)
         raise self.unauthorized("this authentication scheme is not offered")
 
     def unauthorized(self, message: str, stale: bool = False) -> Unauthorized:
@@ -250,13 +253,16 @@ class Authenticator:
             return None
         return time.time() - issued
 
-    def _digest(self, method: str, target: str, credentials: str) -> str:
+    def _digest(self, method: str, names_request: Callable[[str], bool], credentials: str) -> str:
         params = parse_auth_params(credentials)
+        # The URI the client signed: what it wrote in its request line, which a proxy may have
+        # rewritten since (a stripped prefix, another encoding) into the one we received.
+        uri = params.get("uri", "")
         user = params.get("username", "")
         algorithm = params.get("algorithm", "MD5").upper()
         if algorithm not in ("MD5", "SHA-256") or params.get("qop") != "auth":
             raise self.unauthorized("Digest needs qop=auth and MD5 or SHA-256")
-        if params.get("realm") != self.realm or params.get("uri") != target:
+        if params.get("realm") != self.realm or not names_request(uri):
             raise self.unauthorized("Digest realm or uri does not match the request")
         nonce = params.get("nonce", "")
         age = self._nonce_age(nonce)
@@ -268,7 +274,7 @@ class Authenticator:
         if ha1 is None:
             raise self.unauthorized("wrong user name or password")
         h = _hash(algorithm)
-        ha2 = h(f"{method}:{target}")
+        ha2 = h(f"{method}:{uri}")
         expected = h(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
         answer = params.get("response", "").lower().encode("utf-8", "replace")
         if not hmac.compare_digest(expected.encode(), answer):

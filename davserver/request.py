@@ -172,6 +172,19 @@ class Request:
         raw = strip_prefix(parts.path or "/", self.prefix)
         return None if raw is None else paths.url_to_path(raw)
 
+    def is_request_uri(self, uri: str) -> bool:
+        """Whether `uri` (an absolute URI or path, as a client writes it) names the resource of
+        this request: the same provider path, read through the public origin and prefix as a
+        Destination is, and the same query. A proxy may have rewritten the request line (a
+        stripped prefix, another encoding); the URI the client wrote is read as it wrote it."""
+        try:
+            if self.own_path(uri) != self.path:
+                return False
+        except DavError:
+            return False
+        parts = urlsplit(uri)  # it parsed in own_path
+        return parts.query == str(self.environ.get("QUERY_STRING", "")) and not parts.fragment
+
     @property
     def prefix(self) -> str:
         return self.origin.prefix
