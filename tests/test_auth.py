@@ -686,7 +686,7 @@ def test_a_lock_refresh_needs_no_depth_and_no_rights_below(ruled: Any):
     )
     assert locked.status_code == 200, locked.text
     token = locked.headers["Lock-Token"].strip("<>")
-    for depth in (None, "infinity", "0"):
+    for depth in (None, "infinity", "0", "1"):
         headers = {"If": f"(<{token}>)", "Timeout": "Second-900"}
         if depth is not None:
             headers["Depth"] = depth
