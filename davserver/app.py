@@ -96,7 +96,7 @@ class DavApp:
         if environ.get("REQUEST_METHOD") == "HEAD":
             body = ()
         start_response(status_line(response.status), headers)
-        logged = _Logged(body, environ, req, response.status, started)
+        logged = _Logged(body, environ, req, response, started)
         if response.file_wrapper and body is response.body:
             # Handed to the server as is, so it can send the file itself; the access line is
             # written now, with the length the headers promise.
@@ -136,7 +136,9 @@ class DavApp:
             raise MethodNotAllowed(
                 f"{req.method} is not supported", headers=[("Allow", read.DAV_METHODS)]
             )
-        if self.services.config.readonly and req.method not in SAFE_METHODS:
+        # A JSON batch may be made of reads only: batch.post refuses one with any change.
+        readonly = self.services.config.readonly
+        if readonly and req.method not in SAFE_METHODS and not batch.is_batch(req):
             raise Forbidden("this share is read-only")
         if req.method != "OPTIONS":
             # OPTIONS is answered to anyone: Explorer and Office give up on a 401 there.
@@ -149,13 +151,13 @@ class DavApp:
         services = self.services
         authenticator = services.authenticator
         if authenticator is not None:
-            target = str(req.environ.get("REQUEST_URI") or req.environ.get("PATH_INFO", ""))
-            req.user = authenticator.identify(req.method, target, req.header("Authorization"))
-        for need in auth.needs(req.method, req.path, req.destination, req.header("Depth")):
-            if not services.policy.satisfies(req.user, need):
-                if req.user is None and authenticator is not None:
-                    raise authenticator.unauthorized("log in to do this")
-                raise Forbidden(f"{req.user or 'anonymous'} may not {need.level} here")
+            header = req.header("Authorization")
+            req.user = authenticator.identify(req.method, req.is_request_uri, header)
+        # A LOCK without a body is a refresh (RFC 4918 9.10.2). (lock.py also takes a body of
+        # blanks for one; such a request is checked as a new lock here: stricter, never looser.)
+        refresh = req.method == "LOCK" and not req.has_body()
+        needs = auth.needs(req.method, req.path, req.destination, req.header("Depth"), refresh)
+        auth.require(services.policy, authenticator, req.user, needs)
 
     def _error(self, req: Request | None, exc: DavError) -> Response:
         if exc.status == 500:
@@ -207,13 +209,14 @@ class _Logged:
         body: Iterable[bytes],
         environ: dict[str, Any],
         req: Request | None,
-        status: int,
+        response: Response,
         started: float,
     ) -> None:
         self.body = body
         self.environ = environ
         self.req = req
-        self.status = status
+        self.status = response.status
+        self.note = f" {response.log_note}" if response.log_note else ""
         self.started = started
         self.sent = 0
 
@@ -235,7 +238,7 @@ class _Logged:
             client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
             target = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
             access_log.info(
-                '%s %s "%s %s" %d %d %.3fs',
+                '%s %s "%s %s" %d %d %.3fs%s',
                 client or "-",
                 user,
                 env.get("REQUEST_METHOD", "-"),
@@ -243,6 +246,7 @@ class _Logged:
                 self.status,
                 self.sent,
                 time.perf_counter() - self.started,
+                self.note,
             )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import paths
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
 from .passwords import Users
 
 Access = Literal["none", "read", "write"]
@@ -95,12 +95,17 @@ class Need:
 
 
 def needs(
-    method: str, path: str, destination: Callable[[], str], depth: str | None = None
+    method: str,
+    path: str,
+    destination: Callable[[], str],
+    depth: str | None = None,
+    refresh: bool = False,
 ) -> list[Need]:
     """What a method needs, so that a refusal comes before any change (never a partial one):
     reads need read; a tree operation needs its level on everything under the path (a
     Depth: infinity LOCK included: it would stop others writing anywhere below, RFC 4918
-    6.4)."""
+    6.4). A LOCK `refresh` makes no lock and ignores Depth (RFC 4918 9.10.2): it renews one
+    this user was allowed to make, so it needs write on the path alone."""
     if method in ("GET", "HEAD", "PROPFIND", "POST"):
         # A batch (POST) needs read on its collection; each item then needs what its own
         # method would.
@@ -112,8 +117,21 @@ def needs(
     if method == "MOVE":
         return [Need(path, "write", tree=True), Need(destination(), "write", tree=True)]
     if method == "LOCK":
-        return [Need(path, "write", tree=(depth or "infinity").strip().lower() != "0")]
+        tree = not refresh and (depth or "infinity").strip().lower() != "0"
+        return [Need(path, "write", tree=tree)]
     return [Need(path, "write")]
+
+
+def require(
+    policy: Policy, authenticator: Authenticator | None, user: str | None, needs: Iterable[Need]
+) -> None:
+    """Raise unless `user` meets every need: 401 with the challenges for an anonymous user
+    when there is a way to log in, 403 otherwise (logging in again would not help)."""
+    for need in needs:
+        if not policy.satisfies(user, need):
+            if user is None and authenticator is not None:
+                raise authenticator.unauthorized("log in to do this")
+            raise Forbidden(f"{user or 'anonymous'} may not {need.level} here")
 
 
 def default_policy(has_users: bool, anonymous: str, rules: Iterable[Rule]) -> Policy:
@@ -153,9 +171,12 @@ class Authenticator:
 
     # -- entry point ------------------------------------------------------------------------
 
-    def identify(self, method: str, target: str, header: str | None) -> str | None:
+    def identify(
+        self, method: str, names_request: Callable[[str], bool], header: str | None
+    ) -> str | None:
         """The user named by an Authorization header, None without one; raises 401 when the
-        credentials are wrong, stale or of a scheme not offered."""
+        credentials are wrong, stale or of a scheme not offered. `names_request` tells whether
+        a URI names the resource of the request (the Digest `uri` must, RFC 7616 3.4.6)."""
         if not header:
             return None
         scheme, _, credentials = header.strip().partition(" ")
@@ -163,7 +184,7 @@ class Authenticator:
         if scheme == "basic" and self.basic:
             return self._basic(credentials.strip())
         if scheme == "digest" and self.digest:
-            return self._digest(method, target, credentials)
+            return self._digest(method, names_request, credentials)
         raise self.unauthorized("this authentication scheme is not offered")
 
     def unauthorized(self, message: str, stale: bool = False) -> Unauthorized:
@@ -232,13 +253,16 @@ class Authenticator:
             return None
         return time.time() - issued
 
-    def _digest(self, method: str, target: str, credentials: str) -> str:
+    def _digest(self, method: str, names_request: Callable[[str], bool], credentials: str) -> str:
         params = parse_auth_params(credentials)
+        # The URI the client signed: what it wrote in its request line, which a proxy may have
+        # rewritten since (a stripped prefix, another encoding) into the one we received.
+        uri = params.get("uri", "")
         user = params.get("username", "")
         algorithm = params.get("algorithm", "MD5").upper()
         if algorithm not in ("MD5", "SHA-256") or params.get("qop") != "auth":
             raise self.unauthorized("Digest needs qop=auth and MD5 or SHA-256")
-        if params.get("realm") != self.realm or params.get("uri") != target:
+        if params.get("realm") != self.realm or not names_request(uri):
             raise self.unauthorized("Digest realm or uri does not match the request")
         nonce = params.get("nonce", "")
         age = self._nonce_age(nonce)
@@ -250,7 +274,7 @@ class Authenticator:
         if ha1 is None:
             raise self.unauthorized("wrong user name or password")
         h = _hash(algorithm)
-        ha2 = h(f"{method}:{target}")
+        ha2 = h(f"{method}:{uri}")
         expected = h(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
         answer = params.get("response", "").lower().encode("utf-8", "replace")
         if not hmac.compare_digest(expected.encode(), answer):

@@ -32,12 +32,14 @@ class ClientDisconnected(DavError):
 @dataclass(slots=True)
 class Response:
     """`file_wrapper` marks a body made by the server's `wsgi.file_wrapper`, which must reach
-    the server untouched for it to send the file itself (sendfile)."""
+    the server untouched for it to send the file itself (sendfile). `log_note` ends the
+    request's access-log line (a batch's `items=N ran=R failed=F`)."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: Iterable[bytes] = ()
     file_wrapper: bool = False
+    log_note: str = ""
 
 
 @dataclass(slots=True)
@@ -169,6 +171,19 @@ class Request:
             raise BadRequest(f"{uri!r} is neither an absolute URI nor an absolute path")
         raw = strip_prefix(parts.path or "/", self.prefix)
         return None if raw is None else paths.url_to_path(raw)
+
+    def is_request_uri(self, uri: str) -> bool:
+        """Whether `uri` (an absolute URI or path, as a client writes it) names the resource of
+        this request: the same provider path, read through the public origin and prefix as a
+        Destination is, and the same query. A proxy may have rewritten the request line (a
+        stripped prefix, another encoding); the URI the client wrote is read as it wrote it."""
+        try:
+            if self.own_path(uri) != self.path:
+                return False
+        except DavError:
+            return False
+        parts = urlsplit(uri)  # it parsed in own_path
+        return parts.query == str(self.environ.get("QUERY_STRING", "")) and not parts.fragment
 
     @property
     def prefix(self) -> str:

@@ -76,7 +76,7 @@ def element(name: str, inner: str = "") -> str:
 
 def chunked(parts: Iterable[str], max_delay: float = FLUSH_AFTER) -> Iterator[bytes]:
     """Join string fragments into UTF-8 chunks of about CHUNK bytes, or what has gathered
-    after `max_delay` seconds, so a slow walk or batch still shows progress."""
+    after `max_delay` seconds, so a slow walk still shows progress."""
     buffer: list[str] = []
     size = 0
     started = time.monotonic()

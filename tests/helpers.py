@@ -8,7 +8,10 @@ test file's own fixture yields from.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -133,6 +136,19 @@ def lockinfo(owner: str | None = "test", scope: str = "exclusive") -> bytes:
     ).encode()
 
 
+def post_batch(
+    server: Any,
+    operations: list[dict[str, Any]],
+    at: str = "/",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Any:
+    """POST the JSON batch {"operations": operations, **extra} to the collection `at`."""
+    body = json.dumps({"operations": operations, **extra}).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    return server.request("POST", at, headers=sent, data=body)
+
+
 # -- answers ------------------------------------------------------------------------------------
 
 
@@ -217,6 +233,74 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# -- HTTP Digest (RFC 7616), spoken by hand ---------------------------------------------------
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """The auth-params of a challenge (`realm="x", qop="auth"`), names lower-cased."""
+    params = {}
+    for key, quoted, token in re.findall(r'([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))', text):
+        params[key.lower()] = quoted if quoted or not token else token
+    return params
+
+
+def challenges(response: Any) -> list[tuple[str, dict[str, str]]]:
+    """Each WWW-Authenticate header on its own: (scheme, parameters)."""
+    found = []
+    for value in response.raw.headers.getlist("WWW-Authenticate"):
+        scheme, _, rest = value.strip().partition(" ")
+        found.append((scheme.lower(), parse_params(rest)))
+    return found
+
+
+def digest_challenge(response: Any, algorithm: str) -> dict[str, str]:
+    """The parameters of the 401 answer's Digest challenge for `algorithm`."""
+    assert response.status_code == 401
+    for scheme, params in challenges(response):
+        if scheme == "digest" and params.get("algorithm", "MD5").upper() == algorithm:
+            return params
+    raise AssertionError(f"no Digest {algorithm} challenge in {response.headers}")
+
+
+def digest_authorization(
+    method: str,
+    uri: str,
+    user: str,
+    password: str,
+    challenge: dict[str, str],
+    algorithm: str,
+    nc: int = 1,
+) -> str:
+    """An RFC 7616 Authorization header (qop=auth) for `method` on `uri`."""
+
+    def h(text: str) -> str:
+        data = text.encode("utf-8")
+        if algorithm == "MD5":
+            return hashlib.md5(data).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+    realm, nonce = challenge["realm"], challenge["nonce"]
+    cnonce = secrets.token_hex(8)
+    count = f"{nc:08x}"
+    ha1 = h(f"{user}:{realm}:{password}")
+    ha2 = h(f"{method}:{uri}")
+    response = h(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
+    fields = [
+        f'username="{user}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f"algorithm={algorithm}",
+        "qop=auth",
+        f"nc={count}",
+        f'cnonce="{cnonce}"',
+        f'response="{response}"',
+    ]
+    if "opaque" in challenge:
+        fields.append(f'opaque="{challenge["opaque"]}"')
+    return "Digest " + ", ".join(fields)
 
 
 # -- servers ------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +22,15 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import lockinfo, proppatch_body, self_signed_certificate, snapshot
+from helpers import (
+    challenges,
+    digest_authorization,
+    digest_challenge,
+    lockinfo,
+    proppatch_body,
+    self_signed_certificate,
+    snapshot,
+)
 from lxml import etree
 from requests.auth import HTTPDigestAuth
 
@@ -227,69 +234,6 @@ def test_passwd_command_refuses_an_empty_password(tmp_path: Path):
 
 
 # -- live server helpers ----------------------------------------------------------------------
-
-
-def parse_params(text: str) -> dict[str, str]:
-    params = {}
-    for key, quoted, token in re.findall(r'([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))', text):
-        params[key.lower()] = quoted if quoted or not token else token
-    return params
-
-
-def challenges(response: requests.Response) -> list[tuple[str, dict[str, str]]]:
-    """Each WWW-Authenticate header on its own: (scheme, parameters)."""
-    found = []
-    for value in response.raw.headers.getlist("WWW-Authenticate"):
-        scheme, _, rest = value.strip().partition(" ")
-        found.append((scheme.lower(), parse_params(rest)))
-    return found
-
-
-def digest_challenge(response: requests.Response, algorithm: str) -> dict[str, str]:
-    assert response.status_code == 401
-    for scheme, params in challenges(response):
-        if scheme == "digest" and params.get("algorithm", "MD5").upper() == algorithm:
-            return params
-    raise AssertionError(f"no Digest {algorithm} challenge in {response.headers}")
-
-
-def digest_authorization(
-    method: str,
-    uri: str,
-    user: str,
-    password: str,
-    challenge: dict[str, str],
-    algorithm: str,
-    nc: int = 1,
-) -> str:
-    """An RFC 7616 Authorization header (qop=auth) for `method` on `uri`."""
-
-    def h(text: str) -> str:
-        data = text.encode("utf-8")
-        if algorithm == "MD5":
-            return hashlib.md5(data).hexdigest()
-        return hashlib.sha256(data).hexdigest()
-
-    realm, nonce = challenge["realm"], challenge["nonce"]
-    cnonce = secrets.token_hex(8)
-    count = f"{nc:08x}"
-    ha1 = h(f"{user}:{realm}:{password}")
-    ha2 = h(f"{method}:{uri}")
-    response = h(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
-    fields = [
-        f'username="{user}"',
-        f'realm="{realm}"',
-        f'nonce="{nonce}"',
-        f'uri="{uri}"',
-        f"algorithm={algorithm}",
-        "qop=auth",
-        f"nc={count}",
-        f'cnonce="{cnonce}"',
-        f'response="{response}"',
-    ]
-    if "opaque" in challenge:
-        fields.append(f'opaque="{challenge["opaque"]}"')
-    return "Digest " + ", ".join(fields)
 
 
 @pytest.fixture(scope="module")
@@ -726,6 +670,35 @@ def test_locks_belong_to_their_user(ruled: Any):
         req(ruled, "UNLOCK", target, ALICE, headers={"Lock-Token": f"<{token}>"}).status_code == 204
     )
     assert req(ruled, "PUT", target, BOB, data=b"bob").status_code == 204
+
+
+def test_a_lock_refresh_needs_no_depth_and_no_rights_below(ruled: Any):
+    # bob may write /bob/ but only read /bob/ro/: he may hold a Depth 0 lock on /bob/, not a
+    # Depth infinity one. A refresh (a LOCK without a body, RFC 4918 9.10.2) renews the lock
+    # it names, whatever Depth says or does not say.
+    locked = req(
+        ruled,
+        "LOCK",
+        "/bob/",
+        BOB,
+        data=lockinfo("bob"),
+        headers={"Depth": "0", "Timeout": "Second-600"},
+    )
+    assert locked.status_code == 200, locked.text
+    token = locked.headers["Lock-Token"].strip("<>")
+    for depth in (None, "infinity", "0", "1"):
+        headers = {"If": f"(<{token}>)", "Timeout": "Second-900"}
+        if depth is not None:
+            headers["Depth"] = depth
+        refreshed = req(ruled, "LOCK", "/bob/", BOB, headers=headers)
+        assert refreshed.status_code == 200, (depth, refreshed.text)
+        assert "Second-900" in refreshed.text
+    # A new lock over the whole tree is still refused: bob may not write /bob/ro/.
+    deep = req(ruled, "LOCK", "/bob/", BOB, data=lockinfo("bob"), headers={"Depth": "infinity"})
+    assert deep.status_code == 403
+    # And a refresh still needs write access where it is sent.
+    ro = req(ruled, "LOCK", "/bob/ro/", BOB, headers={"If": f"(<{token}>)"})
+    assert ro.status_code == 403
 
 
 # -- TLS ----------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,11 +25,13 @@ from helpers import (
     lockinfo,
     make_tree,
     multistatus,
+    post_batch,
     prop_xml,
     propfind_body,
     proppatch_body,
     shared_server,
     snapshot,
+    wait_for,
     with_provider,
     write_users,
 )
@@ -38,7 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from davserver import paths
+from davserver.methods import batch
 
 D = "{DAV:}"
 JSON = {"Content-Type": "application/json"}
@@ -48,20 +49,9 @@ SHAPE = "{urn:t}shape"
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def post(
-    server: Any,
-    operations: list[dict[str, Any]],
-    at: str = "/",
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> requests.Response:
-    body = json.dumps({"operations": operations, **extra})
-    return server.request("POST", at, headers={**JSON, **(headers or {})}, data=body.encode())
-
-
 def run(server: Any, operations: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
     """POST a batch that must be accepted; the parsed JSON answer, checked for its frame."""
-    response = post(server, operations, **kwargs)
+    response = post_batch(server, operations, **kwargs)
     assert response.status_code == 207, response.text
     assert response.headers["Content-Type"].split(";")[0] == "application/json"
     document = response.json()
@@ -401,7 +391,7 @@ def test_read_only_path_for_a_user_is_403_for_that_item_only(make_server, tmp_pa
     live = make_server(htpasswd=htpasswd, access=(("/", "*", "write"), ("/ro", "bob", "read")))
     make_tree(live.root, {"ro/f.txt": b"ro", "ro/g.txt": b"g", "mine.txt": b"m", "x.txt": b"x"})
     bob = ("bob", "bob-pw")
-    anonymous = post(live, [{"op": "delete", "path": "x.txt"}])
+    anonymous = post_batch(live, [{"op": "delete", "path": "x.txt"}])
     assert anonymous.status_code == 401
     document = run(
         live,
@@ -581,7 +571,7 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
         {"op": "propfind", "path": "b.txt"},
         {"op": "delete", "path": "missing.txt"},
     ]
-    response = post(server, operations, headers={"Accept": "application/xml"})
+    response = post_batch(server, operations, headers={"Accept": "application/xml"})
     assert response.status_code == 207
     assert response.headers["Content-Type"].split(";")[0] in ("application/xml", "text/xml")
     doc = etree.fromstring(response.content)
@@ -608,7 +598,9 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
 def test_xml_form_lists_failed_members(server):
     make_tree(server.root, {"t/keep.txt": b"k", "t/gone.txt": b"g"})
     with_provider(server, lambda inner: Refusing(inner, {"keep.txt"}))
-    response = post(server, [{"op": "delete", "path": "t/"}], headers={"Accept": "application/xml"})
+    response = post_batch(
+        server, [{"op": "delete", "path": "t/"}], headers={"Accept": "application/xml"}
+    )
     assert response.status_code == 207
     (element,) = etree.fromstring(response.content).findall(D + "response")
     assert element.findtext(D + "href") == "/t/"
@@ -680,7 +672,7 @@ def test_more_operations_than_the_limit_is_400_and_runs_nothing(make_server):
         {"op": "mkcol", "path": "c/"},
         {"op": "mkcol", "path": "d/"},
     ]
-    response = post(live, operations)
+    response = post_batch(live, operations)
     assert response.status_code == 400
     assert response.headers["Content-Type"].split(";")[0] == "application/json"
     body = response.json()
@@ -698,7 +690,7 @@ def test_a_body_over_the_limit_is_413_and_runs_nothing(make_server):
     operations = [{"op": "mkcol", "path": f"dir{i}/"} for i in range(10)]
     operations.insert(0, {"op": "delete", "path": "a.txt"})
     assert len(json.dumps({"operations": operations})) > 200
-    response = post(live, operations)
+    response = post_batch(live, operations)
     assert response.status_code == 413
     body = response.json()
     assert body["error"] and body["message"]
@@ -823,7 +815,7 @@ def test_post_with_another_content_type_is_405(server):
 
 def test_post_of_a_batch_to_a_file_is_405(server):
     make_tree(server.root, {"a.txt": b"a", "b.txt": b"b"})
-    response = post(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
+    response = post_batch(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
     assert response.status_code == 405
     assert "Allow" in response.headers
     assert snapshot(server.root) == {"a.txt": b"a", "b.txt": b"b"}
@@ -839,46 +831,42 @@ def test_options_allow_includes_post(server):
         assert "POST" in allowed, response.headers["Allow"]
 
 
-# -- streaming ---------------------------------------------------------------------------------
+# -- the answer --------------------------------------------------------------------------------
 
 
-class Holding:
-    """A provider whose make_collection() of one name waits until the test releases it."""
+def test_a_large_batch_is_answered_in_full_from_a_file(make_server, monkeypatch):
+    # Every item runs before the answer starts (a client that stops reading cannot stop the
+    # batch); results beyond SPOOL_IN_MEMORY wait in a temporary file, not in memory.
+    monkeypatch.setattr(batch, "SPOOL_IN_MEMORY", 4096)
+    spools: list[batch.Spool] = []
 
-    def __init__(self, inner: Any, name: str) -> None:
-        self.inner = inner
-        self.name = name
-        self.release = threading.Event()
-        self.released_in_time: bool | None = None
+    def spool(chunks: Any, made: Callable[..., batch.Spool] = batch.Spool) -> batch.Spool:
+        spools.append(made(chunks))
+        return spools[-1]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def make_collection(self, path: str) -> None:
-        if paths.name(path) == self.name:
-            self.released_in_time = self.release.wait(10)
-        self.inner.make_collection(path)
-
-
-def test_a_large_batch_is_streamed_chunked_with_every_result(make_server):
+    monkeypatch.setattr(batch, "Spool", spool)
     live = make_server(max_batch_operations=5000)
-    holding = with_provider(live, lambda inner: Holding(inner, "d1999"))
     operations = [{"op": "mkcol", "path": f"d{i:04}/"} for i in range(2000)]
-    body = json.dumps({"operations": operations}).encode()
-    # The answer starts while the last operation has not run yet: results are streamed.
-    response = live.request("POST", "/", headers=JSON, data=body, stream=True)
-    holding.release.set()
+    response = post_batch(live, operations)
     assert response.status_code == 207
-    assert response.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    assert "Content-Length" not in response.headers
-    document = json.loads(response.content)
-    assert holding.released_in_time is True
-    assert len(document["results"]) == 2000
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert "Transfer-Encoding" not in response.headers
+    document = response.json()
     assert [r["index"] for r in document["results"]] == list(range(2000))
     assert {r["status"] for r in document["results"]} == {201}
     assert document["results"][1999]["href"] == "/d1999/"
     assert document["summary"] == {"total": 2000, "succeeded": 2000, "failed": 0}
     assert len(list(live.root.iterdir())) == 2000
+    [spool] = spools
+    assert spool.size == len(response.content) > 4096
+    assert spool.file._rolled  # on disk
+    assert wait_for(lambda: spool.file.closed)  # closed by the server once sent
+    # The same in XML.
+    operations = [{"op": "delete", "path": f"d{i:04}/"} for i in range(2000)]
+    response = post_batch(live, operations, headers={"Accept": "application/xml"})
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert set(multistatus(response.content).values()) == {204}
+    assert list(live.root.iterdir()) == []
 
 
 # -- the batch equals the WebDAV requests (hypothesis) ---------------------------------------
@@ -1073,7 +1061,7 @@ def test_a_batch_equals_the_same_webdav_requests(twins, scenario):
     if supply == "if":
         batch_if = f"(<{token_a}>) (Not <DAV:no-lock>)"
 
-    response = post(
+    response = post_batch(
         batch_server, operations, headers={"If": batch_if} if batch_if else None, **extra
     )
     assert response.status_code == 207, response.text

@@ -493,6 +493,28 @@ def test_unlock_without_lock_token_is_400(tree: LiveServer) -> None:
     assert tree.request("UNLOCK", "/file.txt").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "conditional",
+    [
+        {"If-Match": '"nope"'},
+        {"If-None-Match": "*"},
+        {"If-Unmodified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"},
+    ],
+)
+def test_unlock_with_a_failed_conditional_is_412_and_keeps_the_lock(
+    tree: LiveServer, conditional: dict[str, str]
+) -> None:
+    # RFC 9110 13.2: a precondition that does not hold stops any method that changes state.
+    token = locked(tree, "/file.txt")
+    headers = {"Lock-Token": f"<{token}>", **conditional}
+    assert tree.request("UNLOCK", "/file.txt", headers=headers).status_code == 412
+    assert [lock["token"] for lock in discovery(tree, "/file.txt")] == [token]
+    etag = tree.request("HEAD", "/file.txt").headers["ETag"]
+    headers = {"Lock-Token": f"<{token}>", "If-Match": etag}
+    assert tree.request("UNLOCK", "/file.txt", headers=headers).status_code == 204
+    assert discovery(tree, "/file.txt") == []
+
+
 # -- discovery ----------------------------------------------------------------------------------
 
 

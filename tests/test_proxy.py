@@ -28,10 +28,20 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import free_port, lockinfo, propfind_body, run_litmus, self_signed_certificate
+from helpers import (
+    digest_authorization,
+    digest_challenge,
+    free_port,
+    lockinfo,
+    propfind_body,
+    run_litmus,
+    self_signed_certificate,
+)
 from lxml import etree
 from requests.adapters import HTTPAdapter
+from requests.auth import HTTPDigestAuth
 
+from davserver.passwords import set_password
 from davserver.provider.fs import TRASH_NAME
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin:/usr/bin:/bin")
@@ -40,6 +50,7 @@ DAV = "{DAV:}"
 # log names (from X-Forwarded-For / Forwarded) differs from the proxy's own 127.0.0.1.
 CLIENT = "127.0.0.2"
 ACCESS_LOGGER = "davserver.access"
+USER_PASSWORD = "b0b-secret"
 
 
 # -- layouts ---------------------------------------------------------------------------------
@@ -332,6 +343,28 @@ class Proxied:
         return response
 
 
+@contextmanager
+def behind_nginx(
+    layout: Layout,
+    make_server: Callable[..., Any],
+    workdir: Path,
+    certificate: tuple[Path, Path],
+    **overrides: Any,
+) -> Iterator[Proxied]:
+    """A davserver configured for `layout` (and `overrides`) behind nginx, and its client."""
+    port = free_port()
+    base = f"{layout.scheme}://127.0.0.1:{port}"
+    backend = make_server(**layout.config(base), **overrides)
+    location = layout.location.format(backend=backend.port, headers=layout.headers)
+    tls = certificate if layout.tls else None
+    with nginx(workdir / "nginx", port, location, tls, layout.http_extra):
+        client = Proxied(layout, port, backend, certificate[0] if layout.tls else None)
+        try:
+            yield client
+        finally:
+            client.session.close()
+
+
 @pytest.fixture
 def proxied(
     request: pytest.FixtureRequest,
@@ -339,18 +372,23 @@ def proxied(
     tmp_path: Path,
     certificate: tuple[Path, Path],
 ) -> Iterator[Proxied]:
-    layout: Layout = request.param
-    port = free_port()
-    base = f"{layout.scheme}://127.0.0.1:{port}"
-    backend = make_server(**layout.config(base))
-    location = layout.location.format(backend=backend.port, headers=layout.headers)
-    tls = certificate if layout.tls else None
-    with nginx(tmp_path / "nginx", port, location, tls, layout.http_extra):
-        client = Proxied(layout, port, backend, certificate[0] if layout.tls else None)
-        try:
-            yield client
-        finally:
-            client.session.close()
+    with behind_nginx(request.param, make_server, tmp_path, certificate) as client:
+        yield client
+
+
+@pytest.fixture
+def proxied_with_users(
+    request: pytest.FixtureRequest,
+    make_server: Callable[..., Any],
+    tmp_path: Path,
+    certificate: tuple[Path, Path],
+) -> Iterator[Proxied]:
+    """`proxied`, with the user bob (password USER_PASSWORD) for Basic and Digest."""
+    htpasswd, digest = tmp_path / "users.htpasswd", tmp_path / "users.digest"
+    set_password(str(htpasswd), "bob", USER_PASSWORD, str(digest), "davserver")
+    users = {"htpasswd": str(htpasswd), "digest_file": str(digest), "realm": "davserver"}
+    with behind_nginx(request.param, make_server, tmp_path, certificate, **users) as client:
+        yield client
 
 
 def _ids(layouts: list[Layout]) -> list[str]:
@@ -555,6 +593,33 @@ def test_behind_nginx(proxied: Proxied, caplog: pytest.LogCaptureFixture) -> Non
     assert len(lines) >= len(p.scanned), lines
     wrong = [line for line in lines if not line.startswith(CLIENT + " ")]
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("proxied_with_users", LAYOUTS, ids=_ids(LAYOUTS), indirect=True)
+def test_digest_behind_nginx(proxied_with_users: Proxied) -> None:
+    """Digest signs the URI the client asked for, prefix included (RFC 7616 3.4): in strip mode
+    the backend receives another one, and must check the signature against the public URL."""
+    p = proxied_with_users
+    P = p.prefix
+    (p.root / "file.txt").write_bytes(b"protected")
+    auth = HTTPDigestAuth("bob", USER_PASSWORD)
+    assert p.request("GET", "/file.txt", auth=auth).content == b"protected"
+    assert p.request("MKCOL", "/sub/", auth=auth).status_code == 201
+    assert p.request("PUT", "/sub/new.txt", data=b"new", auth=auth).status_code == 201
+    assert (p.root / "sub" / "new.txt").read_bytes() == b"new"
+    r = p.request("PROPFIND", "/sub/", headers={"Depth": "1"}, auth=auth)
+    assert sorted(hrefs(r.content)) == [f"{P}/sub/", f"{P}/sub/new.txt"]
+    # By hand: a signature over the public URI is accepted; one over any other URI is not,
+    # not even over the path the proxy passes on after stripping the prefix.
+    challenge = digest_challenge(p.request("GET", "/file.txt"), "SHA-256")
+    others = [f"{P}/other.txt", f"{P}/file.txt?x=1"] + (["/file.txt"] if P else [])
+    for nc, (uri, status) in enumerate(
+        [(f"{P}/file.txt", 200)] + [(other, 401) for other in others], start=1
+    ):
+        header = digest_authorization("GET", uri, "bob", USER_PASSWORD, challenge, "SHA-256", nc)
+        r = p.request("GET", "/file.txt", headers={"Authorization": header})
+        assert r.status_code == status, uri
+        assert (b"protected" in r.content) == (status == 200), uri
 
 
 # -- direct: what nginx cannot show ----------------------------------------------------------

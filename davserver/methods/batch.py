@@ -2,16 +2,20 @@
 
 Each item runs through the very functions the WebDAV methods use (DELETE, COPY, MOVE, MKCOL,
 PROPPATCH, PROPFIND at Depth 0), with the same lock checks and access rules, so a batch can
-never do what the equivalent requests could not. The whole body is validated before anything
-runs (a bad body is a 400 and changes nothing); then items run in order and each result is
-streamed as soon as it is known, as JSON or, with `Accept: application/xml`, as a
-`<D:multistatus>`. One result model, two serializations.
+never do what the equivalent requests could not. Everything that can refuse the whole batch
+comes before any item runs: the target's conditional headers (412), the body (400), a change on
+a read-only share (403), an anonymous client without the rights its items need (401). Then the
+items run in order, to the end (or, with `stop_on_error`, to the first failure) whatever the
+client does meanwhile: each result is serialized as soon as it is known, as JSON or, with
+`Accept: application/xml`, as a `<D:multistatus>`, into a spool (memory, then a temporary file)
+that is sent once the batch is done. One result model, two serializations.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +32,14 @@ from .propfind import DeadProperties, collect
 from .proppatch import apply_changes
 from .read import DAV_METHODS, content_type
 from .results import member_error
-from .write import delete_resource, make_collection
+from .write import check_preconditions, delete_resource, make_collection
 
 OPS = ("delete", "move", "copy", "mkcol", "proppatch", "propfind")
+# The one item that changes nothing: a batch of these alone is allowed on a read-only share.
+READ_OPS = frozenset({"propfind"})
 JSON_TYPE = "application/json"
+# Serialized results beyond this many bytes wait for the client in a temporary file.
+SPOOL_IN_MEMORY = 1024 * 1024
 
 
 class BatchError(BadRequest):
@@ -65,6 +73,11 @@ class Operation:
     set: tuple[tuple[str, str], ...] = ()
     remove: tuple[str, ...] = ()
     props: tuple[str, ...] | None = None
+
+    @property
+    def escapes(self) -> bool:
+        """Whether a path of the item leaves the collection (the item is then refused)."""
+        return self.target is None or (self.op in ("move", "copy") and self.dest_target is None)
 
 
 @dataclass(slots=True)
@@ -279,7 +292,7 @@ class Runner:
         href = self.req.href(op.target or self.base, op.path.endswith("/"))
         result = ItemResult(op.index, op.op, op.path, href, 200)
         try:
-            if op.target is None or (op.op in ("move", "copy") and op.dest_target is None):
+            if op.escapes:
                 raise Forbidden("the path leaves the collection the batch was sent to")
             self._authorize(op)
             self._execute(op, result)
@@ -292,13 +305,26 @@ class Runner:
                 result.message = f"{op.destination} exists and overwrite is false"
         return result
 
+    def require_login(self, operations: list[Operation]) -> None:
+        """401 with the challenge for the whole batch, before anything runs, when an anonymous
+        client sent an item that needs more than anonymous users get.
+
+        That is what a plain request gets, and the one answer a client can act on: it logs in
+        and sends the batch again. A 401 inside a 207 carries no challenge, and resending a
+        batch that ran in part would run its other items twice."""
+        if self.req.user is not None or self.services.authenticator is None:
+            return
+        for op in operations:
+            if not op.escapes:
+                self._authorize(op)
+
     def _authorize(self, op: Operation) -> None:
         assert op.target is not None
         method = _METHOD[op.op]
         destination: Callable[[], str] = lambda: op.dest_target or ""  # noqa: E731
-        for need in auth.needs(method, op.target, destination):
-            if not self.services.policy.satisfies(self.req.user, need):
-                raise Forbidden(f"{self.req.user or 'anonymous'} may not {need.level} here")
+        services = self.services
+        needs = auth.needs(method, op.target, destination)
+        auth.require(services.policy, services.authenticator, self.req.user, needs)
 
     def _execute(self, op: Operation, result: ItemResult) -> None:
         services, guard, target = self.services, self.guard, op.target
@@ -407,14 +433,22 @@ def _code(status: int) -> str:
 # -- the handler -------------------------------------------------------------------------------
 
 
+def is_batch(req: Request) -> bool:
+    """Whether a request is a JSON batch (the only POST served)."""
+    media = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+    return req.method == "POST" and media == JSON_TYPE
+
+
 def post(services: Services, req: Request, guard: Guard) -> Response:
     """POST: a JSON batch on a collection; any other POST is not supported (405)."""
-    media = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-    if media != JSON_TYPE:
+    if not is_batch(req):
         raise MethodNotAllowed("POST takes a JSON batch", headers=[("Allow", DAV_METHODS)])
     resource = services.provider.stat(req.path)
     if not resource.is_collection:
         raise MethodNotAllowed("a batch is sent to a collection", headers=[("Allow", DAV_METHODS)])
+    # The target's conditional headers hold or nothing runs (RFC 9110 13.2.1: evaluated before
+    # the content is processed); its If header was evaluated before the handler (app.py).
+    check_preconditions(req, resource)
     config = services.config
     try:
         body = req.read_body(config.max_batch_body)
@@ -424,14 +458,29 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
         operations, stop_on_error, tokens = parse_batch(body, req.path, config.max_batch_operations)
     except BatchError as exc:
         return _bad(exc, 400)
+    if config.readonly and any(op.op not in READ_OPS for op in operations):
+        raise Forbidden("this share is read-only: a batch here may only hold propfind items")
     guard.tokens = guard.tokens | frozenset(tokens)
     runner = Runner(services, req, guard)
-    results = _results(runner, operations, stop_on_error)
+    runner.require_login(operations)
+    tally = Tally(len(operations))
+    results = _results(runner, operations, stop_on_error, tally)
     accept = (req.header("Accept") or "").lower()
     if "application/xml" in accept or "text/xml" in accept:
-        body_xml = xmlout.multistatus(_xml_item(req.prefix, r) for r in results)
-        return Response(207, [("Content-Type", 'application/xml; charset="utf-8"')], body_xml)
-    return Response(207, [("Content-Type", JSON_TYPE)], _json_stream(results))
+        content_type = 'application/xml; charset="utf-8"'
+        chunks = xmlout.multistatus(_xml_item(req.prefix, r) for r in results)
+    else:
+        content_type = JSON_TYPE
+        chunks = _json_stream(results)
+    # Every item runs here, before the answer starts: a client that stops reading cannot stop
+    # the batch halfway (only the spool's size grows with the batch, not the memory).
+    spool = Spool(chunks)
+    return Response(
+        207,
+        [("Content-Type", content_type), ("Content-Length", str(spool.size))],
+        spool,
+        log_note=tally.note(),
+    )
 
 
 def _bad(error: BatchError, status: int) -> Response:
@@ -441,10 +490,23 @@ def _bad(error: BatchError, status: int) -> Response:
     )
 
 
-def _results(runner: Runner, operations: list[Operation], stop: bool) -> Iterator[ItemResult]:
-    failed = False
+@dataclass(slots=True)
+class Tally:
+    """How many of a batch's items ran, and how many of those failed (for the access log)."""
+
+    items: int
+    ran: int = 0
+    failed: int = 0
+
+    def note(self) -> str:
+        return f"items={self.items} ran={self.ran} failed={self.failed}"
+
+
+def _results(
+    runner: Runner, operations: list[Operation], stop: bool, tally: Tally
+) -> Iterator[ItemResult]:
     for op in operations:
-        if stop and failed:
+        if stop and tally.failed:
             href = runner.req.href(op.target or runner.base, op.path.endswith("/"))
             yield ItemResult(
                 op.index,
@@ -457,8 +519,34 @@ def _results(runner: Runner, operations: list[Operation], stop: bool) -> Iterato
             )
             continue
         result = runner.run(op)
-        failed = failed or not result.succeeded
+        tally.ran += 1
+        tally.failed += not result.succeeded
         yield result
+
+
+class Spool:
+    """An answer made in full before it is sent: the chunks, kept in memory up to
+    SPOOL_IN_MEMORY bytes and in a temporary file beyond; iterated in pieces of about
+    xmlout.CHUNK bytes. The WSGI server closes it, which removes the file."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        # Not a `with`: the file outlives this call, until the server closes the answer.
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            for chunk in chunks:
+                self.file.write(chunk)
+        except BaseException:
+            self.file.close()
+            raise
+        self.size = self.file.tell()
+        self.file.seek(0)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.file.read(xmlout.CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode

@@ -184,5 +184,7 @@ def unlock(services: Services, req: Request, guard: Guard) -> Response:
     lock = existing_lock(services, req, req.path)
     if lock.principal is not None and lock.principal != req.user:
         raise Forbidden("only the user who made a lock may remove it")
+    # Conditional headers stop UNLOCK like any method that changes state (RFC 9110 13.2.2).
+    check_preconditions(req, stat_or_none(services, req.path))
     services.locks.release(lock.token)
     return Response(204)
