@@ -50,14 +50,16 @@ class Held:
     intent: dict[str, object] = field(default_factory=dict)
     exclusive: tuple[str, ...] = ()
     shared: tuple[str, ...] = ()
-    nested: str | None = None  # a change run inside a larger claim records itself here
+    # A change run inside a larger claim (a batch item) records its steps as the outer
+    # claim's "current" step, starting from this intent of its own.
+    step: dict[str, object] | None = None
 
     def note(self, **changes: object) -> None:
-        if self.nested is None:
-            self.intent = {**self.intent, **changes}
+        if self.step is None:
+            self.intent.update(changes)
         else:
-            step = self.intent.get(self.nested)
-            self.intent[self.nested] = {**(step if isinstance(step, dict) else {}), **changes}
+            self.step.update(changes)
+            self.intent["current"] = self.step
         self.services.claims.update(self.id, self.intent)
 
     def covers(self, exclusive: Sequence[str], shared: Sequence[str]) -> bool:
@@ -96,14 +98,18 @@ def claimed(
     if outer is not None:
         if not outer.covers(exclusive, shared):
             raise RuntimeError(f"a claim on {exclusive} {shared} inside one that lacks them")
-        inner = Held(services, outer.id, outer.intent, outer.exclusive, outer.shared, "current")
-        if intent:
-            inner.note(**intent)
+        # Recorded only when the step notes its progress: the outer claim already lists what
+        # recovery needs for one-step changes, and a batch of 1,000 items must not pay 1,000
+        # writes for nothing.
+        inner = Held(
+            services, outer.id, outer.intent, outer.exclusive, outer.shared, dict(intent or {})
+        )
         try:
             yield inner
         finally:
-            if intent:
-                outer.intent.pop("current", None)
+            if outer.intent.pop("current", None) is not None:
+                # Finished (or undone): recovery must not repeat it after later items ran.
+                services.claims.update(outer.id, outer.intent)
         return
     store = services.claims
     goal = dict(intent or {})

@@ -11,6 +11,7 @@ text: a property that ends up on the wrong file, or a file without its property,
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import sqlite3
@@ -430,3 +431,39 @@ def test_recovery_at_start_is_bounded_by_the_interrupted_change_not_the_store(
             after.stop()
     finally:
         worker.stop()
+
+
+def _batch(base: str, operations: list[dict[str, object]]) -> requests.Response:
+    body = json.dumps({"operations": operations}).encode()
+    return requests.request(
+        "POST", base + "/", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+
+
+@pytest.mark.parametrize("point", ["delete.member@15", "transfer.set-aside", "transfer.done"])
+def test_batch_killed_midway_is_recovered_item_by_item(
+    spaces: tuple[Path, Path], point: str
+) -> None:
+    """A batch deleting one folder, then moving another onto a third, killed inside either:
+    every item is as before or after, with its own properties, nothing left over."""
+    root, state = spaces
+    setup = ServerProcess(root, state)
+    for name in ("d", "a", "b"):
+        _labelled_tree(setup, name, 20)
+    setup.stop()
+    body = json.dumps(
+        {
+            "operations": [
+                {"op": "delete", "path": "d/"},
+                {"op": "move", "path": "a/", "destination": "b/"},
+            ]
+        }
+    ).encode()
+    _crash(root, state, point, "POST", "/", data=body, headers={"Content-Type": "application/json"})
+    after = ServerProcess(root, state)
+    try:
+        check_agreement(after)
+        r = _batch(after.base, [{"op": "mkcol", "path": "d/"}, {"op": "mkcol", "path": "c/"}])
+        assert r.status_code == 207
+    finally:
+        after.stop()

@@ -436,3 +436,23 @@ def test_change_against_a_tree_operation_above_it(
     finally:
         for proc in procs:
             proc.stop()
+
+
+def test_a_batch_crossing_a_move_runs_before_or_after_it(server: LiveServer) -> None:
+    """A batch holds all its items' paths at once: a MOVE that crosses its MOVE runs wholly
+    before or after the batch, never between its items."""
+
+    def batch() -> requests.Response:
+        body = {"operations": [{"op": "move", "path": "A/", "destination": "B/"}]}
+        r = requests.post(server.url("/"), json=body, timeout=60)
+        assert r.status_code == 207
+        r.status_code = r.json()["results"][0]["status"]
+        return r
+
+    for _ in range(6):
+        for child in server.root.iterdir():
+            if child.name in ("A", "B"):
+                shutil.rmtree(child)
+        _two_trees(server.root)
+        statuses = _race(batch, _move(server.base, "/B/", "/A/"))
+        _check_one_tree_left(server.root, statuses)

@@ -23,6 +23,7 @@ from .. import auth, paths, xmlin, xmlout
 from ..errors import BadRequest, DavError, Forbidden, MethodNotAllowed, PayloadTooLarge
 from ..locking import Guard
 from ..model import MemberStatus
+from ..ordering import claimed
 from ..props import LiveContext
 from ..request import Request, Response
 from ..services import Services
@@ -473,14 +474,51 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
         content_type = JSON_TYPE
         chunks = _json_stream(results)
     # Every item runs here, before the answer starts: a client that stops reading cannot stop
-    # the batch halfway (only the spool's size grows with the batch, not the memory).
-    spool = Spool(chunks)
+    # the batch halfway (only the spool's size grows with the batch, not the memory). The
+    # batch holds one claim on all its items' paths, taken at once: it runs as one unit among
+    # other requests, and each item inside it takes no claim of its own.
+    exclusive, shared, intents = _claims(operations)
+    with claimed(services, exclusive, shared, {"op": "batch", "items": intents}):
+        spool = Spool(chunks)
     return Response(
         207,
         [("Content-Type", content_type), ("Content-Length", str(spool.size))],
         spool,
         log_note=tally.note(),
     )
+
+
+def _claims(
+    operations: list[Operation],
+) -> tuple[list[str], list[str], list[dict[str, object]]]:
+    """The paths a batch changes and reads, and what recovery needs to know of its items."""
+    changed: set[str] = set()
+    read: set[str] = set()
+    intents: list[dict[str, object]] = []
+    for op in operations:
+        if op.target is None or op.op in READ_OPS:
+            continue  # refused or read-only: nothing to hold
+        if op.op == "copy":
+            read.add(op.target)
+        else:
+            changed.add(op.target)
+        if op.op in ("move", "copy") and op.dest_target is not None:
+            changed.add(op.dest_target)
+        if op.op == "delete":
+            intents.append({"op": "delete", "path": op.target})
+    exclusive = _outermost(changed)
+    shared = [p for p in _outermost(read) if not _under_any(p, exclusive)]
+    return exclusive, shared, intents
+
+
+def _outermost(found: set[str]) -> list[str]:
+    """The paths not under another one of them (a claim on a folder holds its members)."""
+    ordered = sorted(found)
+    return [p for p in ordered if not _under_any(p, [q for q in ordered if q != p])]
+
+
+def _under_any(path: str, ancestors: list[str]) -> bool:
+    return any(paths.is_same_or_ancestor(a, path) for a in ancestors)
 
 
 def _bad(error: BatchError, status: int) -> Response:
