@@ -84,13 +84,14 @@ def claimed(
     exclusive: Sequence[str],
     shared: Sequence[str] = (),
     intent: dict[str, object] | None = None,
-    wait: float = WAIT_SECONDS,
+    wait: float | None = None,
 ) -> Iterator[Held]:
     """Hold a claim on `exclusive` (changed) and `shared` (read) paths while the block runs.
 
     Waits for claims in the way; recovers those whose owner died. Raises Busy after `wait`
-    seconds. The claim is dropped when the block ends, whether it succeeded or raised: a
-    failure inside it is the request's own, already undone by the code that raised. Inside a
+    seconds (WAIT_SECONDS by default). The claim is dropped when the block ends, whether it
+    succeeded or raised: a failure inside it is the request's own, already undone by the code
+    that raised. Inside a
     claim that covers the paths already, the block runs under it, its intent recorded as the
     outer claim's current step.
     """
@@ -113,7 +114,7 @@ def claimed(
         return
     store = services.claims
     goal = dict(intent or {})
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (WAIT_SECONDS if wait is None else wait)
     pause = _FIRST_PAUSE
     while True:
         claim_id, blocking = store.try_take(exclusive, shared, goal)

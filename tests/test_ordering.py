@@ -456,3 +456,28 @@ def test_a_batch_crossing_a_move_runs_before_or_after_it(server: LiveServer) -> 
         _two_trees(server.root)
         statuses = _race(batch, _move(server.base, "/B/", "/A/"))
         _check_one_tree_left(server.root, statuses)
+
+
+def test_a_change_that_waits_too_long_gets_503_with_retry_after(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another live process holds a claim on the folder (a long COPY, say): a change below it
+    waits, then gives up with 503 and Retry-After, and changes nothing."""
+    from davserver import ordering
+    from davserver.store.sqlite_claims import SqliteClaimStore
+
+    monkeypatch.setattr(ordering, "WAIT_SECONDS", 0.3)
+    other = SqliteClaimStore(str(server.state / "claims.sqlite3"))
+    held, _ = other.try_take(["/busy"], [], {"op": "copy"})
+    assert held is not None
+    (server.root / "busy").mkdir()
+    try:
+        r = server.request("PUT", "/busy/f.txt", data=b"x")
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "5"
+        assert not (server.root / "busy" / "f.txt").exists()
+        assert server.request("PUT", "/elsewhere.txt", data=b"x").status_code == 201
+    finally:
+        other.release(held)
+        other.close()
+    assert server.request("PUT", "/busy/f.txt", data=b"x").status_code == 201
