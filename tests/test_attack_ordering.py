@@ -494,3 +494,22 @@ def test_batches_moving_files_in_a_ring_across_processes_lose_nothing(
     assert contents == sorted(n.encode() for n in names)
     assert _claims(first.state) == []
     assert second.base != first.base
+
+
+def test_overwriting_copy_and_move_of_names_at_the_longest_the_filesystem_allows(
+    server: LiveServer,
+) -> None:
+    """The names a transfer sets aside and an upload stages under are the provider's own,
+    of a fixed length: a destination named with 255 bytes is replaced like any other."""
+    long = "n" * 251 + ".txt"
+    assert server.request("PUT", f"/{long}", data=b"old").status_code == 201
+    assert server.request("PUT", "/src.txt", data=b"new").status_code == 201
+    r = server.request("COPY", "/src.txt", headers={"Destination": server.url(f"/{long}")})
+    assert r.status_code == 204
+    assert (server.root / long).read_bytes() == b"new"
+    assert server.request("PUT", "/other.txt", data=b"moved").status_code == 201
+    r = server.request("MOVE", "/other.txt", headers={"Destination": server.url(f"/{long}")})
+    assert r.status_code == 204
+    assert (server.root / long).read_bytes() == b"moved"
+    assert _asides(server.root) == [] and temp_files(server.root) == []
+    assert _claims(server.state) == []
