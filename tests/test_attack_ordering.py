@@ -1,9 +1,11 @@
 """An adversarial review of the ordering of changes (`davserver.ordering`), the transfers that
 keep a replaced resource aside (`davserver.transfers`), recovery and the upload sweep.
 
-Each test is named for what a user sees. Those marked xfail(strict) prove a defect found in
-the review: they fail now and the mark goes with the fix. The others are attacks that held and
-add coverage the other suites lack.
+Each test is named for what a user sees. Seven of them proved defects found in the review
+(an If header or If-Match not checked again at the commit, a GET mixing a Content-Range
+rewrite, a stalled piece holding its folder, a start sweeping a resource set aside, claims not
+meeting through a link, a COPY trying members of a destination it could not make); the others
+are attacks that held and add coverage the other suites lack.
 """
 
 from __future__ import annotations
@@ -144,11 +146,6 @@ def _in_thread(call: Callable[[], requests.Response]) -> tuple[threading.Thread,
 # -- conditions checked before the claim ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the If header is evaluated once at dispatch (app._dispatch), before the body "
-    "and the claim; PUT re-checks If-Match at the commit but not the If header's ETags",
-)
 def test_put_with_if_header_etag_does_not_overwrite_a_file_changed_while_its_body_arrived(
     server: LiveServer,
 ) -> None:
@@ -188,11 +185,6 @@ def test_put_with_if_match_does_not_overwrite_a_file_changed_while_its_body_arri
     assert (server.root / "f.txt").read_bytes() == b"B's work"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proppatch() checks If-Match before it reads the body and before apply_changes "
-    "takes the claim; nothing checks it again under the claim",
-)
 def test_proppatch_with_if_match_is_refused_when_the_file_changed_while_its_body_arrived(
     server: LiveServer,
 ) -> None:
@@ -215,11 +207,6 @@ def test_proppatch_with_if_match_is_refused_when_the_file_changed_while_its_body
 # -- a Content-Range upload writes in place, under its claim, while the body arrives -----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write_range writes each piece in place as it arrives (write._put_range); "
-    "readers take no claim, so a GET reads half old, half new bytes",
-)
 def test_get_during_a_content_range_rewrite_reads_the_old_or_the_new_content(
     server: LiveServer,
 ) -> None:
@@ -240,12 +227,6 @@ def test_get_during_a_content_range_rewrite_reads_the_old_or_the_new_content(
         assert _status_after(sock, b"B" * (size - size // 2)) == 204
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Content-Range PUT holds its claim while the body arrives (write._put_range); "
-    "a client that stalls it keeps every change on the path's ancestors waiting, 60 s, "
-    "then 503 - a DELETE run before or after the upload would not wait",
-)
 def test_a_stalled_content_range_upload_does_not_hold_up_deleting_its_folder(
     server: LiveServer,
 ) -> None:
@@ -323,23 +304,12 @@ def test_a_copy_that_fails_onto_an_old_file_keeps_it(server: LiveServer) -> None
     _copy_that_fails_onto_an_old_file(server, start_a_second_worker=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sweep_temp_files skips aside folders only; a FILE set aside by a running COPY "
-    "or MOVE is named .davserver-tmp-aside-<key>, keeps its old mtime, and is unlinked as "
-    "a stale temporary file - the transfer then cannot put the destination back",
-)
 def test_a_second_worker_starting_does_not_destroy_a_file_another_copy_set_aside(
     server: LiveServer,
 ) -> None:
     _copy_that_fails_onto_an_old_file(server, start_a_second_worker=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="copy_tree walks the members of a collection whose own copy failed: the walk "
-    "lists them before the failure is recorded (tree.copy_tree, `failed`)",
-)
 def test_a_copy_whose_destination_folder_cannot_be_made_answers_that_failure(
     server: LiveServer,
 ) -> None:
@@ -355,11 +325,6 @@ def test_a_copy_whose_destination_folder_cannot_be_made_answers_that_failure(
 # -- claims name paths, links name resources -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claims are taken on the request's paths, not on where links lead: /link/f.txt "
-    "and /real/f.txt are one file, yet their claims do not meet",
-)
 def test_put_by_the_real_path_waits_for_a_copy_onto_the_file_through_a_linked_folder(
     server: LiveServer,
 ) -> None:
