@@ -135,6 +135,16 @@ class DavServer:
 
     def stop(self) -> None:
         self.httpd.stop()
-        provider = self.services.provider
-        if isinstance(provider, FilesystemProvider):
-            provider.close()
+        close_services(self.services)
+
+
+def close_services(services: Services) -> None:
+    """Finish what `build_services` started: the provider's background work and every
+    thread's connection to the store. The services stay usable (a server started on them again
+    reopens what it needs)."""
+    provider = services.provider
+    if isinstance(provider, FilesystemProvider):
+        provider.close()
+    for store in (services.props, services.locks):
+        if isinstance(store, SqlitePropertyStore | SqliteLockStore):
+            store.db.close()
