@@ -62,10 +62,11 @@ def do_lock(
     return server.request("LOCK", path, headers=sent, data=lockinfo(scope, owner))
 
 
-def locked(server: LiveServer, path: str, **kwargs: Any) -> str:
-    """Lock `path` (which must succeed) and return the bare token."""
+def locked(server: LiveServer, path: str, created: bool = False, **kwargs: Any) -> str:
+    """Lock `path` (which must succeed: 200, or 201 when the lock `created` an empty file at
+    an unmapped URL, RFC 4918 9.10.4) and return the bare token."""
     response = do_lock(server, path, **kwargs)
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code == (201 if created else 200), response.text
     return header_token(response)
 
 
