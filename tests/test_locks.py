@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import snapshot
 from lxml import etree
 
 from davserver.server import DavServer
@@ -674,6 +675,42 @@ def test_copy_into_locked_collection(tree: LiveServer) -> None:
     response = tree.request("COPY", "/other.txt", headers={**dest, "If": condition})
     assert response.status_code == 201
     assert (tree.root / "coll" / "copy.txt").read_bytes() == b"other"
+
+
+@pytest.mark.parametrize("method", ["COPY", "MOVE"])
+@pytest.mark.parametrize("source", ["/other.txt", "/src/"])
+def test_overwriting_a_collection_with_a_locked_member_is_423_and_changes_nothing(
+    tree: LiveServer, method: str, source: str
+) -> None:
+    # RFC 4918 9.8.4 / 9.9.3: an overwrite deletes the destination first, as DELETE would;
+    # a locked member refuses it, and a refusal must come before anything is deleted (never
+    # a 207 that took the unlocked members away).
+    (tree.root / "src").mkdir()
+    (tree.root / "src" / "s.txt").write_bytes(b"s")
+    token = locked(tree, "/coll/sub/b.txt")
+    before = snapshot(tree.root)
+    dest = {"Destination": tree.url("/coll/"), "Overwrite": "T"}
+    assert_blocked(tree.request(method, source, headers=dest), "/coll/sub/b.txt")
+    assert snapshot(tree.root) == before
+    assert [lock["token"] for lock in discovery(tree, "/coll/sub/b.txt")] == [token]
+    condition = if_tagged(tree, "/coll/sub/b.txt", token)
+    response = tree.request(method, source, headers={**dest, "If": condition})
+    assert response.status_code == 204, response.text
+    assert (tree.root / "coll").is_dir() is source.endswith("/")
+    assert discovery(tree, "/coll/") == []
+
+
+def test_move_out_of_a_depth_zero_locked_collection_needs_its_token(tree: LiveServer) -> None:
+    # RFC 4918 7.5.2: moving a member away removes it from the locked collection.
+    token = locked(tree, "/coll/", depth="0")
+    dest = {"Destination": tree.url("/moved.txt")}
+    assert_blocked(tree.request("MOVE", "/coll/a.txt", headers=dest), "/coll/")
+    assert (tree.root / "coll" / "a.txt").read_bytes() == b"a"
+    assert not (tree.root / "moved.txt").exists()
+    condition = if_tagged(tree, "/coll/", token)
+    response = tree.request("MOVE", "/coll/a.txt", headers={**dest, "If": condition})
+    assert response.status_code == 201, response.text
+    assert (tree.root / "moved.txt").read_bytes() == b"a"
 
 
 def test_lock_of_new_member_needs_the_collection_token(tree: LiveServer) -> None:
