@@ -375,3 +375,19 @@ def run_litmus(cwd: Path, *args: str, timeout: float) -> tuple[int, str]:
         check=False,
     )
     return result.returncode, result.stdout + result.stderr
+
+
+# One group's line of the harness report: "basic (auth)   <- summary for `basic': of 16 tests
+# run: 16 passed, 0 failed. 100.0%".
+LITMUS_SUMMARY = re.compile(
+    r"(?P<label>\S+ \(\w+\))\s+<- summary for `(?P<group>\w+)': "
+    r"of (?P<run>\d+) tests run: (?P<passed>\d+) passed, (?P<failed>\d+) failed\."
+)
+
+
+def litmus_results(report: str) -> dict[str, tuple[str, int, int, int]]:
+    """The harness report's summary lines: {"basic (auth)": (group, run, passed, failed)}."""
+    return {
+        m["label"]: (m["group"], int(m["run"]), int(m["passed"]), int(m["failed"]))
+        for m in LITMUS_SUMMARY.finditer(report)
+    }
