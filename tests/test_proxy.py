@@ -38,15 +38,17 @@ from helpers import (
     self_signed_certificate,
 )
 from lxml import etree
-from requests.adapters import HTTPAdapter
 
 from davserver.provider.fs import TRASH_NAME
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin:/usr/bin:/bin")
 DAV = "{DAV:}"
-# The test client connects to nginx from this loopback address, so that the client the access
-# log names (from X-Forwarded-For / Forwarded) differs from the proxy's own 127.0.0.1.
-CLIENT = "127.0.0.2"
+# The client address the access log must name (from X-Forwarded-For / Forwarded), unlike the
+# proxy's own 127.0.0.1. The test client connects from 127.0.0.1 like everything here (no
+# other loopback address need exist) and nginx takes this one, from CLIENT_HEADER, as the
+# client's (its realip module): as if the client had come from a documentation network.
+CLIENT = "198.51.100.7"
+CLIENT_HEADER = "X-Test-Client"
 ACCESS_LOGGER = "davserver.access"
 
 
@@ -196,6 +198,8 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header {client_header};
     client_max_body_size 0;
     proxy_request_buffering off;
     proxy_buffering off;
@@ -247,6 +251,7 @@ def nginx(
             tls=tls_lines,
             locations=location,
             http_extra=http_extra,
+            client_header=CLIENT_HEADER,
         )
     )
     with open(workdir / "stderr.log", "wb") as stderr:
@@ -289,12 +294,6 @@ def _nginx_logs(workdir: Path) -> str:
 # -- the client ------------------------------------------------------------------------------
 
 
-class _FromClientAddress(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (CLIENT, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 @dataclass
 class Proxied:
     """A davserver behind nginx, and a client that records every answer it scans for leaks."""
@@ -307,8 +306,7 @@ class Proxied:
     scanned: list[tuple[str, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.session.mount("http://", _FromClientAddress())
-        self.session.mount("https://", _FromClientAddress())
+        self.session.headers[CLIENT_HEADER] = CLIENT
 
     @property
     def base(self) -> str:
@@ -558,7 +556,7 @@ def test_behind_nginx(proxied: Proxied, caplog: pytest.LogCaptureFixture) -> Non
     assert not leaks, f"responses carrying {leak!r}: {leaks}"
     assert len(p.scanned) >= 25
 
-    # The access log names the client (127.0.0.2) from the proxy's forwarded headers.
+    # The access log names the client (CLIENT) from the proxy's forwarded headers.
     lines = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
     assert len(lines) >= len(p.scanned), lines
     wrong = [line for line in lines if not line.startswith(CLIENT + " ")]
