@@ -40,7 +40,6 @@ from helpers import (
     self_signed_certificate,
 )
 from lxml import etree
-from requests.adapters import HTTPAdapter
 from requests.auth import HTTPDigestAuth
 
 from davserver.passwords import set_password
