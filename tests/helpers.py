@@ -391,6 +391,22 @@ class CopyBudget:
         self.inner.copy(src, dst)
 
 
+class Failing:
+    """Delegates to the provider, but its method `name` raises `error`, as a disk would."""
+
+    def __init__(self, inner: Any, name: str, error: Exception) -> None:
+        self.inner, self.name, self.error = inner, name, error
+
+    def __getattr__(self, name: str) -> Any:
+        if name != self.name:
+            return getattr(self.inner, name)
+
+        def fail(*_args: Any) -> Any:
+            raise self.error
+
+        return fail
+
+
 class Refusing:
     """A provider that delegates everything but refuses delete() of the chosen names."""
 

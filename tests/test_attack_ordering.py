@@ -24,6 +24,7 @@ import requests
 from conftest import LiveServer
 from helpers import (
     COLOR,
+    Failing,
     color_of,
     make_tree,
     proppatch_body,
@@ -94,22 +95,6 @@ class Gate:
             return real(*args, **kwargs)
 
         return gated
-
-
-class Failing:
-    """Delegates to the provider, but its method `name` raises `error`, as a disk would."""
-
-    def __init__(self, inner: Any, name: str, error: Exception) -> None:
-        self.inner, self.name, self.error = inner, name, error
-
-    def __getattr__(self, name: str) -> Any:
-        if name != self.name:
-            return getattr(self.inner, name)
-
-        def fail(*_args: Any) -> Any:
-            raise self.error
-
-        return fail
 
 
 class Counting:

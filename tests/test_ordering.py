@@ -13,12 +13,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from conftest import LiveServer
 from helpers import (
+    Failing,
     color_of,
     lockinfo,
     make_tree,
@@ -144,22 +144,6 @@ def test_overwriting_copy_whose_destination_cannot_be_made_keeps_it(server: Live
     assert r.status_code == 507
     assert (server.root / "dst.txt").read_bytes() == b"old"
     assert color_of(server, "/dst.txt") == "red"
-
-
-class Failing:
-    """Delegates to the provider, but its method `name` raises `error`, as a disk would."""
-
-    def __init__(self, inner: Any, name: str, error: Exception) -> None:
-        self.inner, self.name, self.error = inner, name, error
-
-    def __getattr__(self, name: str) -> Any:
-        if name != self.name:
-            return getattr(self.inner, name)
-
-        def fail(*_args: Any) -> Any:
-            raise self.error
-
-        return fail
 
 
 def _put_half(port: int, path: str, body: bytes, root: Path) -> socket.socket:
