@@ -151,6 +151,11 @@ class Request:
         value = self.header("Destination")
         if not value:
             raise BadRequest("COPY and MOVE need a Destination header")
+        try:
+            urlsplit(value.strip())
+        except ValueError:
+            # RFC 4918 10.3: an unusable Destination is the client's error, not another server.
+            raise BadRequest(f"Destination {value!r} is not a URI") from None
         path = self.own_path(value.strip())
         if path is None:
             raise BadGateway(f"Destination {value!r} is not on this server, under {self.prefix}/")

@@ -679,6 +679,7 @@ def test_move_of_locked_source(tree: LiveServer) -> None:
         assert (tree.root / f"moved{n}.txt").read_bytes() == before
 
 
+@pytest.mark.rfc4918("R-139")
 @pytest.mark.rfc4918("R-181")
 def test_move_of_collection_with_locked_member(tree: LiveServer) -> None:
     token = locked(tree, "/coll/sub/b.txt")
