@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from helpers import run_litmus
 
 
@@ -16,6 +17,7 @@ def test_litmus_installed() -> None:
     assert shutil.which("litmus"), "litmus is not installed: apt-get install -y litmus"
 
 
+@pytest.mark.rfc4918("R-258", "R-259")
 def test_litmus_all_groups_pass_without_warnings(tmp_path: Path) -> None:
     returncode, report = run_litmus(tmp_path, timeout=900)
     assert returncode == 0, report
