@@ -132,7 +132,8 @@ class DavApp:
             raise NotFound("outside the path this server answers for")
         if script:
             origin = replace(origin, prefix=origin.prefix + script)
-        return Request(environ, method, paths.url_to_path(raw_path), origin)
+        path = paths.url_to_path(raw_path)
+        return Request(environ, method, path, origin, slash=raw_path.endswith("/"))
 
     def _dispatch(self, req: Request) -> Response:
         handler = HANDLERS.get(req.method)

@@ -57,6 +57,8 @@ class Request:
     origin: Origin
     user: str | None = None
     body_consumed: bool = False
+    # Whether the Request-URI's path ends in "/" (the provider path never does).
+    slash: bool = True
 
     def header(self, name: str) -> str | None:
         """A request header by its HTTP name (`"If-Match"`), or None."""
@@ -140,6 +142,13 @@ class Request:
 
     def href(self, path: str, is_collection: bool) -> str:
         return paths.href(self.prefix, path, is_collection)
+
+    def content_location(self, is_collection: bool) -> list[tuple[str, str]]:
+        """Content-Location for an answer about the Request-URI's resource: RFC 4918 5.2 wants
+        it when a collection was named without its trailing slash."""
+        if not is_collection or self.slash:
+            return []
+        return [("Content-Location", self.href(self.path, True))]
 
     def destination(self) -> str:
         """The provider path named by the Destination header (RFC 4918 10.3).

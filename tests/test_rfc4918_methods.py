@@ -75,12 +75,13 @@ def test_collection_without_trailing_slash_is_the_collection(tree: Any) -> None:
 
 
 @pytest.mark.rfc4918("R-012")
-@pytest.mark.xfail(
-    strict=True, reason="davserver answers /c as /c/ without Content-Location (SHOULD, open)"
-)
-def test_collection_without_trailing_slash_names_content_location(tree: Any) -> None:
-    r = tree.request("PROPFIND", "/c", headers={"Depth": "0"})
-    assert urlsplit(r.headers["Content-Location"]).path == "/c/"
+@pytest.mark.parametrize("method", ["PROPFIND", "GET", "HEAD"])
+def test_collection_without_trailing_slash_names_content_location(tree: Any, method: str) -> None:
+    r = tree.request(method, "/c/d", headers={"Depth": "0"})
+    assert r.status_code in (200, 207)
+    assert urlsplit(r.headers["Content-Location"]).path == "/c/d/"
+    for path in ("/c/d/", "/top.txt"):
+        assert "Content-Location" not in tree.request(method, path, headers={"Depth": "0"}).headers
 
 
 @pytest.mark.rfc4918("R-013", "R-058")
