@@ -84,9 +84,15 @@ def render(
     notes: dict[str, str],
 ) -> str:
     by_id = nodes_by_requirement(marks)
-    rows = [
-        (r, by_id.get(r["id"], []), status(by_id.get(r["id"], []), outcomes)) for r in requirements
-    ]
+    rows = []
+    for r in requirements:
+        nodes = by_id.get(r["id"], [])
+        word = status(nodes, outcomes)
+        if not nodes and r["id"] in notes:
+            word = "see note"
+        elif not nodes and r["testable"] not in TESTABLE:
+            word = "not testable from outside"
+        rows.append((r, nodes, word))
 
     def count(level: str, testable_only: bool = True) -> tuple[int, int, int]:
         chosen = [
@@ -121,8 +127,10 @@ def render(
         f"- MAY: {may_total}; implemented and tested: {may_passed} (with a test: {may_tested}).",
         "",
         "A requirement's status is the worst outcome of its tests in the last run (`passed`,",
-        "`failed`, `known violation (xfail)`, `not run`); `no test` marks a requirement no test",
-        "checks, which for a requirement not testable from outside (column T = no) is expected.",
+        "`failed`, `known violation (xfail)`, `not run`). Without a test it is `see note` where",
+        "davserver deliberately differs (the notes column says how and why), `not testable from",
+        "outside` for a requirement on what cannot be observed over HTTP (column T = no), and",
+        "`no test` otherwise.",
         "",
         "## Requirements",
         "",

@@ -69,3 +69,8 @@ def test_table_row_names_runnable_tests_and_notes() -> None:
         "| R-002 | MUST | 4.3 | yes | a \\| b | `tests/test_x.py::test_y` | passed | why |" in text
     )
     assert "with a test: 1; passing: 1." in text
+    untested = [{**requirement, "id": "R-003", "level": "SHOULD"}, {**requirement, "id": "R-004"}]
+    untested[1]["testable"] = "no"
+    rows = render(untested, {}, {}, {"R-003": "deliberate"}).splitlines()
+    assert "| see note | deliberate |" in next(row for row in rows if row.startswith("| R-003"))
+    assert "| not testable from outside |" in next(row for row in rows if row.startswith("| R-004"))
