@@ -73,6 +73,11 @@ def status(nodes: list[str], outcomes: dict[str, str]) -> str:
     return "passed"
 
 
+def functions(nodes: list[str]) -> list[str]:
+    """The node ids without their parameters, once each: `test_x.py::test_y` runs them all."""
+    return list(dict.fromkeys(node.split("[", 1)[0] for node in nodes))
+
+
 def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -138,7 +143,7 @@ def render(
         "|---|---|---|---|---|---|---|---|",
     ]
     for r, nodes, word in rows:
-        tests = "<br>".join(f"`{node}`" for node in nodes)
+        tests = "<br>".join(f"`{node}`" for node in functions(nodes))
         lines.append(
             f"| {r['id']} | {r['level']} | {r['section']} | {r['testable']} |"
             f" {cell(r['requirement'])} | {tests} | {word} | {cell(notes.get(r['id'], ''))} |"

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 from rfc4918_plugin import REQUIREMENTS, read_tsv
-from rfc4918_table import TESTABLE, collect_marker_map, nodes_by_requirement, render, status
+from rfc4918_table import (
+    TESTABLE,
+    collect_marker_map,
+    functions,
+    nodes_by_requirement,
+    render,
+    status,
+)
 
 
 def test_every_testable_must_has_a_test() -> None:
@@ -40,6 +47,11 @@ def test_unknown_requirement_id_is_a_collection_error(tmp_path: Path) -> None:
     )
     assert done.returncode == pytest.ExitCode.USAGE_ERROR
     assert "test_x.py::test_x: unknown RFC 4918 requirement id(s) R-999" in done.stderr
+
+
+def test_parameters_are_listed_once_as_their_function() -> None:
+    nodes = ["t.py::test_a[1]", "t.py::test_a[2]", "t.py::test_b"]
+    assert functions(nodes) == ["t.py::test_a", "t.py::test_b"]
 
 
 def test_status_is_the_worst_outcome() -> None:
