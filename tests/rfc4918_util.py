@@ -64,14 +64,15 @@ def lock(
     owner: str | None = "test",
     headers: dict[str, str] | None = None,
 ) -> str:
-    """Take a write lock (which must be granted) and return its token, without brackets."""
+    """Take a write lock on the existing `path` (which must be granted: 200) and return its
+    token, without brackets."""
     r = server.request(
         "LOCK",
         path,
         headers={"Depth": depth, **XML_TYPE, **(headers or {})},
         data=lockinfo(owner, scope),
     )
-    assert r.status_code in (200, 201), (r.status_code, r.text)
+    assert r.status_code == 200, (r.status_code, r.text)
     token = r.headers["Lock-Token"]
     assert re.fullmatch(r"<[^<>]+>", token), token
     return token[1:-1]
