@@ -165,16 +165,21 @@ def test_hrefs_share_one_form_without_dot_segments(tree: Any) -> None:
 
 
 @pytest.mark.rfc4918("R-059", "R-060")
-@pytest.mark.parametrize("method", ["MKCOL", "UNLOCK", "DELETE"])
+@pytest.mark.parametrize("method", ["MKCOL", "UNLOCK", "DELETE", "COPY", "MOVE"])
 def test_an_unexpected_body_is_415(tree: Any, method: str) -> None:
     r = tree.request(
         method,
         "/c/d/",
-        headers={"Content-Type": "application/x-whatever", "Lock-Token": "<urn:uuid:x>"},
+        headers={
+            "Content-Type": "application/x-whatever",
+            "Lock-Token": "<urn:uuid:x>",
+            "Destination": "/elsewhere/",
+        },
         data=b"something",
     )
     assert r.status_code == 415
     assert (tree.root / "c" / "d" / "b.txt").exists()
+    assert not (tree.root / "elsewhere").exists()
 
 
 @pytest.mark.rfc4918("R-062")
