@@ -78,6 +78,15 @@ def lock(
     return token[1:-1]
 
 
+def locktokens(element: etree._Element) -> list[str]:
+    """The lock tokens inside `element` (a lockdiscovery, or a whole LOCK answer)."""
+    return [
+        href.text or ""
+        for href in element.iter(D + "href")
+        if href.getparent().tag == D + "locktoken"
+    ]
+
+
 def tagged(token: str) -> dict[str, str]:
     """An If header submitting `token` for the Request-URI."""
     return {"If": f"(<{token}>)"}
