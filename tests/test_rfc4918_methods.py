@@ -24,8 +24,6 @@ from rfc4918_util import (
     xml,
 )
 
-PROPFIND_HEADERS = {"Depth": "1", **XML_TYPE}
-
 
 @pytest.fixture
 def tree(server: Any) -> Any:
@@ -97,7 +95,7 @@ def test_collection_urls_in_answers_end_with_slash(tree: Any) -> None:
 
 @pytest.mark.rfc4918("R-050", "R-071")
 def test_xml_answers_are_application_xml(tree: Any) -> None:
-    r = tree.request("PROPFIND", "/c/", headers=PROPFIND_HEADERS)
+    r = tree.request("PROPFIND", "/c/", headers={"Depth": "1", **XML_TYPE})
     assert r.status_code == 207
     assert r.headers["Content-Type"].split(";")[0] == "application/xml"
     locked = tree.request("LOCK", "/top.txt", headers=XML_TYPE, data=lockinfo())
@@ -445,10 +443,24 @@ def test_class_2_methods_and_headers(tree: Any) -> None:
 
 @pytest.mark.rfc4918("R-180")
 def test_conditional_headers_apply_to_the_request_uri_only(tree: Any) -> None:
-    headers = {"Depth": "1", "If-None-Match": '"other"'}
-    r = tree.request("PROPFIND", "/c/", headers=headers)
-    assert r.status_code == 207
-    assert len(propstats(r.content)) == 3
+    # The collection is older than the date, its member newer: the condition holds for the
+    # Request-URI only, and the Depth: infinity COPY takes the member as well.
+    os.utime(tree.root / "c" / "a.txt", (2_000_000_000, 2_000_000_000))
+    os.utime(tree.root / "c", (1_000_000_000, 1_000_000_000))
+    before = email.utils.formatdate(900_000_000, usegmt=True)
+    refused = tree.request(
+        "COPY", "/c/", headers={"Destination": "/copy/", "If-Unmodified-Since": before}
+    )
+    assert refused.status_code == 412
+    since = email.utils.formatdate(1_500_000_000, usegmt=True)
+    r = tree.request(
+        "COPY",
+        "/c/",
+        headers={"Destination": "/copy/", "Depth": "infinity", "If-Unmodified-Since": since},
+    )
+    assert r.status_code == 201
+    assert (tree.root / "copy" / "a.txt").read_bytes() == b"aaa"
+    assert (tree.root / "copy" / "d" / "b.txt").read_bytes() == b"bb"
 
 
 @pytest.mark.rfc4918("R-197", "R-198")
