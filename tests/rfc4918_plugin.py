@@ -41,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="write {node id: [RFC 4918 requirement ids]} of the collected tests to FILE",
     )
+    parser.addoption(
+        "--rfc4918-record",
+        metavar="FILE",
+        default=str(LAST_RUN),
+        help="where the outcomes of the marked tests are merged (default: %(default)s)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,10 +58,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Recorder(config.stash[_OUTCOMES]), "rfc4918-recorder")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After deselection (-k, -m): the map holds exactly the tests this session runs.
+    config = session.config
     known = requirement_ids()
     marks: dict[str, list[str]] = {}
-    for item in items:
+    for item in session.items:
         ids = [i for mark in item.iter_markers("rfc4918") for i in mark.args]
         if not ids:
             continue
@@ -106,12 +114,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ran = {node: outcome for node, outcome in config.stash[_OUTCOMES].items() if node in marks}
     if not ran:
         return
+    record = Path(config.getoption("--rfc4918-record"))
     previous: dict[str, Any] = {}
-    if LAST_RUN.exists():
+    if record.exists():
         try:
-            previous = json.loads(LAST_RUN.read_text(encoding="utf-8"))
+            previous = json.loads(record.read_text(encoding="utf-8"))
         except ValueError:
             previous = {}  # a damaged record only loses old outcomes
     for node, outcome in ran.items():
         previous[node] = {"ids": marks[node], "outcome": outcome}
-    LAST_RUN.write_text(json.dumps(previous, indent=1, sort_keys=True), encoding="utf-8")
+    record.write_text(json.dumps(previous, indent=1, sort_keys=True), encoding="utf-8")

@@ -5,6 +5,7 @@ The marker map comes from a --collect-only subprocess, so this works in the whol
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,21 +33,49 @@ def test_every_testable_must_has_a_test() -> None:
     assert missing == []
 
 
-def test_unknown_requirement_id_is_a_collection_error(tmp_path: Path) -> None:
-    (tmp_path / "test_x.py").write_text(
-        'import pytest\n\n\n@pytest.mark.rfc4918("R-999")\ndef test_x():\n    pass\n'
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-p", "rfc4918_plugin", "test_x.py"],
-        cwd=tmp_path,
+def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest with the plugin on the test files in `folder`, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "rfc4918_plugin", "-p", "no:cacheprovider", *args],
+        cwd=folder,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_unknown_requirement_id_is_a_collection_error(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text(
+        'import pytest\n\n\n@pytest.mark.rfc4918("R-999")\ndef test_x():\n    pass\n'
+    )
+    done = run_pytest(tmp_path, "--collect-only", "test_x.py")
     assert done.returncode == pytest.ExitCode.USAGE_ERROR
     assert "test_x.py::test_x: unknown RFC 4918 requirement id(s) R-999" in done.stderr
+
+
+def test_outcomes_are_recorded_and_merged_with_the_previous_run(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n\n"
+        '@pytest.mark.rfc4918("R-002")\ndef test_pass():\n    pass\n\n\n'
+        '@pytest.mark.rfc4918("R-003", "R-005")\ndef test_fail():\n    assert False\n\n\n'
+        '@pytest.mark.rfc4918("R-005")\n@pytest.mark.xfail(strict=True)\n'
+        "def test_known():\n    assert False\n\n\n"
+        "def test_unmarked():\n    pass\n"
+    )
+    record = tmp_path / "record.json"
+    assert run_pytest(tmp_path, f"--rfc4918-record={record}", "test_x.py").returncode == 1
+    first = json.loads(record.read_text())
+    assert first == {
+        "test_x.py::test_pass": {"ids": ["R-002"], "outcome": "passed"},
+        "test_x.py::test_fail": {"ids": ["R-003", "R-005"], "outcome": "failed"},
+        "test_x.py::test_known": {"ids": ["R-005"], "outcome": "xfailed"},
+    }
+    # A run of one test keeps the others' outcomes.
+    again = run_pytest(tmp_path, f"--rfc4918-record={record}", "test_x.py::test_pass")
+    assert again.returncode == 0
+    assert json.loads(record.read_text()) == first
 
 
 def test_parameters_are_listed_once_as_their_function() -> None:
