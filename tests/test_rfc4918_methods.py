@@ -501,7 +501,7 @@ def test_precondition_failures_have_a_dav_error_body(tree: Any) -> None:
     assert [child.tag for child in doc] == [D + "lock-token-submitted"]
 
 
-@pytest.mark.rfc4918("R-254", "R-253")
+@pytest.mark.rfc4918("R-254")
 def test_unknown_elements_and_attributes_are_ignored(tree: Any) -> None:
     body = (
         b'<D:propfind xmlns:D="DAV:" xmlns:z="urn:z" z:a="1"><z:extra><D:allprop/></z:extra>'
@@ -512,6 +512,86 @@ def test_unknown_elements_and_attributes_are_ignored(tree: Any) -> None:
     # z:hint is a property name inside DAV:prop, so it is asked for (and missing).
     assert found["{urn:z}hint"][0] == 404
     assert D + "getetag" not in found
+
+
+# The DAV: elements RFC 4918 14 and 15 define, and the two quota properties of RFC 4331.
+DAV_ELEMENTS = {
+    D + name
+    for name in [
+        "activelock",
+        "allprop",
+        "collection",
+        "depth",
+        "error",
+        "exclusive",
+        "href",
+        "include",
+        "location",
+        "lockentry",
+        "lockinfo",
+        "lockroot",
+        "lockscope",
+        "locktoken",
+        "locktype",
+        "multistatus",
+        "owner",
+        "prop",
+        "propertyupdate",
+        "propfind",
+        "propname",
+        "propstat",
+        "remove",
+        "response",
+        "responsedescription",
+        "set",
+        "shared",
+        "status",
+        "timeout",
+        "write",
+        "creationdate",
+        "displayname",
+        "getcontentlanguage",
+        "getcontentlength",
+        "getcontenttype",
+        "getetag",
+        "getlastmodified",
+        "lockdiscovery",
+        "resourcetype",
+        "supportedlock",
+        "lock-token-submitted",
+        "no-conflicting-lock",
+        "lock-token-matches-request-uri",
+        "cannot-modify-protected-property",
+        "propfind-finite-depth",
+        "no-external-entities",
+        "preserved-live-properties",
+        "quota-available-bytes",
+        "quota-used-bytes",
+    ]
+}
+
+
+@pytest.mark.rfc4918("R-253")
+def test_answers_use_only_defined_dav_elements(tree: Any) -> None:
+    token = lock(tree, "/c/", owner="<D:href>mailto:me@example.org</D:href>")
+    answers = [
+        tree.request("PROPFIND", "/", headers={"Depth": "infinity"}).content,
+        tree.request(
+            "PROPFIND",
+            "/",
+            headers={"Depth": "1"},
+            data=b'<propfind xmlns="DAV:"><propname/></propfind>',
+        ).content,
+        tree.request("LOCK", "/c/", headers={"If": f"(<{token}>)"}).content,
+        tree.request("PUT", "/c/a.txt", data=b"x").content,
+        tree.request("PROPPATCH", "/top.txt", data=proppatch_body(D + "getetag", "x")).content,
+        tree.request("DELETE", "/c/").content,
+    ]
+    for content in answers:
+        used = {
+            e.tag for e in xml(content).iter() if isinstance(e.tag, str) and e.tag.startswith(D)
+        }
+        assert used <= DAV_ELEMENTS, used - DAV_ELEMENTS
 
 
 @pytest.mark.rfc4918("R-256", "R-257")

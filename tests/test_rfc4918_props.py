@@ -227,6 +227,9 @@ def test_get_headers_and_live_properties_agree(box: Any) -> None:
     assert props[D + "getcontenttype"] == get.headers["Content-Type"]
     assert props[D + "getetag"] == get.headers["ETag"]
     assert props[D + "getlastmodified"] == get.headers["Last-Modified"]
+    for name in ("getcontentlength", "getcontenttype", "getetag", "getlastmodified"):
+        text = props[D + name] or ""
+        assert text == text.strip(" \t\r\n"), name  # no linear white space around the value
     # davserver sends no Content-Language, and then the property is not defined either.
     assert "Content-Language" not in get.headers
     assert D + "getcontentlanguage" not in props
