@@ -20,6 +20,7 @@ from .errors import (
     Forbidden,
     MethodNotAllowed,
     NotFound,
+    UnsupportedMediaType,
     status_line,
 )
 from .locking import Guard
@@ -53,6 +54,9 @@ HANDLERS: dict[str, Handler] = {
 
 # Methods that change nothing; everything else is refused on a read-only share.
 SAFE_METHODS = frozenset({"OPTIONS", "GET", "HEAD", "PROPFIND"})
+# Methods for which RFC 4918 defines no request body: a body there would be ignored, which
+# 8.4 forbids (415); 9.3 says it again for MKCOL.
+BODILESS_METHODS = frozenset({"MKCOL", "DELETE", "COPY", "MOVE", "UNLOCK"})
 
 
 class DavApp:
@@ -128,7 +132,8 @@ class DavApp:
             raise NotFound("outside the path this server answers for")
         if script:
             origin = replace(origin, prefix=origin.prefix + script)
-        return Request(environ, method, paths.url_to_path(raw_path), origin)
+        path = paths.url_to_path(raw_path)
+        return Request(environ, method, path, origin, slash=raw_path.endswith("/"))
 
     def _dispatch(self, req: Request) -> Response:
         handler = HANDLERS.get(req.method)
@@ -143,6 +148,8 @@ class DavApp:
         if req.method != "OPTIONS":
             # OPTIONS is answered to anyone: Explorer and Office give up on a 401 there.
             self._authorize(req)
+        if req.method in BODILESS_METHODS and req.has_body():
+            raise UnsupportedMediaType(f"{req.method} with a request body is not supported")
         guard = Guard(self.services, req)
         guard.check_if_header()
         return handler(self.services, req, guard)

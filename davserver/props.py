@@ -114,7 +114,8 @@ def _quota(index: int, name: str) -> Compute:
 def activelock(prefix: str, lock: Lock, now: float, root_is_collection: bool) -> str:
     """One `<D:activelock>` (RFC 4918 14.1), as in lockdiscovery and the LOCK answer."""
     owner = lock.owner or ""
-    remaining = max(int(lock.expires - now), 0)
+    # Rounded, not truncated: expires - now comes back as 320.99999 for a fresh 321 s lock.
+    remaining = max(round(lock.expires - now), 0)
     root = paths.href(prefix, lock.root, root_is_collection)
     return (
         f"<D:activelock><D:locktype><D:write/></D:locktype>"

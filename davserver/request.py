@@ -57,6 +57,8 @@ class Request:
     origin: Origin
     user: str | None = None
     body_consumed: bool = False
+    # Whether the Request-URI's path ends in "/" (the provider path never does).
+    slash: bool = True
 
     def header(self, name: str) -> str | None:
         """A request header by its HTTP name (`"If-Match"`), or None."""
@@ -141,6 +143,13 @@ class Request:
     def href(self, path: str, is_collection: bool) -> str:
         return paths.href(self.prefix, path, is_collection)
 
+    def content_location(self, is_collection: bool) -> list[tuple[str, str]]:
+        """Content-Location for an answer about the Request-URI's resource: RFC 4918 5.2 wants
+        it when a collection was named without its trailing slash."""
+        if not is_collection or self.slash:
+            return []
+        return [("Content-Location", self.href(self.path, True))]
+
     def destination(self) -> str:
         """The provider path named by the Destination header (RFC 4918 10.3).
 
@@ -151,6 +160,11 @@ class Request:
         value = self.header("Destination")
         if not value:
             raise BadRequest("COPY and MOVE need a Destination header")
+        try:
+            urlsplit(value.strip())
+        except ValueError:
+            # RFC 4918 10.3: an unusable Destination is the client's error, not another server.
+            raise BadRequest(f"Destination {value!r} is not a URI") from None
         path = self.own_path(value.strip())
         if path is None:
             raise BadGateway(f"Destination {value!r} is not on this server, under {self.prefix}/")

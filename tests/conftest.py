@@ -14,6 +14,8 @@ from davserver.config import Config, load
 from davserver.server import DavServer, build_services, close_services
 from davserver.services import Services
 
+pytest_plugins = ["rfc4918_plugin"]  # the rfc4918(*ids) marker and its record of outcomes
+
 
 class LiveServer:
     """A running davserver and an HTTP session to talk to it."""

@@ -43,9 +43,10 @@ class ServerProcess:
                 assert self.proc.stderr is not None
                 raise RuntimeError(f"davserver exited: {self.proc.stderr.read().decode()}")
             try:
-                requests.request("OPTIONS", self.base + "/", timeout=2)
+                requests.request("OPTIONS", self.base + "/", timeout=10)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:
+                # Not listening yet, or too busy to answer in time on a loaded machine.
                 time.sleep(0.05)
         raise RuntimeError("davserver did not start within 30 s")
 

@@ -264,6 +264,7 @@ def fresh_get(live: Any, path: str, **kwargs: Any) -> requests.Response:
 # -- Basic and Digest -------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-276", "R-269")
 def test_no_credentials_is_401_with_every_challenge(authed: Any):
     response = fresh_get(authed, "/file.txt")
     assert response.status_code == 401
@@ -282,6 +283,7 @@ def test_no_credentials_is_401_with_every_challenge(authed: Any):
     assert [scheme for scheme, _ in offered].count("basic") == 1
 
 
+@pytest.mark.rfc4918("R-275")
 def test_basic_right_and_wrong(authed: Any):
     ok = fresh_get(authed, "/file.txt", auth=("alice", PASSWORDS["alice"]))
     assert ok.status_code == 200
@@ -307,6 +309,7 @@ def test_malformed_or_unknown_credentials_are_401(authed: Any, header: str):
     assert b"protected content" not in response.content
 
 
+@pytest.mark.rfc4918("R-269")
 def test_digest_with_requests_http_digest_auth(authed: Any):
     session = requests.Session()
     session.auth = HTTPDigestAuth("bob", PASSWORDS["bob"])
@@ -649,6 +652,7 @@ def test_html_listing_hides_what_the_user_may_not_read(ruled: Any):
     assert parse_listing(alice_page.text).names == ["bob/", "secret/", "top.txt"]
 
 
+@pytest.mark.rfc4918("R-020")
 def test_locks_belong_to_their_user(ruled: Any):
     target = "/bob/own.txt"
     locked = req(
@@ -672,6 +676,7 @@ def test_locks_belong_to_their_user(ruled: Any):
     assert req(ruled, "PUT", target, BOB, data=b"bob").status_code == 204
 
 
+@pytest.mark.rfc4918("R-159")
 def test_a_lock_refresh_needs_no_depth_and_no_rights_below(ruled: Any):
     # bob may write /bob/ but only read /bob/ro/: he may hold a Depth 0 lock on /bob/, not a
     # Depth infinity one. A refresh (a LOCK without a body, RFC 4918 9.10.2) renews the lock

@@ -75,6 +75,7 @@ class RefusingCopy:
 # -- COPY of files ------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-111")
 def test_copy_file_to_new(server):
     make_tree(server.root, {"a.txt": b"content"})
     r = transfer(server, "COPY", "/a.txt", "/b.txt")
@@ -85,6 +86,7 @@ def test_copy_file_to_new(server):
     assert get.headers["ETag"] != server.request("GET", "/a.txt").headers["ETag"]
 
 
+@pytest.mark.rfc4918("R-190", "R-193")
 @pytest.mark.parametrize("overwrite", [{"Overwrite": "T"}, {}])
 def test_copy_file_onto_existing_replaces(server, overwrite):
     make_tree(server.root, {"a.txt": b"new content", "b.txt": b"old"})
@@ -93,6 +95,7 @@ def test_copy_file_onto_existing_replaces(server, overwrite):
     assert snapshot(server.root) == {"a.txt": b"new content", "b.txt": b"new content"}
 
 
+@pytest.mark.rfc4918("R-126", "R-191", "R-193")
 def test_copy_overwrite_f_onto_existing_is_412(server):
     make_tree(server.root, {"a.txt": b"new content", "b.txt": b"old"})
     before = snapshot(server.root)
@@ -130,6 +133,7 @@ def test_destination_scheme_is_case_insensitive(server):
     assert (server.root / "b.txt").read_bytes() == b"a"
 
 
+@pytest.mark.rfc4918("R-183")
 @pytest.mark.parametrize(
     "destination",
     [
@@ -150,6 +154,7 @@ def test_destination_on_another_server_is_502(server, method, destination):
     assert snapshot(server.root) == {"a.txt": b"a"}
 
 
+@pytest.mark.rfc4918("R-110", "R-131")
 @pytest.mark.parametrize("method", ["COPY", "MOVE"])
 def test_missing_destination_is_400(server, method):
     make_tree(server.root, {"a.txt": b"a"})
@@ -158,6 +163,7 @@ def test_missing_destination_is_400(server, method):
     assert snapshot(server.root) == {"a.txt": b"a"}
 
 
+@pytest.mark.rfc4918("R-129", "R-148")
 @pytest.mark.parametrize("method", ["COPY", "MOVE"])
 def test_destination_parent_missing_is_409(server, method):
     make_tree(server.root, {"a.txt": b"a", "f.txt": b"f"})
@@ -251,6 +257,7 @@ def test_copy_collection_depth_1_is_400(server, depth):
     assert not (server.root / "dst").exists()
 
 
+@pytest.mark.rfc4918("R-117")
 def test_copy_collection_depth_0_copies_only_the_collection(server):
     make_tree(server.root, TREE, TREE_DIRS)
     r = transfer(server, "COPY", "/src/", "/dst/", Depth="0")
@@ -260,6 +267,7 @@ def test_copy_collection_depth_0_copies_only_the_collection(server):
     assert snapshot(server.root, "src") == source_tree()
 
 
+@pytest.mark.rfc4918("R-116", "R-117", "R-119")
 @pytest.mark.parametrize("depth", [{"Depth": "infinity"}, {}])
 def test_copy_deep_tree(server, depth):
     make_tree(server.root, TREE, TREE_DIRS)
@@ -281,6 +289,7 @@ def test_copy_collection_without_trailing_slashes(server):
     assert snapshot(server.root, "dst") == source_tree()
 
 
+@pytest.mark.rfc4918("R-128")
 def test_copy_collection_over_existing_collection_replaces_it(server):
     make_tree(server.root, {**TREE, "dst/stale.txt": b"stale", "dst/sub/c.txt": b"old gamma"})
     r = transfer(server, "COPY", "/src/", "/dst/")
@@ -314,6 +323,7 @@ def test_copy_collection_over_existing_file_with_overwrite_f_is_412(server):
     assert (server.root / "target").read_bytes() == b"a file"
 
 
+@pytest.mark.rfc4918("R-120", "R-121", "R-122", "R-123", "R-124", "R-125")
 def test_copy_collection_with_a_refused_member_is_207(server):
     make_tree(server.root, TREE, TREE_DIRS)
     with_provider(server, lambda inner: RefusingCopy(inner, {"c.txt", "deeper"}))
@@ -331,6 +341,7 @@ def test_copy_collection_with_a_refused_member_is_207(server):
     assert snapshot(server.root, "src") == source_tree()
 
 
+@pytest.mark.rfc4918("R-141", "R-144", "R-145", "R-146")
 def test_move_falling_back_to_copy_keeps_source_when_a_member_fails(server):
     make_tree(server.root, TREE, TREE_DIRS)
     with_provider(server, lambda inner: RefusingCopy(inner, {"c.txt"}))
@@ -353,6 +364,7 @@ def test_move_falling_back_to_copy_and_delete(server):
 # -- MOVE ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-132")
 def test_move_file(server):
     make_tree(server.root, {"a.txt": b"content", "d/keep.txt": b"k"})
     r = transfer(server, "MOVE", "/a.txt", "/d/b.txt")
@@ -369,6 +381,7 @@ def test_move_file_onto_existing(server):
     assert snapshot(server.root) == {"b.txt": b"content"}
 
 
+@pytest.mark.rfc4918("R-138", "R-140")
 def test_move_collection(server):
     make_tree(server.root, TREE, TREE_DIRS)
     r = transfer(server, "MOVE", "/src/", "/moved/")
@@ -379,6 +392,7 @@ def test_move_collection(server):
     assert server.request("GET", "/moved/sub/deeper/d.txt").content == b"delta"
 
 
+@pytest.mark.rfc4918("R-147")
 def test_move_collection_over_existing_collection_replaces_it(server):
     make_tree(server.root, {**TREE, "dst/stale.txt": b"stale"})
     r = transfer(server, "MOVE", "/src/", "/dst/")
@@ -397,6 +411,7 @@ def test_move_file_over_existing_collection(server):
     assert snapshot(server.root) == {"target": b"a file"}
 
 
+@pytest.mark.rfc4918("R-191")
 @pytest.mark.parametrize(("src", "dst"), [("/a.txt", "/b.txt"), ("/d/", "/e/"), ("/d/", "/b.txt")])
 def test_move_overwrite_f_over_existing_is_412(server, src, dst):
     make_tree(server.root, {"a.txt": b"a", "b.txt": b"b", "d/x.txt": b"x", "e/y.txt": b"y"})
@@ -448,6 +463,7 @@ def test_destination_with_encoded_dot_segments_is_refused(server):
 # -- dead properties ----------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-113")
 def test_dead_properties_follow_copy_of_file(server):
     make_tree(server.root, {"a.txt": b"a"})
     set_color(server, "/a.txt")
@@ -456,6 +472,7 @@ def test_dead_properties_follow_copy_of_file(server):
     assert color_of(server, "/a.txt") == "red"
 
 
+@pytest.mark.rfc4918("R-137")
 def test_dead_properties_follow_move_of_file(server):
     make_tree(server.root, {"a.txt": b"a"})
     set_color(server, "/a.txt")

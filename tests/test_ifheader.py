@@ -225,6 +225,7 @@ def test_rfc_10_4_8_always_true_and_token_still_submitted() -> None:
     assert header.tokens() == {U181}
 
 
+@pytest.mark.rfc4918("R-187")
 def test_rfc_10_4_9_weak_etag_never_matches_under_strong_comparison() -> None:
     header = parse_if(example("10.4.9"))
     table: Table = {"/resource1": res('W/"A weak ETag"', U181)}
@@ -239,6 +240,7 @@ def test_rfc_10_4_9_weak_etag_never_matches_under_strong_comparison() -> None:
     assert None not in calls
 
 
+@pytest.mark.rfc4918("R-188")
 def test_rfc_10_4_10_token_compared_to_tagged_collection() -> None:
     header = parse_if(example("10.4.10"))
     locked: Table = {"http://www.example.com/specs/": res('"c"', U181)}
@@ -446,6 +448,7 @@ def test_list_is_a_conjunction() -> None:
     assert evaluate(header, lambda _: res('"a"', "t:1", "t:2")) is False
 
 
+@pytest.mark.rfc4918("R-185")
 def test_lists_are_a_disjunction_each_against_its_own_resource() -> None:
     header = parse_if('</a> (<t:a>) </b> (["b"]) </c> (Not <t:c>)')
     table: Table = {

@@ -225,6 +225,7 @@ def clocked(tree: LiveServer) -> Clocked:
 # -- LOCK: the answer ---------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-150", "R-154", "R-155", "R-156", "R-162", "R-166", "R-208", "R-153")
 @pytest.mark.parametrize(
     ("path", "depth", "root_href", "expected_depth"),
     [
@@ -265,6 +266,7 @@ def test_lock_without_owner_has_no_owner_element(tree: LiveServer) -> None:
     assert lock_fields(active)["token"] == header_token(response)
 
 
+@pytest.mark.rfc4918("R-153", "R-209", "R-210")
 def test_owner_with_default_namespace_and_text_is_kept(tree: LiveServer) -> None:
     owner = (
         '<owner xmlns="DAV:">Alice <href>mailto:alice@example.org</href>'
@@ -276,6 +278,7 @@ def test_owner_with_default_namespace_and_text_is_kept(tree: LiveServer) -> None
     assert same_owner(active.find(f"{D}owner"), owner)
 
 
+@pytest.mark.rfc4918("R-048", "R-194")
 def test_timeout_is_capped_at_lock_max_timeout(make_server: Callable[..., Any]) -> None:
     server = make_server(lock_max_timeout=100)
     for name, timeout in [("a", "Infinite"), ("b", "Second-4100000000"), ("c", "Second-60")]:
@@ -296,12 +299,14 @@ def test_no_timeout_header_gives_lock_default_timeout(make_server: Callable[...,
     assert lock_fields(active)["timeout"] == "Second-250"
 
 
+@pytest.mark.rfc4918("R-161")
 def test_lock_depth_one_is_refused(tree: LiveServer) -> None:
     response = do_lock(tree, "/coll/", depth="1")
     assert response.status_code == 400
     assert discovery(tree, "/coll/") == []
 
 
+@pytest.mark.rfc4918("R-033", "R-039", "R-167", "R-169")
 def test_lock_unmapped_url_creates_empty_locked_file(tree: LiveServer) -> None:
     response = do_lock(tree, "/coll/new.txt", timeout="Second-600")
     assert response.status_code == 201, response.text
@@ -320,6 +325,7 @@ def test_lock_unmapped_url_creates_empty_locked_file(tree: LiveServer) -> None:
     assert created.read_bytes() == b"x"
 
 
+@pytest.mark.rfc4918("R-171")
 def test_lock_unmapped_url_without_parent_is_409(tree: LiveServer) -> None:
     response = do_lock(tree, "/missing/new.txt")
     assert response.status_code == 409
@@ -330,6 +336,7 @@ def test_lock_unmapped_url_without_parent_is_409(tree: LiveServer) -> None:
 # -- refresh ------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-026", "R-047", "R-157", "R-158", "R-160")
 def test_refresh_keeps_token_and_restarts_timeout(clocked: Clocked) -> None:
     server, now = clocked
     token = locked(server, "/file.txt", timeout="Second-100")
@@ -355,6 +362,7 @@ def test_refresh_keeps_token_and_restarts_timeout(clocked: Clocked) -> None:
     assert discovery(server, "/file.txt") == []
 
 
+@pytest.mark.rfc4918("R-157")
 def test_refresh_through_a_member_of_a_depth_infinity_lock(clocked: Clocked) -> None:
     server, now = clocked
     token = locked(server, "/coll/", timeout="Second-100")
@@ -397,6 +405,7 @@ def test_refresh_without_if_header_is_400(tree: LiveServer) -> None:
 # -- conflicts ----------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-015", "R-170", "R-195")
 def test_second_exclusive_lock_is_423_naming_the_lock_root(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     response = do_lock(tree, "/file.txt")
@@ -415,6 +424,7 @@ def test_exclusive_lock_on_member_of_locked_collection_names_the_collection(
     assert error_hrefs(response, "no-conflicting-lock") == ["/coll/"]
 
 
+@pytest.mark.rfc4918("R-015", "R-170")
 @pytest.mark.parametrize(("first", "second"), [("shared", "exclusive"), ("exclusive", "shared")])
 def test_shared_and_exclusive_conflict(tree: LiveServer, first: str, second: str) -> None:
     locked(tree, "/file.txt", scope=first)
@@ -423,6 +433,7 @@ def test_shared_and_exclusive_conflict(tree: LiveServer, first: str, second: str
     assert error_hrefs(response, "no-conflicting-lock") == ["/file.txt"]
 
 
+@pytest.mark.rfc4918("R-019", "R-170", "R-163")
 def test_two_shared_locks_coexist(tree: LiveServer) -> None:
     first = locked(tree, "/file.txt", scope="shared")
     second = locked(tree, "/coll/", scope="shared")
@@ -435,6 +446,7 @@ def test_two_shared_locks_coexist(tree: LiveServer) -> None:
     assert {lock["token"] for lock in discovery(tree, "/file.txt")} == {first, fourth}
 
 
+@pytest.mark.rfc4918("R-041", "R-164", "R-165")
 def test_depth_infinity_lock_over_a_locked_member_is_207(tree: LiveServer) -> None:
     member = locked(tree, "/coll/sub/b.txt")
     response = do_lock(tree, "/coll/")
@@ -449,6 +461,7 @@ def test_depth_infinity_lock_over_a_locked_member_is_207(tree: LiveServer) -> No
 # -- UNLOCK -------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-173", "R-175")
 def test_unlock_removes_the_lock(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     response = tree.request("UNLOCK", "/file.txt", headers={"Lock-Token": f"<{token}>"})
@@ -459,6 +472,7 @@ def test_unlock_removes_the_lock(tree: LiveServer) -> None:
     assert again.status_code == 409
 
 
+@pytest.mark.rfc4918("R-172", "R-173")
 def test_unlock_through_a_member_removes_the_collection_lock(tree: LiveServer) -> None:
     token = locked(tree, "/coll/")
     response = tree.request("UNLOCK", "/coll/sub/b.txt", headers={"Lock-Token": f"<{token}>"})
@@ -466,6 +480,7 @@ def test_unlock_through_a_member_removes_the_collection_lock(tree: LiveServer) -
     assert discovery(tree, "/coll/") == []
 
 
+@pytest.mark.rfc4918("R-172", "R-189", "R-249")
 def test_unlock_with_token_of_another_resource_is_409(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     response = tree.request("UNLOCK", "/other.txt", headers={"Lock-Token": f"<{token}>"})
@@ -520,6 +535,7 @@ def test_unlock_with_a_failed_conditional_is_412_and_keeps_the_lock(
 # -- discovery ----------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-030", "R-032", "R-024", "R-031")
 def test_propfind_lockdiscovery_and_supportedlock(tree: LiveServer) -> None:
     assert discovery(tree, "/coll/") == []
     token = locked(tree, "/coll/", depth="infinity", scope="shared")
@@ -561,6 +577,7 @@ def test_propfind_depth_one_shows_member_locks(tree: LiveServer) -> None:
     assert found["/coll/sub/"] == []
 
 
+@pytest.mark.rfc4918("R-261", "R-263")
 def test_options_announces_class_2(server: LiveServer) -> None:
     response = server.request("OPTIONS", "/")
     assert response.status_code == 200
@@ -578,6 +595,7 @@ def conditions(server: LiveServer, lock_root: str, token: str) -> list[str]:
     return [f"(<{token}>)", if_tagged(server, lock_root, token)]
 
 
+@pytest.mark.rfc4918("R-043", "R-250", "R-195")
 def test_put_on_locked_file(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt", depth="0")
     assert_blocked(put(tree, "/file.txt", b"new"), "/file.txt")
@@ -587,6 +605,7 @@ def test_put_on_locked_file(tree: LiveServer) -> None:
         assert (tree.root / "file.txt").read_bytes() == b"new%d" % n
 
 
+@pytest.mark.rfc4918("R-043", "R-181")
 def test_put_inside_locked_collection(tree: LiveServer) -> None:
     token = locked(tree, "/coll/")
     assert_blocked(put(tree, "/coll/sub/b.txt", b"new"), "/coll/")
@@ -597,6 +616,7 @@ def test_put_inside_locked_collection(tree: LiveServer) -> None:
         assert (tree.root / "coll" / "sub" / "b.txt").read_bytes() == b"new%d" % n
 
 
+@pytest.mark.rfc4918("R-043")
 def test_delete_locked_file(tree: LiveServer) -> None:
     for n in range(2):
         path = f"/doomed{n}.txt"
@@ -645,6 +665,7 @@ def test_proppatch_on_locked_file(tree: LiveServer) -> None:
     assert tree.services.props.get("/file.txt")["{urn:example:props}color"].count("blue") == 1
 
 
+@pytest.mark.rfc4918("R-149")
 def test_move_of_locked_source(tree: LiveServer) -> None:
     for n, path in enumerate(("/file.txt", "/other.txt")):
         token = locked(tree, path)
@@ -660,6 +681,8 @@ def test_move_of_locked_source(tree: LiveServer) -> None:
         assert (tree.root / f"moved{n}.txt").read_bytes() == before
 
 
+@pytest.mark.rfc4918("R-139")
+@pytest.mark.rfc4918("R-181")
 def test_move_of_collection_with_locked_member(tree: LiveServer) -> None:
     token = locked(tree, "/coll/sub/b.txt")
     dest = {"Destination": tree.url("/moved/")}
@@ -688,6 +711,7 @@ def test_copy_onto_locked_destination(tree: LiveServer) -> None:
     assert (tree.root / "file.txt").read_bytes() == b"other"
 
 
+@pytest.mark.rfc4918("R-130")
 def test_copy_into_locked_collection(tree: LiveServer) -> None:
     token = locked(tree, "/coll/")
     dest = {"Destination": tree.url("/coll/copy.txt")}
@@ -749,6 +773,7 @@ def test_lock_of_new_member_needs_the_collection_token(tree: LiveServer) -> None
         assert (tree.root / "coll" / f"new{n}.txt").is_file()
 
 
+@pytest.mark.rfc4918("R-016")
 def test_lock_of_new_member_of_depth_infinity_shared_lock(tree: LiveServer) -> None:
     token = locked(tree, "/coll/", scope="shared")
     assert_blocked(do_lock(tree, "/coll/new.txt", scope="shared"), "/coll/")
@@ -759,6 +784,7 @@ def test_lock_of_new_member_of_depth_infinity_shared_lock(tree: LiveServer) -> N
     assert tokens == {token, header_token(response)}
 
 
+@pytest.mark.rfc4918("R-016", "R-042")
 def test_depth_infinity_lock_protects_member_created_later(tree: LiveServer) -> None:
     token = locked(tree, "/coll/")
     assert put(tree, "/coll/late.txt", b"1", If=f"(<{token}>)").status_code == 201
@@ -789,6 +815,7 @@ def test_depth_zero_lock_protects_membership_not_member_content(tree: LiveServer
     assert discovery(tree, "/coll/a.txt") == []
 
 
+@pytest.mark.rfc4918("R-044")
 def test_copy_of_locked_source_needs_no_token_and_copy_is_unlocked(tree: LiveServer) -> None:
     locked(tree, "/coll/")
     response = tree.request("COPY", "/coll/", headers={"Destination": tree.url("/copy/")})
@@ -800,6 +827,7 @@ def test_copy_of_locked_source_needs_no_token_and_copy_is_unlocked(tree: LiveSer
     assert len(discovery(tree, "/coll/")) == 1
 
 
+@pytest.mark.rfc4918("R-045", "R-017")
 def test_move_does_not_move_the_lock(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     response = tree.request(
@@ -817,6 +845,7 @@ def test_move_does_not_move_the_lock(tree: LiveServer) -> None:
     assert unlock.status_code == 409
 
 
+@pytest.mark.rfc4918("R-097", "R-018")
 def test_delete_removes_locks(tree: LiveServer) -> None:
     file_token = locked(tree, "/file.txt")
     coll_token = locked(tree, "/coll/")
@@ -831,6 +860,7 @@ def test_delete_removes_locks(tree: LiveServer) -> None:
     assert discovery(tree, "/coll/") == []
 
 
+@pytest.mark.rfc4918("R-101", "R-250")
 def test_bulk_delete_keeps_locked_member_and_its_ancestors(tree: LiveServer) -> None:
     (tree.root / "coll" / "sub" / "deep").mkdir()
     (tree.root / "coll" / "sub" / "deep" / "c.txt").write_bytes(b"c")
@@ -851,6 +881,7 @@ def test_bulk_delete_keeps_locked_member_and_its_ancestors(tree: LiveServer) -> 
 # -- the If header ------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-185")
 def test_if_no_lock(tree: LiveServer) -> None:
     assert put(tree, "/file.txt", b"new", If="(<DAV:no-lock>)").status_code == 412
     assert (tree.root / "file.txt").read_bytes() == b"original"
@@ -858,6 +889,7 @@ def test_if_no_lock(tree: LiveServer) -> None:
     assert (tree.root / "file.txt").read_bytes() == b"new"
 
 
+@pytest.mark.rfc4918("R-185", "R-187")
 def test_if_etag_list(tree: LiveServer) -> None:
     etag = tree.request("HEAD", "/file.txt").headers["ETag"]
     assert put(tree, "/file.txt", b"x", If='(["not-the-etag"])').status_code == 412
@@ -893,6 +925,7 @@ def test_token_in_a_false_list_is_still_submitted(tree: LiveServer) -> None:
     assert (tree.root / "file.txt").read_bytes() == b"new"
 
 
+@pytest.mark.rfc4918("R-188")
 def test_token_of_another_lock_does_not_unlock(tree: LiveServer) -> None:
     locked(tree, "/file.txt")
     other = locked(tree, "/other.txt")
@@ -907,6 +940,7 @@ def test_malformed_if_header_is_400(tree: LiveServer) -> None:
     assert (tree.root / "file.txt").read_bytes() == b"original"
 
 
+@pytest.mark.rfc4918("R-186")
 def test_tag_for_another_host_is_false(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     condition = f"<http://elsewhere.example/file.txt> (<{token}>)"
@@ -917,6 +951,7 @@ def test_tag_for_another_host_is_false(tree: LiveServer) -> None:
 # -- expiry and persistence ---------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-028", "R-029")
 def test_lock_expires(clocked: Clocked) -> None:
     server, now = clocked
     token = locked(server, "/coll/", timeout="Second-100")

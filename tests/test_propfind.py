@@ -214,6 +214,7 @@ def make_tree(root: Path) -> None:
 # -- the three kinds of request ----------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-070")
 def test_empty_body_is_allprop(box: Box) -> None:
     make_tree(box.root)
     empty = by_href(entries_of(box, "/d/", None))
@@ -233,6 +234,7 @@ def test_allprop_leaves_out_quota(box: Box) -> None:
     assert set(entry.props) == {200}
 
 
+@pytest.mark.rfc4918("R-065", "R-207")
 def test_allprop_with_include(box: Box) -> None:
     make_tree(box.root)
     body = (
@@ -250,6 +252,7 @@ def test_allprop_with_include(box: Box) -> None:
     assert file_entry.names(404) == {D + "quota-used-bytes"}
 
 
+@pytest.mark.rfc4918("R-065")
 def test_propname(box: Box) -> None:
     make_tree(box.root)
     proppatch(
@@ -269,6 +272,7 @@ def test_propname(box: Box) -> None:
     assert D + "getcontentlength" not in entries["/d/sub/"].names()
 
 
+@pytest.mark.rfc4918("R-072", "R-073")
 def test_prop_known_and_unknown(box: Box) -> None:
     make_tree(box.root)
     body = propfind_body(
@@ -299,6 +303,7 @@ def test_prop_nothing_known(box: Box) -> None:
 # -- Depth ------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-066", "R-068", "R-074")
 @pytest.mark.parametrize(
     ("depth", "expected"),
     [
@@ -326,6 +331,7 @@ def test_depth_on_root(server: Any) -> None:
     assert len(entries_of(server, "/", None, depth=None)) == 6
 
 
+@pytest.mark.rfc4918("R-182")
 @pytest.mark.parametrize("depth", ["0", "1", "infinity"])
 def test_depth_on_a_file(box: Box, depth: str) -> None:
     make_tree(box.root)
@@ -377,6 +383,7 @@ def check_supportedlock(entry: Entry) -> None:
     assert len(supported) == 2
 
 
+@pytest.mark.rfc4918("R-001")
 def test_live_properties_of_a_file(box: Box) -> None:
     make_tree(box.root)
     names = sorted(ALLPROP_FILE | QUOTA)
@@ -476,6 +483,7 @@ def test_hrefs_are_percent_encoded_and_parse_back(box: Box) -> None:
     assert box.request("GET", odd).content == b"inner"
 
 
+@pytest.mark.rfc4918("R-013", "R-058")
 def test_collection_href_ends_with_slash_with_or_without_it_in_the_request(box: Box) -> None:
     (box.root / "c").mkdir()
     assert one(box, "/c").href == "/c/"
@@ -547,6 +555,7 @@ def test_prefer_depth_noroot(box: Box) -> None:
 # -- limits and refusals ------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-067", "R-079")
 def test_infinity_limit(make_server: Any) -> None:
     box = make_server(max_propfind_resources=5)
     for i in range(10):
@@ -607,6 +616,7 @@ BAD_BODIES = {
 }
 
 
+@pytest.mark.rfc4918("R-054")
 @pytest.mark.parametrize("name", sorted(BAD_BODIES))
 def test_bad_bodies(box: Box, name: str) -> None:
     (box.root / "f").write_bytes(b"")
@@ -814,6 +824,7 @@ def f(box: Box) -> Box:
     return box
 
 
+@pytest.mark.rfc4918("R-002", "R-003")
 def test_dead_property_namespaces_prefixes_attributes(f: Any) -> None:
     proppatch(
         f,
@@ -864,6 +875,7 @@ def test_dead_property_using_the_d_prefix_for_another_namespace(f: Any) -> None:
     assert el[0].tag == "{urn:not-dav}x"
 
 
+@pytest.mark.rfc4918("R-216")
 @pytest.mark.parametrize(
     ("prop_attrs", "set_attrs", "own", "expected"),
     [
@@ -887,6 +899,7 @@ def test_dead_property_xml_lang(
     assert el.text == "Hallo"
 
 
+@pytest.mark.rfc4918("R-002")
 def test_dead_property_mixed_content(f: Any) -> None:
     proppatch(
         f,
@@ -989,6 +1002,7 @@ def test_dead_properties_on_the_root(server: Any) -> None:
     assert dead(server, "/", "{urn:z}r").text == "root"
 
 
+@pytest.mark.rfc4918("R-216")
 def test_dead_properties_survive_a_restart(server: Any) -> None:
     (server.root / "f.txt").write_bytes(b"content")
     proppatch(

@@ -38,6 +38,7 @@ def list_header(value: str) -> set[str]:
 # -- OPTIONS ----------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-177", "R-260")
 @pytest.mark.parametrize("path", ["/", "/file.txt", "/dir/", "/missing.txt", "/no/such/deep"])
 def test_options_advertises_dav_and_methods(server, path):
     make_file(server.root, "file.txt", b"x")
@@ -85,6 +86,7 @@ def test_get_file_body_and_headers(server):
     assert r.headers.get("Accept-Ranges") == "bytes"
 
 
+@pytest.mark.rfc4918("R-169")
 def test_get_empty_file(server):
     make_file(server.root, "empty.txt", b"")
     r = server.request("GET", "/empty.txt")
@@ -115,6 +117,7 @@ def test_get_content_type_by_extension(server, name, media_type):
         assert r.headers["Content-Type"].split(";")[0].strip().lower() == media_type
 
 
+@pytest.mark.rfc4918("R-064")
 def test_etag_changes_on_every_put_even_same_size_and_immediate(server):
     make_file(server.root, "e.bin", b"0000", mtime=None)
     seen = [server.request("GET", "/e.bin").headers["ETag"]]
@@ -141,6 +144,7 @@ def test_etag_changes_after_same_size_in_place_rewrite_on_disk(server):
     assert len(set(seen)) == len(seen), seen
 
 
+@pytest.mark.rfc4918("R-258")
 def test_head_has_headers_of_get_and_no_body(server):
     make_file(server.root, "h.html", CONTENT)
     get = server.request("GET", "/h.html")
@@ -168,6 +172,7 @@ def test_head_of_missing_file_is_404_without_body(server):
 # -- ranges -------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-258")
 def test_single_range(server):
     make_file(server.root, "r.bin", CONTENT)
     r = server.request("GET", "/r.bin", headers={"Range": "bytes=10-19"})
@@ -362,6 +367,7 @@ def test_if_range_after_change_sends_new_whole_file(server):
 # -- conditionals -------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-197")
 def test_if_match(server):
     make_file(server.root, "c.txt", b"content")
     etag = server.request("HEAD", "/c.txt").headers["ETag"]

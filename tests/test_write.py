@@ -88,6 +88,7 @@ def test_put_non_ascii_name(server):
     assert (server.root / "été café.txt").read_bytes() == b"x"
 
 
+@pytest.mark.rfc4918("R-107")
 def test_put_missing_parent_is_409(server):
     r = server.request("PUT", "/no/such/file.txt", data=b"x")
     assert r.status_code == 409
@@ -101,6 +102,7 @@ def test_put_below_a_file_is_409(server):
     assert snapshot(server.root) == {"file.txt": b"f"}
 
 
+@pytest.mark.rfc4918("R-109")
 def test_put_onto_collection_is_405(server):
     make_tree(server.root, {"dir/inside.txt": b"i"})
     r = server.request("PUT", "/dir", data=b"x")
@@ -154,6 +156,7 @@ def test_put_with_content_range_writes_that_range_in_place(server):
     assert (server.root / "f.txt").read_bytes() == b"01ab456789"
 
 
+@pytest.mark.rfc4918("R-258")
 def test_put_chunked_body_is_stored_completely(server):
     pieces = [bytes([i % 251]) * (i * 977 + 1) for i in range(1, 60)]
     pieces.insert(10, b"")  # requests skips empty chunks; harmless either way
@@ -183,6 +186,7 @@ def test_put_chunked_body_on_raw_socket(server):
     assert (server.root / "raw.txt").read_bytes() == b"hello, world"
 
 
+@pytest.mark.rfc4918("R-258")
 def test_put_expect_100_continue(server):
     body = b"sent after the interim answer"
     head = (
@@ -242,6 +246,7 @@ def test_reserved_temporary_name_is_refused(server, method):
 # -- MKCOL --------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-090")
 def test_mkcol(server):
     r = server.request("MKCOL", "/newdir")
     assert r.status_code == 201
@@ -254,6 +259,7 @@ def test_mkcol(server):
     assert (server.root / "newdir" / "inner").is_dir()
 
 
+@pytest.mark.rfc4918("R-089")
 def test_mkcol_on_existing_file_is_405(server):
     make_tree(server.root, {"f.txt": b"f"})
     r = server.request("MKCOL", "/f.txt")
@@ -261,12 +267,14 @@ def test_mkcol_on_existing_file_is_405(server):
     assert (server.root / "f.txt").read_bytes() == b"f"
 
 
+@pytest.mark.rfc4918("R-091", "R-092")
 def test_mkcol_missing_parent_is_409(server):
     r = server.request("MKCOL", "/a/b/c")
     assert r.status_code == 409
     assert list(server.root.iterdir()) == []
 
 
+@pytest.mark.rfc4918("R-060", "R-094")
 def test_mkcol_with_body_is_415_and_creates_nothing(server):
     r = server.request(
         "MKCOL",
@@ -283,6 +291,7 @@ def test_mkcol_with_body_is_415_and_creates_nothing(server):
 # -- DELETE -------------------------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-098")
 def test_delete_file(server):
     make_tree(server.root, {"f.txt": b"f", "other.txt": b"o"})
     r = server.request("DELETE", "/f.txt")
@@ -296,6 +305,7 @@ def test_delete_missing_is_404(server):
     assert server.request("DELETE", "/no/such/dir/").status_code == 404
 
 
+@pytest.mark.rfc4918("R-100")
 def test_delete_collection_with_contents(server):
     make_tree(
         server.root,
@@ -360,6 +370,7 @@ PARTIAL_TREE = {
 }
 
 
+@pytest.mark.rfc4918("R-101", "R-105", "R-106")
 def test_delete_collection_with_refused_members_is_207(server):
     make_tree(server.root, PARTIAL_TREE, dirs=("c/stuck",))
     with_provider(server, lambda inner: Refusing(inner, {"locked.txt", "stuck"}))

@@ -142,6 +142,7 @@ def test_propfind_wrong_root_is_refused(body: bytes) -> None:
         parse_propfind(body)
 
 
+@pytest.mark.rfc4918("R-054")
 @pytest.mark.parametrize(
     "body",
     [
@@ -160,6 +161,7 @@ def test_propfind_malformed_is_refused(body: bytes) -> None:
 # -- parse_propertyupdate ----------------------------------------------------------------------
 
 
+@pytest.mark.rfc4918("R-083")
 def test_propertyupdate_keeps_document_order() -> None:
     body = update(
         remove('<Z:a xmlns:Z="urn:z"/>'),
@@ -184,6 +186,7 @@ def test_propertyupdate_remove_has_no_value() -> None:
     assert parse_propertyupdate(body) == [PropChange("{urn:z}a", None)]
 
 
+@pytest.mark.rfc4918("R-003")
 def test_propertyupdate_keeps_prefixes_and_repeats_inherited_declarations() -> None:
     body = update(
         set_('<Z:author Q:role="lead"><Z:name>Jane</Z:name><Q:x/></Z:author>'),

@@ -186,7 +186,7 @@ def propfind(services: Services, req: Request, guard: Guard) -> Response:
                 )
             yield xmlout.prop_response(req.prefix, response)
 
-    headers = [MULTISTATUS_TYPE]
+    headers = [MULTISTATUS_TYPE, *req.content_location(root.is_collection)]
     applied = [p for p, on in (("return=minimal", minimal), ("depth-noroot", prefs.no_root)) if on]
     if applied and req.header("Prefer") is not None:
         headers.append(("Preference-Applied", ", ".join(applied)))

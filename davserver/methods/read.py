@@ -102,7 +102,9 @@ def _collection(services: Services, req: Request, resource: Resource, head: bool
     stop = h.evaluate_preconditions(req.method, req.environ, validators)
     if stop is not None:
         return Response(stop, [("Last-Modified", h.http_date(resource.mtime))])
-    return listing.collection_page(services, req, resource, head)
+    page = listing.collection_page(services, req, resource, head)
+    page.headers.extend(req.content_location(True))
+    return page
 
 
 def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) -> Response:

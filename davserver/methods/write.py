@@ -15,7 +15,6 @@ from ..errors import (
     NotFound,
     PreconditionFailed,
     RangeNotSatisfiable,
-    UnsupportedMediaType,
 )
 from ..locking import Guard
 from ..model import MemberStatus, Resource
@@ -239,9 +238,6 @@ def make_collection(
 
 
 def mkcol(services: Services, req: Request, guard: Guard) -> Response:
-    if req.has_body():
-        # RFC 4918 9.3: we define no MKCOL body, so any body is an unsupported type.
-        raise UnsupportedMediaType("MKCOL with a request body is not supported")
     make_collection(services, guard, req.path, conditions(req, guard))
     return Response(201)
 
