@@ -9,12 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-<<<<<<< HEAD
-from helpers import litmus_results, run_litmus
-=======
 import pytest
-from helpers import run_litmus
->>>>>>> helper-g
+from helpers import litmus_results, run_litmus
 
 
 def test_litmus_installed() -> None:
