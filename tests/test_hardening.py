@@ -185,12 +185,14 @@ def test_if_none_match_star_on_a_collection_listing_is_304(server: LiveServer, m
 
 def test_destination_with_a_broken_ipv6_host_is_not_a_500(server: LiveServer) -> None:
     """urlsplit raises ValueError('Invalid IPv6 URL'), which nothing catches: 500. A
-    Destination that names no URI of this server is a 502 (RFC 4918 9.8.5)."""
+    Destination that is not a URI at all is a 400 (RFC 4918 10.3: an unacceptable
+    Destination), with the reason; one that is a URI of another server is a 502 (9.8.5)."""
     (server.root / "f.txt").write_bytes(b"x")
     status, _, rest = _raw_status(
         server, request_bytes("COPY", b"/f.txt", {"Destination": "http://[::1/x"})
     )
-    assert status == 502, (status, rest)
+    assert status == 400, (status, rest)
+    assert b"is not a URI" in rest
 
 
 def test_if_header_tag_with_a_broken_ipv6_host_is_not_a_500(server: LiveServer) -> None:
