@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from pg import PostgresServer
 
 from davserver.config import Config, load
 from davserver.server import DavServer, build_services
@@ -117,3 +118,17 @@ def services(tmp_path: Path) -> Services:
     """Provider and stores without HTTP, for tests of the layers below the app."""
     config = load(None, {"root": str(tmp_path / "root"), "state_dir": str(tmp_path / "state")})
     return build_services(config)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (tests/pg.py), stopped at its end."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A database URL whose schema is new and empty."""
+    return postgres.schema_url()
