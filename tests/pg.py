@@ -22,10 +22,13 @@ DATABASE = "davtest"
 
 def _bin(name: str) -> str:
     """A PostgreSQL program: on PATH, or where Debian keeps every version's programs."""
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]
-    if not found:
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+    if not versions:
         raise RuntimeError(f"{name} not found: apt-get install postgresql")
-    return found if isinstance(found, str) else found[0]
+    return max(versions, key=lambda p: float(p.split("/")[4]))
 
 
 class PostgresServer:
