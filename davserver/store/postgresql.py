@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -148,6 +148,9 @@ class PostgresDatabase:
         self._guard = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._keeper: _Keeper | None = None
+        # Run after each heartbeat that reached the database (bookkeeping left undone while
+        # it was away).
+        self.heartbeat_tasks: list[Callable[[], None]] = []
         self._open()
 
     def _open(self) -> None:
@@ -161,13 +164,14 @@ class PostgresDatabase:
             name="davserver",
         )
         try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             with pool.connection() as conn:
                 migrate(conn)
             keeper = _Keeper(self.url, self._params)
         except BaseException:
             pool.close()
             raise
+        keeper.tasks = self.heartbeat_tasks
         self._pool, self._keeper = pool, keeper
         log.info("properties, locks and claims in %s", masked(self.url))
 
@@ -275,6 +279,7 @@ class _Keeper:
         self.owner = owners.new_owner()
         self.key = _key("owner:" + self.owner)
         self.offset = 0.0
+        self.tasks: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = self._connect()
         self._thread = threading.Thread(target=self._run, name="pg-owner", daemon=True)
@@ -309,6 +314,12 @@ class _Keeper:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
+                continue
+            for task in self.tasks:
+                try:
+                    task()
+                except Exception:
+                    log.exception("database bookkeeping failed; trying again in a moment")
 
     def close(self) -> None:
         self._stop.set()
@@ -533,6 +544,7 @@ class PostgresClaimStore:
         # (a finished request must not answer 503 for a bookkeeping step).
         self._unreleased: set[str] = set()
         self._unreleased_guard = threading.Lock()
+        db.heartbeat_tasks.append(self._release_pending)
 
     @property
     def owner(self) -> str:
