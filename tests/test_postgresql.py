@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from pg import PostgresServer
 from procs import ServerProcess
 
 from davserver import cli
+from davserver.store import postgresql
 from davserver.store.postgresql import masked
 
 NS = "urn:several"
@@ -199,3 +201,24 @@ def test_a_database_restart_under_load_gives_503_then_recovers_losing_nothing(
         assert dav(instance, "PUT", "/locked.txt", data=b"y").status_code == 423
     sent = {"If": f"({token})"}
     assert dav(third, "PUT", "/locked.txt", data=b"y", headers=sent).status_code == 204
+
+
+def test_an_instance_with_a_wrong_clock_keeps_time_by_the_database(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class HourFast:
+        @staticmethod
+        def time() -> float:
+            return time.time() + 3600
+
+    honest = postgresql.PostgresDatabase(postgres_url)
+    with monkeypatch.context() as patched:
+        patched.setattr(postgresql, "time", HourFast)
+        skewed = postgresql.PostgresDatabase(postgres_url)
+        skewed_now = skewed.clock()
+    try:
+        assert abs(skewed_now - honest.clock()) < 1
+        assert abs(honest.clock() - time.time()) < 1
+    finally:
+        skewed.close()
+        honest.close()
