@@ -3,6 +3,7 @@ PostgreSQL database (a real one, tests/pg.py), as a load balancer would spread c
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
@@ -13,10 +14,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import COLOR, free_port, lockinfo, propfind_body, proppatch_body, temp_files, wait_for
+from helpers import (
+    COLOR,
+    free_port,
+    lockinfo,
+    propfind_body,
+    proppatch_body,
+    run_litmus,
+    temp_files,
+    wait_for,
+)
 from lxml import etree
 from pg import PostgresServer
 from procs import ServerProcess
+from test_proxy import nginx
 
 from davserver import cli
 from davserver.store import postgresql
@@ -25,26 +36,33 @@ from davserver.store.postgresql import masked
 NS = "urn:several"
 
 
-@pytest.fixture
-def instances(tmp_path: Path, postgres_url: str) -> Iterator[list[ServerProcess]]:
-    """Three instances over one root and one database, each with its own state folder."""
+@contextlib.contextmanager
+def several(tmp_path: Path, url: str, *extra: str) -> Iterator[list[ServerProcess]]:
+    """Three instances over one root and one database, each with its own state folder; on
+    leaving, they are stopped and must have logged no error."""
     root = tmp_path / "root"
     root.mkdir()
     # Warnings (each 503 logs one) could fill the stderr pipe; errors are checked.
-    extra = ("--database", postgres_url, "--log-level", "error")
+    args = ("--database", url, "--log-level", "error", *extra)
     with ThreadPoolExecutor(3) as pool:
-        started = list(
-            pool.map(lambda i: ServerProcess(root, tmp_path / f"s{i}", *extra), range(3))
-        )
-    yield started
+        started = list(pool.map(lambda i: ServerProcess(root, tmp_path / f"s{i}", *args), range(3)))
     logged = []
-    for instance in started:
-        assert instance.proc is not None
-        instance.proc.terminate()
-        instance.proc.wait(10)
-        logged.append(instance.errors())
-        instance.stop()
+    try:
+        yield started
+    finally:
+        for instance in started:
+            assert instance.proc is not None
+            instance.proc.terminate()
+            instance.proc.wait(30)
+            logged.append(instance.errors())
+            instance.stop()
     assert logged == ["", "", ""]
+
+
+@pytest.fixture
+def instances(tmp_path: Path, postgres_url: str) -> Iterator[list[ServerProcess]]:
+    with several(tmp_path, postgres_url) as started:
+        yield started
 
 
 def dav(instance: ServerProcess, method: str, path: str, **kwargs: object) -> requests.Response:
@@ -222,3 +240,41 @@ def test_an_instance_with_a_wrong_clock_keeps_time_by_the_database(
     finally:
         skewed.close()
         honest.close()
+
+
+# Round robin (nginx's default) over the three instances: every request may land on another.
+UPSTREAM = """
+    upstream davservers {{
+        server 127.0.0.1:{0};
+        server 127.0.0.1:{1};
+        server 127.0.0.1:{2};
+        keepalive 16;
+    }}
+"""
+LOCATION = """
+    location / {
+        proxy_pass http://davservers;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host:$server_port;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+"""
+
+
+def test_litmus_passes_through_nginx_round_robin_over_three_instances(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with several(tmp_path, postgres_url, "--trusted-proxy", "127.0.0.1") as started:
+        port = free_port()
+        upstream = UPSTREAM.format(*(instance.port for instance in started))
+        with nginx(tmp_path / "nginx", port, LOCATION, None, upstream):
+            _, report = run_litmus(tmp_path, "--url", f"http://127.0.0.1:{port}/", timeout=600)
+    for group in ("basic", "copymove", "props", "locks", "http"):
+        line = next((ln for ln in report.splitlines() if ln.startswith(f"{group} (given)")), "")
+        assert f"summary for `{group}'" in line and " 0 failed" in line, report
+    problems = [
+        ln.strip()
+        for ln in report.splitlines()
+        if ln.strip().startswith(("FAIL:", "WARNING:", "SKIPPED:"))
+    ]
+    assert problems == [], report
