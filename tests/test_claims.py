@@ -10,13 +10,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
+from helpers import wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
 from davserver import owners, paths
 from davserver.store.base import ClaimStore, claims_meet
-from davserver.store.postgresql import PostgresClaimStore, PostgresDatabase
+from davserver.store.postgresql import PostgresClaimStore, PostgresDatabase, advisory_key
 from davserver.store.sqlite_claims import SqliteClaimStore
 
 segments = st.sampled_from(["a", "b", "ab", "a.b"])
@@ -172,3 +174,38 @@ def test_an_owner_on_another_host_or_of_another_form_is_never_presumed_gone() ->
     _host, boot, _pid, _start, nonce = owners.new_owner().split("/")
     assert owners.is_alive("/".join(["elsewhere", boot, "1", "1", nonce]))
     assert owners.is_alive("not an owner name")
+
+
+def test_an_instance_whose_connection_broke_is_not_presumed_gone(postgres_url: str) -> None:
+    # The database restarted, or a network blip: the instance's advisory lock went with its
+    # connection while the instance still runs its changes. Nobody may recover them meanwhile,
+    # and the instance takes its lock back.
+    running = PostgresClaimStore(PostgresDatabase(postgres_url))
+    other = PostgresClaimStore(PostgresDatabase(postgres_url))
+    try:
+        held, _ = running.try_take(["/a"], [], {"op": "delete", "path": "/a"})
+        assert held is not None
+        key = advisory_key("owner:" + running.owner)
+        high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+        look = (
+            "FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 "
+            "AND classid::int8 = %s AND objid::int8 = %s AND granted"
+        )
+
+        def lock_held() -> bool:
+            with psycopg.connect(postgres_url) as conn:
+                return conn.execute(f"SELECT count(*) {look}", (high, low)).fetchone() == (1,)
+
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"SELECT pg_terminate_backend(pid) {look}", (high, low))
+        assert wait_for(lambda: not lock_held(), 5)
+        _, [claim] = other.try_take(["/a"], [], {})
+        assert other.is_alive(claim.owner)
+        assert other.adopt(claim) is False
+        assert other.orphans() == []
+        assert wait_for(lock_held, 10)
+        running.release(held)
+        assert other.try_take(["/a"], [], {})[0] is not None
+    finally:
+        running.close()
+        other.close()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 from helpers import (
@@ -278,3 +279,27 @@ def test_litmus_passes_through_nginx_round_robin_over_three_instances(
         if ln.strip().startswith(("FAIL:", "WARNING:", "SKIPPED:"))
     ]
     assert problems == [], report
+
+
+def test_instances_starting_at_once_create_the_schema_once(postgres_url: str) -> None:
+    barrier = threading.Barrier(6)
+
+    def start(_: int) -> postgresql.PostgresDatabase:
+        barrier.wait()
+        return postgresql.PostgresDatabase(postgres_url)
+
+    with ThreadPoolExecutor(6) as pool:
+        opened = list(pool.map(start, range(6)))
+    for db in opened:
+        db.close()
+    with psycopg.connect(postgres_url) as conn:
+        versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    assert versions == [(v,) for v in range(1, postgresql.SCHEMA_VERSION + 1)]
+
+
+def test_a_schema_from_a_newer_release_is_refused(postgres_url: str) -> None:
+    postgresql.PostgresDatabase(postgres_url).close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (%s)", (postgresql.SCHEMA_VERSION + 1,))
+    with pytest.raises(postgresql.SchemaTooNew):
+        postgresql.PostgresDatabase(postgres_url)

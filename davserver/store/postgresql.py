@@ -81,19 +81,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX claim_paths_path ON claim_paths (path);
     CREATE INDEX claim_paths_id ON claim_paths (id);
     """,
+    # When each running instance last showed it was alive, by the database's clock.
+    """
+    CREATE TABLE instances (
+        owner text PRIMARY KEY,
+        seen  double precision NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _key(name: str) -> int:
+def advisory_key(name: str) -> int:
     """A 64-bit advisory lock key for `name` (a signed bigint, as PostgreSQL takes it)."""
     digest = hashlib.blake2b(b"davserver:" + name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-_SCHEMA_KEY = _key("schema")
-_LOCKS_KEY = _key("locks")
-_CLAIMS_KEY = _key("claims")
+_SCHEMA_KEY = advisory_key("schema")
+_LOCKS_KEY = advisory_key("locks")
+_CLAIMS_KEY = advisory_key("claims")
 
 # Seconds: how long a request may wait to connect, for a pooled connection, or for one
 # statement, before it gets 503; and how often the owner's connection checks it still holds
@@ -102,6 +109,11 @@ CONNECT_TIMEOUT = 3
 WAIT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 10
 HEARTBEAT = 1.0
+# An instance's advisory lock lapses when its connection breaks, also while it runs (the
+# database restarted): it is presumed gone only once it has also not been seen for this long,
+# time enough to connect again and take its lock back.
+OWNER_GRACE = 10.0
+FORGET_INSTANCES = 86400.0
 RETRY_AFTER = "5"
 
 
@@ -141,9 +153,12 @@ def connection_params(url: str) -> dict[str, Any]:
 class PostgresDatabase:
     """One instance's handle on the shared database: the pool, the owner, the clock."""
 
-    def __init__(self, url: str, *, max_connections: int = 32) -> None:
+    def __init__(
+        self, url: str, *, max_connections: int = 32, owner_grace: float = OWNER_GRACE
+    ) -> None:
         self.url = url
         self.max_connections = max_connections
+        self.owner_grace = owner_grace
         self._params = connection_params(url)
         self._guard = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -226,16 +241,21 @@ class PostgresDatabase:
         return time.time() + self._live()[1].offset
 
     def is_alive(self, owner: str) -> bool:
-        """Whether the instance named `owner` still holds its advisory lock."""
+        """Whether the instance named `owner` may still be running: it holds its advisory
+        lock, or was seen less than `owner_grace` seconds ago (it may be reconnecting)."""
         if owner == self.owner:
             return True
-        key = _key("owner:" + owner)
+        key = advisory_key("owner:" + owner)
         with self.connection() as conn:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s), coalesce((SELECT seen FROM instances "
+                "WHERE owner = %s) > extract(epoch FROM clock_timestamp()) - %s, false)",
+                (key, owner, self.owner_grace),
+            ).fetchone()
             if row is None or not row[0]:
                 return True
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            return False
+            return bool(row[1])
 
     def close(self) -> None:
         """Close the pool and the owner's connection (this instance's claims become orphans);
@@ -277,7 +297,7 @@ class _Keeper:
         self.url = url
         self.params = params
         self.owner = owners.new_owner()
-        self.key = _key("owner:" + self.owner)
+        self.key = advisory_key("owner:" + self.owner)
         self.offset = 0.0
         self.tasks: list[Callable[[], None]] = []
         self._stop = threading.Event()
@@ -290,14 +310,25 @@ class _Keeper:
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
             self._measure(conn)
+            # Instances that crashed long ago: their claims are recovered by then.
+            conn.execute(
+                "DELETE FROM instances WHERE seen < extract(epoch FROM clock_timestamp()) - %s",
+                (FORGET_INSTANCES,),
+            )
         except BaseException:
             conn.close()
             raise
         return conn
 
     def _measure(self, conn: psycopg.Connection[Any]) -> None:
+        """Record that this instance is alive, and how far the database's clock is ahead."""
         before = time.time()
-        row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+        row = conn.execute(
+            "INSERT INTO instances (owner, seen) "
+            "VALUES (%s, extract(epoch FROM clock_timestamp())) "
+            "ON CONFLICT (owner) DO UPDATE SET seen = excluded.seen RETURNING seen",
+            (self.owner,),
+        ).fetchone()
         after = time.time()
         if row is not None:
             self.offset = float(row[0]) - (before + after) / 2
@@ -325,6 +356,9 @@ class _Keeper:
         self._stop.set()
         self._thread.join(HEARTBEAT * 2 + STATEMENT_TIMEOUT)
         if self._conn is not None:
+            # Stopped, not crashed: its claims are orphans at once, no grace to wait out.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("DELETE FROM instances WHERE owner = %s", (self.owner,))
             self._conn.close()  # the advisory lock goes with the session
         owners.retire(self.owner)
 
