@@ -141,10 +141,17 @@ def connection_params(url: str) -> dict[str, Any]:
     extra: dict[str, Any] = {"application_name": "davserver"}
     if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
         extra["connect_timeout"] = CONNECT_TIMEOUT
-    # A peer that vanished without closing (a cut network) is noticed by keepalives.
-    for name, seconds in (("keepalives_idle", 5), ("keepalives_interval", 2)):
+    # A server that went silent (a cut network) never answers, so statement_timeout cannot
+    # help: keepalives notice within 5 + 2 x 2 s, and unacknowledged data gives up in 9 s.
+    silent = (
+        ("keepalives_idle", 5),
+        ("keepalives_interval", 2),
+        ("keepalives_count", 2),
+        ("tcp_user_timeout", 9000),
+    )
+    for name, value in silent:
         if name not in given:
-            extra[name] = seconds
+            extra[name] = value
     options = str(given.get("options", os.environ.get("PGOPTIONS", "")))
     extra["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT * 1000}".strip()
     return extra
@@ -163,6 +170,7 @@ class PostgresDatabase:
         self._guard = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._keeper: _Keeper | None = None
+        self._checking = False
         # Run after each heartbeat that reached the database (bookkeeping left undone while
         # it was away).
         self.heartbeat_tasks: list[Callable[[], None]] = []
@@ -210,15 +218,32 @@ class PostgresDatabase:
         try:
             yield
         except psycopg.OperationalError as exc:
-            log.warning("database unavailable: %s", str(exc).strip().splitlines()[0:1])
-            if self._pool is not None:
-                # Connections that broke with the server's restart are dropped now, not
-                # handed one by one to the next requests.
-                self._pool.check()
+            reason = str(exc).strip().splitlines()
+            log.warning("database unavailable: %s", reason[0] if reason else type(exc).__name__)
+            self._check_soon()
             raise StoreUnavailable(
                 "the database is unavailable; try again shortly",
                 headers=[("Retry-After", RETRY_AFTER)],
             ) from exc
+
+    def _check_soon(self) -> None:
+        """Drop the pool's broken connections (the server restarted) in the background, so
+        that they are not handed one by one to the next requests; one check at a time, and
+        never on a request's own time (a silent server could hold it for seconds)."""
+        pool = self._pool
+        with self._guard:
+            if pool is None or self._checking:
+                return
+            self._checking = True
+
+        def run() -> None:
+            try:
+                with contextlib.suppress(psycopg.Error):
+                    pool.check()
+            finally:
+                self._checking = False
+
+        threading.Thread(target=run, name="pg-check", daemon=True).start()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -356,10 +381,13 @@ class _Keeper:
         self._stop.set()
         self._thread.join(HEARTBEAT * 2 + STATEMENT_TIMEOUT)
         if self._conn is not None:
-            # Stopped, not crashed: its claims are orphans at once, no grace to wait out.
+            # Stopped, not crashed: its claims are orphans at once, no grace to wait out. The
+            # lock is released here rather than by closing: a session's backend ends a moment
+            # after its client leaves, and the lock is held until it has.
             with contextlib.suppress(psycopg.Error):
                 self._conn.execute("DELETE FROM instances WHERE owner = %s", (self.owner,))
-            self._conn.close()  # the advisory lock goes with the session
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            self._conn.close()
         owners.retire(self.owner)
 
 
