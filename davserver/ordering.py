@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 
 from . import paths
 from .errors import DavError
+from .provider.base import LinkResolver
 from .services import Services
-from .store.base import Claim
+from .store.base import Claim, ClaimStore
 
 log = logging.getLogger(__name__)
 
 # How long a request waits for a change on a meeting path before giving up with 503: long
 # enough for a large COPY to finish, short enough that a client is not left hanging.
 WAIT_SECONDS = 60.0
+_RELEASE_ATTEMPTS = 10
 _FIRST_PAUSE = 0.001
 _LONGEST_PAUSE = 0.05
 
@@ -84,13 +86,14 @@ def claimed(
     exclusive: Sequence[str],
     shared: Sequence[str] = (),
     intent: dict[str, object] | None = None,
-    wait: float = WAIT_SECONDS,
+    wait: float | None = None,
 ) -> Iterator[Held]:
     """Hold a claim on `exclusive` (changed) and `shared` (read) paths while the block runs.
 
     Waits for claims in the way; recovers those whose owner died. Raises Busy after `wait`
-    seconds. The claim is dropped when the block ends, whether it succeeded or raised: a
-    failure inside it is the request's own, already undone by the code that raised. Inside a
+    seconds (WAIT_SECONDS by default). The claim is dropped when the block ends, whether it
+    succeeded or raised: a failure inside it is the request's own, already undone by the code
+    that raised. Inside a
     claim that covers the paths already, the block runs under it, its intent recorded as the
     outer claim's current step.
     """
@@ -112,8 +115,13 @@ def claimed(
                 services.claims.update(outer.id, outer.intent)
         return
     store = services.claims
+    provider = services.provider
+    if isinstance(provider, LinkResolver):
+        # Through a link, two paths name one resource: claims meet where links lead too.
+        exclusive = _with_real(provider, exclusive)
+        shared = _with_real(provider, shared)
     goal = dict(intent or {})
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (WAIT_SECONDS if wait is None else wait)
     pause = _FIRST_PAUSE
     while True:
         claim_id, blocking = store.try_take(exclusive, shared, goal)
@@ -134,7 +142,33 @@ def claimed(
         yield held
     finally:
         _held.reset(token)
-        store.release(claim_id)
+        _release(store, claim_id)
+
+
+def _with_real(resolver: LinkResolver, given: Sequence[str]) -> list[str]:
+    found = list(given)
+    for path in given:
+        try:
+            real = resolver.canonical(path)
+        except DavError:
+            continue  # outside the share or reserved: the method refuses it anyway
+        if real not in found:
+            found.append(real)
+    return found
+
+
+def _release(store: ClaimStore, claim_id: str) -> None:
+    """Drop the claim, trying again for a while if the store is briefly unavailable: a claim
+    left behind by a live process would hold its paths until the process ends."""
+    for attempt in range(_RELEASE_ATTEMPTS):
+        try:
+            store.release(claim_id)
+            return
+        except Exception:
+            if attempt == _RELEASE_ATTEMPTS - 1:
+                log.exception("could not release claim %s; its paths wait for a restart", claim_id)
+                return
+            time.sleep(0.1 * (attempt + 1))
 
 
 def recover_orphans(services: Services, claims: Sequence[Claim] | None = None) -> int:

@@ -1,14 +1,15 @@
 """Which process holds a claim, and whether it is still running.
 
-An owner is named `host/boot/pid/start/nonce`: the machine, its boot, the process id with the
-time the process started (pid numbers are reused; the pair is not), and a random nonce per
-store object, since one process may open the state folder several times (a server stopped and
-started again in one process, as tests do) and the claims of a closed store are as dead as a
-crashed process's.
+An owner is named `host/boot/pid/start/nonce`: the machine, its boot and pid namespace, the
+process id with the time the process started (pid numbers are reused; the pair is not), and a
+random nonce per store object, since one process may open the state folder several times (a
+server stopped and started again in one process, as tests do) and the claims of a closed store
+are as dead as a crashed process's.
 
-Liveness is decided only for owners on this machine: a process whose boot or start time
-differs, or that no longer exists, is gone. An owner on another host is never presumed dead;
-a shared store across machines needs leases instead (see docs/state.md).
+Liveness is decided only for owners on this machine and in this pid namespace: a process whose
+boot or start time differs, or that no longer exists, is gone. An owner on another host, or in
+another container's pid namespace, is never presumed dead; a store shared across machines
+needs leases instead (see docs/state.md).
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ _live_lock = threading.Lock()
 def _boot_id() -> str:
     try:
         with open(_BOOT_ID_FILE) as f:
-            return f.read().strip()
+            boot = f.read().strip()
     except OSError:
         return "-"
+    # The pid namespace too: two containers on one host (one boot) number their processes
+    # each in their own, and one cannot tell whether the other's pid is running.
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = "-"
+    return f"{boot}.{namespace}"
 
 
 def _start_time(pid: int) -> str:
@@ -97,7 +105,11 @@ def is_alive(owner: str) -> bool:
     if host != _HOST:
         return True
     if boot != _BOOT:
-        return boot == "-" or _BOOT == "-"  # a reboot ended every process of the old boot
+        their_boot, my_boot = boot.partition(".")[0], _BOOT.partition(".")[0]
+        if their_boot != my_boot:
+            # A reboot ended every process of the old boot (when both boots are known).
+            return their_boot == "-" or my_boot == "-"
+        return True  # another pid namespace on this boot: its processes are not ours to see
     now = _start_time(pid)
     if pid == os.getpid() and now == start:
         with _live_lock:

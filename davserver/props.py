@@ -8,6 +8,7 @@ protected: a PROPPATCH that sets or removes one fails with 403
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -42,6 +43,11 @@ class LiveContext:
     now: float
     content_type: Callable[[Resource], str]
     quota: Callable[[str], tuple[int, int] | None]
+
+    def __post_init__(self) -> None:
+        # Both quota properties of a resource from one reading of the filesystem: read twice,
+        # a write in between makes used + available differ from the disk's size.
+        object.__setattr__(self, "quota", functools.lru_cache(maxsize=1)(self.quota))
 
 
 Compute = Callable[[LiveContext, Resource], str | None]

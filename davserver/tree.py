@@ -60,6 +60,8 @@ def walk(
     yield resource
     if not resource.is_collection or depth == "0":
         return
+    if descend is not None and not descend(resource):
+        return
     stack: list[Iterator[Resource]] = []
     try:
         stack.append(_children(provider, resource.path))

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import re
-import select
+import selectors
 import shutil
 import subprocess
 import tempfile
@@ -141,11 +141,20 @@ class CadaverSession:
     def _read_until_prompt(self) -> str:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        buf = b""
         deadline = time.monotonic() + self.timeout
+        # selectors, not select.select: the descriptor may be above 1023 in a busy process.
+        with selectors.DefaultSelector() as watcher:
+            watcher.register(fd, selectors.EVENT_READ)
+            buf = self._read_prompt(fd, watcher, deadline)
+        text = buf.decode("utf-8", "replace")
+        self.transcript += text
+        return text
+
+    def _read_prompt(self, fd: int, watcher: selectors.BaseSelector, deadline: float) -> bytes:
+        buf = b""
         while not self.PROMPT.search(buf):
             remaining = deadline - time.monotonic()
-            ready = select.select([fd], [], [], max(remaining, 0))[0] if remaining > 0 else []
+            ready = watcher.select(remaining) if remaining > 0 else []
             if not ready:
                 self.kill()
                 pytest.fail(
@@ -160,9 +169,7 @@ class CadaverSession:
                     f"transcript:\n{self.transcript}{buf.decode('utf-8', 'replace')}"
                 )
             buf += chunk
-        text = buf.decode("utf-8", "replace")
-        self.transcript += text
-        return text
+        return buf
 
     def run(self, command: str) -> str:
         """Send one command; its output without the echoed command line and the next prompt."""

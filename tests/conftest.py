@@ -12,7 +12,7 @@ import requests
 from pg import PostgresServer
 
 from davserver.config import Config, load
-from davserver.server import DavServer, build_services
+from davserver.server import DavServer, build_services, close_services
 from davserver.services import Services
 
 
@@ -114,10 +114,33 @@ def server(make_server: Callable[..., LiveServer]) -> LiveServer:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Services:
+def services(tmp_path: Path) -> Iterator[Services]:
     """Provider and stores without HTTP, for tests of the layers below the app."""
     config = load(None, {"root": str(tmp_path / "root"), "state_dir": str(tmp_path / "state")})
-    return build_services(config)
+    built = build_services(config)
+    yield built
+    close_services(built)
+
+
+# The variables that lead a program to the user's own files.
+HOME_VARIABLES = {
+    "HOME": "",
+    "XDG_CONFIG_HOME": ".config",
+    "XDG_STATE_HOME": ".local/state",
+    "XDG_DATA_HOME": ".local/share",
+    "XDG_CACHE_HOME": ".cache",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A home folder of the test run's own, for every test and every program a test starts:
+    the suite neither reads nor writes the real one, and runs the same for any user."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, below in HOME_VARIABLES.items():
+            patch.setenv(name, str(home / below) if below else str(home))
+        yield home
 
 
 @pytest.fixture(scope="session")

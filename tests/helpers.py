@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -180,6 +181,56 @@ def color_of(server: Any, path: str) -> str | None:
         return None
     assert code == 200, status
     return element.text
+
+
+@dataclasses.dataclass
+class Listing:
+    """An HTML collection page as a browser reads it: its title, every element it holds
+    (an unescaped name would add one) and its links, in order, as (text, href)."""
+
+    title: str
+    tags: list[str]
+    links: list[tuple[str, str]]
+
+    @property
+    def names(self) -> list[str]:
+        """The members' names as shown (collections end in "/"), without the parent link."""
+        return [text for text, _ in self.links if text != "../"]
+
+
+class _ListingParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.listing = Listing("", [], [])
+        self._in: str | None = None
+        self._text: list[str] = []
+        self._href = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.listing.tags.append(tag)
+        if tag in ("title", "a"):
+            self._in, self._text = tag, []
+            self._href = dict(attrs).get("href") or ""
+
+    def handle_data(self, data: str) -> None:
+        if self._in is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._in == "title":
+            self.listing.title = "".join(self._text)
+        elif tag == self._in == "a":
+            self.listing.links.append(("".join(self._text), self._href))
+        if tag == self._in:
+            self._in = None
+
+
+def parse_listing(page: str) -> Listing:
+    """The HTML listing `page` (GET on a collection), parsed."""
+    parser = _ListingParser()
+    parser.feed(page)
+    parser.close()
+    return parser.listing
 
 
 # -- raw HTTP -----------------------------------------------------------------------------------
@@ -408,3 +459,19 @@ def run_litmus(cwd: Path, *args: str, timeout: float) -> tuple[int, str]:
         check=False,
     )
     return result.returncode, result.stdout + result.stderr
+
+
+# One group's line of the harness report: "basic (auth)   <- summary for `basic': of 16 tests
+# run: 16 passed, 0 failed. 100.0%".
+LITMUS_SUMMARY = re.compile(
+    r"(?P<label>\S+ \(\w+\))\s+<- summary for `(?P<group>\w+)': "
+    r"of (?P<run>\d+) tests run: (?P<passed>\d+) passed, (?P<failed>\d+) failed\."
+)
+
+
+def litmus_results(report: str) -> dict[str, tuple[str, int, int, int]]:
+    """The harness report's summary lines: {"basic (auth)": (group, run, passed, failed)}."""
+    return {
+        m["label"]: (m["group"], int(m["run"]), int(m["passed"]), int(m["failed"]))
+        for m in LITMUS_SUMMARY.finditer(report)
+    }

@@ -79,7 +79,7 @@ def lock(server: Any, path: str, depth: str = "infinity") -> str:
         headers={"Content-Type": "application/xml", "Depth": depth, "Timeout": "Second-3600"},
         data=lockinfo("batch-test"),
     )
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code == 200, response.text  # an existing resource
     return response.headers["Lock-Token"].strip("<>")
 
 
@@ -290,6 +290,33 @@ def test_locked_target_without_its_token_is_423(server):
         "lc/in.txt": b"i",
     }
     assert dead_props(server, "/locked.txt") == {}
+
+
+def test_locked_members_and_locked_collections_refuse_every_tree_item(server):
+    # The lock checks of COPY and MOVE as the WebDAV methods make them: a locked member below
+    # an overwritten destination or a moved source, and the membership of a collection locked
+    # at depth 0. Each is refused whole (423) before anything changes.
+    tree = {"keep/a.txt": b"a", "keep/sub/locked.txt": b"L", "src/s.txt": b"s", "z0/m.txt": b"m"}
+    make_tree(server.root, {**tree, "free.txt": b"F"})
+    lock(server, "/keep/sub/locked.txt", depth="0")
+    lock(server, "/z0/", depth="0")
+    before = snapshot(server.root)
+    document = run(
+        server,
+        [
+            {"op": "copy", "path": "free.txt", "destination": "keep/"},
+            {"op": "copy", "path": "src/", "destination": "keep/"},
+            {"op": "move", "path": "free.txt", "destination": "keep/"},
+            {"op": "move", "path": "src/", "destination": "keep/"},
+            {"op": "move", "path": "keep/", "destination": "elsewhere/"},
+            {"op": "move", "path": "z0/m.txt", "destination": "m.txt"},
+            {"op": "copy", "path": "free.txt", "destination": "z0/free.txt"},
+            {"op": "delete", "path": "z0/m.txt"},
+        ],
+    )
+    assert statuses(document) == [423] * 8
+    assert all(r["error"] == "lock-token-submitted" for r in document["results"])
+    assert snapshot(server.root) == before
 
 
 def test_locked_target_with_its_token_in_the_if_header(server):

@@ -167,7 +167,15 @@ def test_an_owner_whose_process_ended_is_gone() -> None:
 def test_an_owner_from_a_reused_pid_or_another_boot_is_gone() -> None:
     host, boot, pid, start, nonce = owners.new_owner().split("/")
     assert not owners.is_alive("/".join([host, boot, pid, str(int(start) + 1), nonce]))
-    assert not owners.is_alive("/".join([host, "another-boot", pid, start, nonce]))
+    space = boot.partition(".")[2]
+    assert not owners.is_alive("/".join([host, f"another-boot.{space}", pid, start, nonce]))
+
+
+def test_an_owner_in_another_pid_namespace_of_this_boot_is_never_presumed_gone() -> None:
+    """Two containers sharing a folder and a host name: pids of the other are not ours."""
+    host, boot, _pid, start, nonce = owners.new_owner().split("/")
+    other = boot.partition(".")[0] + ".4026531999"
+    assert owners.is_alive("/".join([host, other, "999999", start, nonce]))
 
 
 def test_an_owner_on_another_host_or_of_another_form_is_never_presumed_gone() -> None:

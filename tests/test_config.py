@@ -77,11 +77,23 @@ def test_flags_override_file_and_relative_paths_follow_the_file(tmp_path: Path) 
     assert loaded.root == str(tmp_path / "data")
 
 
-def test_default_state_dir_is_outside_the_root_and_per_share(tmp_path: Path) -> None:
-    a = load(None, {"root": str(tmp_path / "a")}).resolved_state_dir()
-    b = load(None, {"root": str(tmp_path / "b")}).resolved_state_dir()
-    assert a != b
-    assert not a.startswith(str(tmp_path))
+def test_default_state_dir_is_per_share_under_xdg_state_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+    a = Path(load(None, {"root": str(tmp_path / "a")}).resolved_state_dir())
+    b = Path(load(None, {"root": str(tmp_path / "b")}).resolved_state_dir())
+    assert a.parent == b.parent == tmp_path / "state-home" / "davserver"
+    assert a.name.startswith("a-") and b.name.startswith("b-")
+
+
+def test_default_state_dir_without_xdg_state_home_is_in_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    state = Path(load(None, {"root": str(tmp_path / "a")}).resolved_state_dir())
+    assert state.parent == tmp_path / "home" / ".local" / "state" / "davserver"
 
 
 def test_systemd_unit_runs_the_server_and_stops_it_with_sigterm() -> None:

@@ -287,6 +287,7 @@ def test_a_start_sweeps_a_dead_workers_upload_but_not_a_live_ones(
         f"Connection: close\r\n\r\n".encode()
         + body[:1000]
     )
+    assert wait_for(lambda: any(p.name.startswith(UPLOAD_PREFIX) for p in root.iterdir()))
     try:
         _crash(root, state, "put.staged", "PUT", "/dead.bin", data=b"y" * 1000)
         uploads = sorted(p.name for p in root.iterdir() if p.name.startswith(UPLOAD_PREFIX))

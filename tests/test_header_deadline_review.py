@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import self_signed_certificate
+from helpers import COLOR, color_of, proppatch_body, self_signed_certificate
 
 HEADER_TIMEOUT = 1
 
@@ -156,6 +156,33 @@ def test_a_new_connection_silent_past_header_timeout_is_closed(make_server: Call
         contextlib.suppress(ConnectionResetError),
     ):
         assert sock.recv(65536) == b""
+
+
+def test_a_large_xml_body_on_a_slow_link_gets_a_second_per_32_kib(
+    make_server: Callable[..., Any],
+):
+    # A small body is read whole under a deadline (header_timeout), which grows by a second
+    # per 32 KiB it announces: a 320 KiB PROPPATCH has 1 + 10 s. Sent over about 3 s (three
+    # times header_timeout, far within its allowance), it must be served, not cut off.
+    live = make_server(request_timeout=5, header_timeout=HEADER_TIMEOUT)
+    (live.root / "f.txt").write_bytes(b"f")
+    value = "x" * (320 * 1024)
+    body = proppatch_body(COLOR, value)
+    head = (
+        f"PROPPATCH /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/xml\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+        try:
+            trickle(sock, body, pieces=30, pause=0.1)
+        except OSError as exc:
+            pytest.fail(f"the server cut off a body well within its allowance: {exc!r}")
+        assert time.monotonic() - started > 2 * HEADER_TIMEOUT  # slower than headers may be
+        status, _, _ = read_response(sock.makefile("rb"))
+    assert status == 207
+    assert color_of(live, "/f.txt") == value
 
 
 # -- what a slow client can still do ------------------------------------------------------------

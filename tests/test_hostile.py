@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import check_head, request_bytes, self_signed_certificate, temp_files, wait_for
+from helpers import (
+    check_head,
+    parse_listing,
+    request_bytes,
+    self_signed_certificate,
+    shared_names,
+    temp_files,
+    wait_for,
+)
 from lxml import etree
 
 DAV = "{DAV:}"
@@ -251,9 +259,15 @@ def test_xinclude_is_not_processed(server: Any):
         b'parse="text"/></x:p></D:prop></D:set></D:propertyupdate>'
     )
     response = server.request("PROPPATCH", "/f.txt", data=body)
-    assert response.status_code in (207, 400)
+    # Stored as the XML it is: the xi:include element itself, never what it names.
+    assert response.status_code == 207
     assert passwd_marker() not in response.content
-    assert passwd_marker() not in propfind_prop(server, "/f.txt")
+    stored = propfind_prop(server, "/f.txt")
+    assert passwd_marker() not in stored
+    include = etree.fromstring(stored).find(
+        f".//{DAV}prop/{{urn:x}}p/{{http://www.w3.org/2001/XInclude}}include"
+    )
+    assert include is not None and include.get("href") == "file:///etc/passwd"
 
 
 # -- bounded bodies -----------------------------------------------------------------------------
@@ -301,7 +315,7 @@ def test_xml_body_over_the_limit_is_413(make_server: Callable[..., Any], method:
     # Under the limit the same method works.
     small = TEMPLATES[method].format(ref="").encode()
     ok = live.request(method, "/f.txt", headers={"Depth": "0"}, data=small)
-    assert ok.status_code in (200, 207)
+    assert ok.status_code == (200 if method == "LOCK" else 207)
 
 
 EARLY_REFUSALS = [
@@ -373,9 +387,8 @@ def test_lying_content_length_times_out_and_keeps_the_old_file(
             with contextlib.suppress(ConnectionResetError):
                 while chunk := sock.recv(65536):
                     data += chunk
-        if data:
-            status = int(data.split(b" ", 2)[1])
-            assert status >= 400, data[:200]
+        # It closes without an answer: the client went silent, nobody is there to read one.
+        assert data == b""
     assert (live.root / "f.txt").read_bytes() == b"old content"
     assert not (live.root / "new.txt").exists()
     assert temp_files(live.root) == []
@@ -412,8 +425,8 @@ def test_slow_connections_do_not_starve_the_server(server: Any):
         listing = requests.request(
             "PROPFIND", server.url("/"), headers={"Depth": "1"}, timeout=5
         ).content
-        assert b"slow" not in listing
-        assert b"davserver-tmp" not in listing
+        hrefs = [h.text for h in etree.fromstring(listing).iter(DAV + "href")]
+        assert sorted(hrefs) == ["/", "/f.txt"]
     finally:
         for sock in sockets:
             sock.close()
@@ -430,18 +443,28 @@ def test_slow_connections_do_not_starve_the_server(server: Any):
 def test_crlf_in_destination_never_becomes_a_header(server: Any):
     (server.root / "f.txt").write_bytes(b"x")
     (server.root / "d").mkdir()
+    # Each destination with the status of the first COPY there: 201 where it creates the
+    # name, 204 where the one before (the same name, with a slash) already did.
     destinations = [
-        "/a%0d%0aX-Injected:%201",
-        "/a%0D%0AX-Injected:%201/",
-        f"http://127.0.0.1:{server.port}/b%0d%0aX-Injected:%20yes",
-        "/c%0aX-Injected:%201",
-        "/e%0d%0a%0d%0a<html>",
+        ("/a%0d%0aX-Injected:%201", 201),
+        ("/a%0D%0AX-Injected:%201/", 204),
+        (f"http://127.0.0.1:{server.port}/b%0d%0aX-Injected:%20yes", 201),
+        ("/c%0aX-Injected:%201", 201),
+        ("/e%0d%0a%0d%0a<html>", 201),
     ]
-    for destination in destinations:
+    for destination, created in destinations:
         (server.root / "m.txt").write_bytes(b"m")
-        for method, source in (("COPY", b"/f.txt"), ("COPY", b"/d"), ("MOVE", b"/m.txt")):
+        # CR and LF are allowed in names: the file is copied there, then replaced by the
+        # folder and again by the moved file (204). `send` checks every head.
+        for method, source, status in (
+            ("COPY", b"/f.txt", created),
+            ("COPY", b"/d", 204),
+            ("MOVE", b"/m.txt", 204),
+        ):
             answer = send(server, method, source, {"Destination": destination})
-            assert answer.status < 500, (method, destination, answer.head)
+            assert answer.status == status, (method, destination, answer.head)
+    made = ["a\r\nX-Injected: 1", "b\r\nX-Injected: yes", "c\nX-Injected: 1", "e\r\n\r\n<html>"]
+    assert shared_names(server.root) == sorted([*made, "d", "f.txt"])
 
 
 def crlf_name(root: Path, name: str) -> bool:
@@ -458,15 +481,17 @@ def test_crlf_file_name_is_listed_without_splitting_headers(server: Any):
     encoded = b"/bad%0D%0AX-Injected%3A%201%0D%0A%0D%0A%3Cb%3E.txt"
     listing = send(server, "GET", b"/")
     assert listing.status == 200
-    assert b"<b>" not in listing.body
-    assert b'href="/bad%0D%0AX-Injected:%201%0D%0A%0D%0A%3Cb%3E.txt"' in listing.body
+    page = parse_listing(listing.body.decode())
+    assert page.links == [(name, "/bad%0D%0AX-Injected:%201%0D%0A%0D%0A%3Cb%3E.txt")]
+    assert "b" not in page.tags
     multistatus = send(server, "PROPFIND", b"/", {"Depth": "1"})
     assert multistatus.status == 207
     hrefs = [h.text for h in etree.fromstring(multistatus.body).iter(DAV + "href")]
     bad = [h for h in hrefs if h and h.startswith("/bad")]
     assert len(bad) == 1
     assert "\r" not in bad[0] and "\n" not in bad[0] and " " not in bad[0]
-    for method in ("GET", "HEAD", "PROPFIND", "COPY", "PUT", "LOCK"):
+    answers = {"GET": 200, "HEAD": 200, "PROPFIND": 207, "COPY": 201, "PUT": 204, "LOCK": 200}
+    for method, status in answers.items():
         headers = {"Depth": "0"}
         body = b""
         if method == "COPY":
@@ -476,7 +501,7 @@ def test_crlf_file_name_is_listed_without_splitting_headers(server: Any):
         if method == "PUT":
             body = b"replaced"
         answer = send(server, method, encoded, headers, body)
-        assert answer.status in (200, 201, 204, 207), (method, answer.head)
+        assert answer.status == status, (method, answer.head)
     assert (server.root / "copy.txt").read_bytes() == b"crlf content"
     assert (server.root / name).read_bytes() == b"replaced"
 
@@ -484,53 +509,83 @@ def test_crlf_file_name_is_listed_without_splitting_headers(server: Any):
 MARKER = "ZQXMARKERQXZ"
 
 
-def test_request_headers_are_never_echoed_into_response_headers(server: Any):
+HOSTILE_HEADERS = {
+    "Lock-Token": f"<urn:{MARKER}>",
+    "Depth": MARKER,
+    "Timeout": f"Second-{MARKER}",
+    "Overwrite": MARKER,
+    "Prefer": f"return={MARKER}",
+    "Brief": MARKER,
+    "Content-Type": f"text/{MARKER}",
+    "Accept": MARKER,
+    "Range": f"bytes={MARKER}",
+    "If-Range": MARKER,
+    "If-Match": f'"{MARKER}"',
+    "Referer": f"http://{MARKER}/",
+    "User-Agent": MARKER,
+    f"X-{MARKER}": MARKER,
+    "Destination": f"/{MARKER}",
+}
+# Without an If header (which fails every request first: 412), each method reaches the
+# header that refuses it: (method, target) -> status.
+HOSTILE_ANSWERS = {
+    **{("OPTIONS", t): 200 for t in ("/f.txt", "/d/", f"/{MARKER}")},
+    # If-Match names no current ETag (RFC 9110 13.1.1); the missing resource is 404 first.
+    **{(m, t): 412 for m in ("GET", "HEAD") for t in ("/f.txt", "/d/")},
+    **{(m, f"/{MARKER}"): 404 for m in ("GET", "HEAD")},
+    ("PUT", "/f.txt"): 412,
+    ("PUT", "/d/"): 405,
+    ("PUT", f"/{MARKER}"): 412,
+    **{("PROPFIND", t): 400 for t in ("/f.txt", "/d/", f"/{MARKER}")},  # Depth
+    **{("PROPPATCH", t): 412 for t in ("/f.txt", "/d/", f"/{MARKER}")},
+    **{("LOCK", t): 400 for t in ("/f.txt", "/d/", f"/{MARKER}")},  # Timeout
+    **{("UNLOCK", t): 409 for t in ("/f.txt", "/d/", f"/{MARKER}")},  # no such lock
+    **{(m, "/d/"): 400 for m in ("COPY", "MOVE", "DELETE")},  # Depth
+    ("MKCOL", "/d/"): 412,
+}
+
+
+@pytest.mark.parametrize("with_if", [True, False], ids=["with-if", "without-if"])
+def test_request_headers_are_never_echoed_into_response_headers(server: Any, with_if: bool):
     (server.root / "f.txt").write_bytes(b"x")
     (server.root / "d").mkdir()
-    hostile = {
-        "If": f"(<urn:{MARKER}>)",
-        "Lock-Token": f"<urn:{MARKER}>",
-        "Depth": MARKER,
-        "Timeout": f"Second-{MARKER}",
-        "Overwrite": MARKER,
-        "Prefer": f"return={MARKER}",
-        "Brief": MARKER,
-        "Content-Type": f"text/{MARKER}",
-        "Accept": MARKER,
-        "Range": f"bytes={MARKER}",
-        "If-Range": MARKER,
-        "If-Match": f'"{MARKER}"',
-        "Referer": f"http://{MARKER}/",
-        "User-Agent": MARKER,
-        f"X-{MARKER}": MARKER,
-        "Destination": f"/{MARKER}",
-    }
-    for method in ("OPTIONS", "GET", "HEAD", "PUT", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK"):
-        for target in (b"/f.txt", b"/d/", f"/{MARKER}".encode()):
-            answer = send(server, method, target, hostile)
-            assert MARKER.encode() not in answer.head, (method, target, answer.head)
-            assert answer.status < 500, (method, target)
-    for method in ("COPY", "MOVE", "DELETE", "MKCOL"):
-        answer = send(server, method, b"/d/", hostile)
-        assert MARKER.encode() not in answer.head, (method, answer.head)
-        assert answer.status < 500
+    hostile = dict(HOSTILE_HEADERS)
+    if with_if:
+        hostile["If"] = f"(<urn:{MARKER}>)"
+    for (method, target), status in HOSTILE_ANSWERS.items():
+        answer = send(server, method, target.encode(), hostile)
+        assert MARKER.encode() not in answer.head, (method, target, answer.head)
+        assert answer.status == (412 if with_if else status), (method, target)
+    assert sorted(p.name for p in server.root.iterdir()) == ["d", "f.txt"]
 
 
 def test_obs_fold_and_bare_lf_in_request_headers_do_not_split_the_response(server: Any):
     (server.root / "f.txt").write_bytes(b"x")
     raws = [
-        b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\r\n X-Injected: 1\r\n"
-        b"Connection: close\r\n\r\n",
-        b"COPY /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nDestination: /g.txt\r\n"
-        b" X-Injected: 1\r\nConnection: close\r\n\r\n",
-        b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\nX-Injected: 1\r\n"
-        b"Connection: close\r\n\r\n",
+        # An obs-fold continues the header before it (cheroot unfolds it), here X-A.
+        (
+            b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\r\n X-Injected: 1\r\n"
+            b"Connection: close\r\n\r\n",
+            200,
+        ),
+        # A folded Destination reads as the folded-in text, which is no URL of ours (502).
+        (
+            b"COPY /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nDestination: /g.txt\r\n"
+            b" X-Injected: 1\r\nConnection: close\r\n\r\n",
+            502,
+        ),
+        # cheroot refuses a bare LF ("HTTP requires CRLF terminators").
+        (
+            b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\nX-Injected: 1\r\n"
+            b"Connection: close\r\n\r\n",
+            400,
+        ),
     ]
-    for raw in raws:
+    for raw, status in raws:
         answer = exchange(server.port, raw)
         check_head(answer.head)
-        # A folded Destination may read as another server (502); nothing may break (500).
-        assert answer.status != 500
+        assert answer.status == status, raw
+    assert not (server.root / "g.txt").exists()
 
 
 def test_script_file_names_are_escaped_in_the_listing(server: Any):
@@ -539,18 +594,24 @@ def test_script_file_names_are_escaped_in_the_listing(server: Any):
     (server.root / "<script>dir").mkdir()
     page = server.request("GET", "/")
     assert page.status_code == 200
-    assert "<script>" not in page.text
-    assert "&lt;script&gt;alert(" in page.text
-    assert "&lt;script&gt;dir/" in page.text
+    listing = parse_listing(page.text)
+    assert "script" not in listing.tags
+    assert listing.names == ["<script>dir/", name]
     inner = server.request("GET", "/%3Cscript%3Edir/")
     assert inner.status_code == 200
-    assert "<script>" not in inner.text
+    inner_listing = parse_listing(inner.text)
+    assert "script" not in inner_listing.tags
+    assert inner_listing.title == "Index of /%3Cscript%3Edir/"
+    assert inner_listing.links == [("../", "/")]
     # PROPFIND carries the names percent-encoded in well-formed XML.
     multistatus = server.request("PROPFIND", "/", headers={"Depth": "1"})
     assert b"<script>" not in multistatus.content
     hrefs = [h.text or "" for h in etree.fromstring(multistatus.content).iter(DAV + "href")]
-    assert "/%3Cscript%3Edir/" in hrefs
-    assert any(h.startswith("/%3Cscript%3Ealert(") for h in hrefs), hrefs
+    assert sorted(hrefs) == [
+        "/",
+        "/%3Cscript%3Ealert(%27x%27)%3Cscript%3E.txt",
+        "/%3Cscript%3Edir/",
+    ]
 
 
 TRICKLED_HEADERS = b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import snapshot
 from lxml import etree
 
 from davserver.server import DavServer
@@ -62,10 +63,11 @@ def do_lock(
     return server.request("LOCK", path, headers=sent, data=lockinfo(scope, owner))
 
 
-def locked(server: LiveServer, path: str, **kwargs: Any) -> str:
-    """Lock `path` (which must succeed) and return the bare token."""
+def locked(server: LiveServer, path: str, created: bool = False, **kwargs: Any) -> str:
+    """Lock `path` (which must succeed: 200, or 201 when the lock `created` an empty file at
+    an unmapped URL, RFC 4918 9.10.4) and return the bare token."""
     response = do_lock(server, path, **kwargs)
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code == (201 if created else 200), response.text
     return header_token(response)
 
 
@@ -311,7 +313,7 @@ def test_lock_unmapped_url_creates_empty_locked_file(tree: LiveServer) -> None:
     created = tree.root / "coll" / "new.txt"
     assert created.is_file() and created.read_bytes() == b""
     got = tree.request("GET", "/coll/new.txt")
-    assert got.status_code in (200, 204) and got.content == b""
+    assert got.status_code == 200 and got.content == b""
     # The new resource is locked: a PUT needs the token.
     assert_blocked(put(tree, "/coll/new.txt", b"x"), "/coll/new.txt")
     assert put(tree, "/coll/new.txt", b"x", If=f"(<{token}>)").status_code == 204
@@ -695,6 +697,42 @@ def test_copy_into_locked_collection(tree: LiveServer) -> None:
     response = tree.request("COPY", "/other.txt", headers={**dest, "If": condition})
     assert response.status_code == 201
     assert (tree.root / "coll" / "copy.txt").read_bytes() == b"other"
+
+
+@pytest.mark.parametrize("method", ["COPY", "MOVE"])
+@pytest.mark.parametrize("source", ["/other.txt", "/src/"])
+def test_overwriting_a_collection_with_a_locked_member_is_423_and_changes_nothing(
+    tree: LiveServer, method: str, source: str
+) -> None:
+    # RFC 4918 9.8.4 / 9.9.3: an overwrite deletes the destination first, as DELETE would;
+    # a locked member refuses it, and a refusal must come before anything is deleted (never
+    # a 207 that took the unlocked members away).
+    (tree.root / "src").mkdir()
+    (tree.root / "src" / "s.txt").write_bytes(b"s")
+    token = locked(tree, "/coll/sub/b.txt")
+    before = snapshot(tree.root)
+    dest = {"Destination": tree.url("/coll/"), "Overwrite": "T"}
+    assert_blocked(tree.request(method, source, headers=dest), "/coll/sub/b.txt")
+    assert snapshot(tree.root) == before
+    assert [lock["token"] for lock in discovery(tree, "/coll/sub/b.txt")] == [token]
+    condition = if_tagged(tree, "/coll/sub/b.txt", token)
+    response = tree.request(method, source, headers={**dest, "If": condition})
+    assert response.status_code == 204, response.text
+    assert (tree.root / "coll").is_dir() is source.endswith("/")
+    assert discovery(tree, "/coll/") == []
+
+
+def test_move_out_of_a_depth_zero_locked_collection_needs_its_token(tree: LiveServer) -> None:
+    # RFC 4918 7.5.2: moving a member away removes it from the locked collection.
+    token = locked(tree, "/coll/", depth="0")
+    dest = {"Destination": tree.url("/moved.txt")}
+    assert_blocked(tree.request("MOVE", "/coll/a.txt", headers=dest), "/coll/")
+    assert (tree.root / "coll" / "a.txt").read_bytes() == b"a"
+    assert not (tree.root / "moved.txt").exists()
+    condition = if_tagged(tree, "/coll/", token)
+    response = tree.request("MOVE", "/coll/a.txt", headers={**dest, "If": condition})
+    assert response.status_code == 201, response.text
+    assert (tree.root / "moved.txt").read_bytes() == b"a"
 
 
 def test_lock_of_new_member_needs_the_collection_token(tree: LiveServer) -> None:

@@ -25,11 +25,13 @@ from helpers import (
     proppatch_body,
     shared_names,
     temp_files,
+    wait_for,
     with_provider,
 )
 from procs import ServerProcess
 
 from davserver.errors import Forbidden, InsufficientStorage
+from davserver.provider.fs import UPLOAD_PREFIX
 from davserver.server import STORE_FILE
 
 FILES = 300  # per tree: enough that a delete walk takes a while, few enough to repeat often
@@ -160,14 +162,16 @@ class Failing:
         return fail
 
 
-def _put_half(port: int, path: str, body: bytes) -> socket.socket:
-    """Send a PUT's headers and the first half of its body; the socket, to finish it."""
+def _put_half(port: int, path: str, body: bytes, root: Path) -> socket.socket:
+    """Send a PUT's headers and the first half of its body, and wait until the server is
+    writing it (its upload file exists under `root`); the socket, to finish it."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     head = (
         f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n"
     ).encode()
     sock.sendall(head + body[: len(body) // 2])
+    assert wait_for(lambda: any(p.name.startswith(UPLOAD_PREFIX) for p in root.rglob("*")))
     return sock
 
 
@@ -186,7 +190,7 @@ def _finish(sock: socket.socket, body: bytes) -> int:
 def _put_then_lock(put_port: int, lock_base: str, root: Path) -> None:
     (root / "f.txt").write_bytes(b"original")
     body = b"0123456789" * 1000
-    sock = _put_half(put_port, "/f.txt", body)
+    sock = _put_half(put_port, "/f.txt", body, root)
     r = requests.request("LOCK", lock_base + "/f.txt", data=lockinfo(), timeout=30)
     assert r.status_code == 200
     # The lock came first: the PUT, though begun before it, may not change the file.
@@ -237,7 +241,7 @@ def test_upload_into_a_folder_moved_meanwhile_leaves_nothing(server: LiveServer)
     (409: its folder is gone) and no temporary file stays, at either place."""
     (server.root / "dir").mkdir()
     body = b"x" * 100_000
-    sock = _put_half(server.port, "/dir/f.bin", body)
+    sock = _put_half(server.port, "/dir/f.bin", body, server.root)
     r = server.request("MOVE", "/dir/", headers={"Destination": server.url("/moved/")})
     assert r.status_code == 201
     assert _finish(sock, body) == 409
@@ -456,3 +460,28 @@ def test_a_batch_crossing_a_move_runs_before_or_after_it(server: LiveServer) -> 
         _two_trees(server.root)
         statuses = _race(batch, _move(server.base, "/B/", "/A/"))
         _check_one_tree_left(server.root, statuses)
+
+
+def test_a_change_that_waits_too_long_gets_503_with_retry_after(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another live process holds a claim on the folder (a long COPY, say): a change below it
+    waits, then gives up with 503 and Retry-After, and changes nothing."""
+    from davserver import ordering
+    from davserver.store.sqlite_claims import SqliteClaimStore
+
+    monkeypatch.setattr(ordering, "WAIT_SECONDS", 0.3)
+    other = SqliteClaimStore(str(server.state / "claims.sqlite3"))
+    held, _ = other.try_take(["/busy"], [], {"op": "copy"})
+    assert held is not None
+    (server.root / "busy").mkdir()
+    try:
+        r = server.request("PUT", "/busy/f.txt", data=b"x")
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "5"
+        assert not (server.root / "busy" / "f.txt").exists()
+        assert server.request("PUT", "/elsewhere.txt", data=b"x").status_code == 201
+    finally:
+        other.release(held)
+        other.close()
+    assert server.request("PUT", "/busy/f.txt", data=b"x").status_code == 201

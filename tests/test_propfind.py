@@ -9,6 +9,7 @@ import dataclasses
 import email.utils
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import helpers
 import pytest
 from conftest import LiveServer
 from helpers import propfind_body, shared_server, with_provider
@@ -751,6 +753,52 @@ def test_large_listing_is_streamed(box: Box) -> None:
     assert len(set(hrefs)) == 3001
     assert hrefs[0] == box.prefix + "/many/"
     assert set(hrefs[1:]) == {f"{box.prefix}/many/file-{i:04d}.txt" for i in range(3000)}
+
+
+class HeldWalk:
+    """Delegates, counting children() calls; the `hold_at`-th waits until the test lets it go
+    on (or `bound` seconds pass, which it records)."""
+
+    def __init__(self, inner: Any, hold_at: int, bound: float) -> None:
+        self.inner, self.hold_at, self.bound = inner, hold_at, bound
+        self.calls = 0
+        self.go_on = threading.Event()
+        self.gave_up = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def children(self, path: str) -> Iterator[Resource]:
+        self.calls += 1
+        if self.calls == self.hold_at and not self.go_on.wait(self.bound):
+            self.gave_up = True
+        yield from self.inner.children(path)
+
+
+def test_depth_infinity_sends_its_first_bytes_before_the_walk_ends(make_server: Any) -> None:
+    # RFC 4918 9.1 lets a multistatus be as large as the tree; davserver streams it (design:
+    # "the first bytes leave before the walk ends"), so memory stays flat. The walk is held
+    # halfway, after some 400 responses (several 64 KiB chunks): the answer must already be
+    # arriving, while the other half of the tree is not yet listed.
+    server = make_server()
+    folders = 200
+    files = {f"d{i:03}/f{j}.txt": b"" for i in range(folders) for j in range(3)}
+    helpers.make_tree(server.root, files)
+    walk = with_provider(server, lambda inner: HeldWalk(inner, hold_at=folders // 2, bound=10))
+    response = server.request("PROPFIND", "/", headers={"Depth": "infinity"}, stream=True)
+    try:
+        assert response.status_code == 207
+        pieces = response.iter_content(65536)
+        first = next(pieces)
+        calls_at_first_bytes, gave_up = walk.calls, walk.gave_up
+        walk.go_on.set()
+        rest = b"".join(pieces)
+    finally:
+        response.close()
+    assert not gave_up, "no byte of the answer came while the walk was held"
+    assert calls_at_first_bytes <= folders // 2  # of 1 + folders listings in all
+    hrefs = [r.findtext(D + "href") for r in parse_xml(first + rest).findall(D + "response")]
+    assert len(hrefs) == 1 + folders * 4
 
 
 # -- dead properties round trip -----------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 from davserver.errors import InsufficientStorage
 from davserver.store.sqlite import Database, SqlitePropertyStore
@@ -22,3 +25,51 @@ def test_a_full_disk_is_insufficient_storage_and_changes_nothing(tmp_path: Path)
         store.patch("/a", [("{urn:x}q", "<q>" + "x" * 100_000 + "</q>")])
     assert not connection.in_transaction
     assert store.get("/a") == {"{urn:x}p": "<p/>"}
+
+
+def closed(connection: sqlite3.Connection) -> bool:
+    try:
+        connection.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_close_closes_every_threads_connection_and_the_store_works_on(tmp_path: Path) -> None:
+    # A stopped server must give back the descriptors of every worker's connection, and a
+    # server started again on the same stores opens new ones.
+    db = Database(str(tmp_path / "s.sqlite3"))
+    store = SqlitePropertyStore(db)
+    store.patch("/a", [("{urn:x}p", "<p/>")])
+    opened: list[sqlite3.Connection] = []
+    release = threading.Event()
+
+    def worker() -> None:
+        opened.append(db.connection())
+        release.wait(10)
+
+    workers = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in workers:
+        thread.start()
+    assert wait_for(lambda: len(opened) == 3)
+    mine = db.connection()
+    db.close()
+    assert all(closed(c) for c in [mine, *opened])
+    release.set()
+    for thread in workers:
+        thread.join(10)
+    assert store.get("/a") == {"{urn:x}p": "<p/>"}  # a new connection for this thread
+    assert db.connection() is not mine
+
+
+def test_the_connection_of_an_ended_thread_is_closed_when_another_connects(
+    tmp_path: Path,
+) -> None:
+    db = Database(str(tmp_path / "s.sqlite3"))
+    opened: list[sqlite3.Connection] = []
+    thread = threading.Thread(target=lambda: opened.append(db.connection()))
+    thread.start()
+    thread.join(10)
+    assert not closed(opened[0])  # still open: its thread is gone, nobody closed it yet
+    threading.Thread(target=db.connection).start()
+    assert wait_for(lambda: closed(opened[0]))

@@ -15,7 +15,7 @@ from ..request import Request, Response
 from ..services import Services
 from ..tree import allow_all
 from .results import tree_response
-from .write import Precondition, check_preconditions, stat_or_none
+from .write import Precondition, conditions, stat_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +104,7 @@ def _run(services: Services, req: Request, guard: Guard, move: bool) -> Response
         overwrite=h.parse_overwrite(req.header("Overwrite")),
         mtime=syncmeta.parse_mtime(mtime_header) if mtime_header is not None else None,
     )
-    status, failures = transfer(
-        services, guard, op, lambda current: check_preconditions(req, current)
-    )
+    status, failures = transfer(services, guard, op, conditions(req, guard))
     response = tree_response(services, req, (op.source, op.destination), failures, status)
     if op.mtime is not None and not failures:
         response.headers.append(("X-OC-Mtime", "accepted"))

@@ -24,7 +24,7 @@ from ..request import Request, Response
 from ..services import Services
 from ..store.base import Lock, LockConflict
 from .results import MULTISTATUS_TYPE, collection_test
-from .write import check_preconditions, forget_stale, stat_or_none
+from .write import check_preconditions, conditions, forget_stale, stat_or_none
 
 XML_TYPE = ("Content-Type", 'application/xml; charset="utf-8"')
 # The largest <D:owner> kept, in bytes of its XML. Clients put a name, a mail address or a URL
@@ -113,7 +113,7 @@ def _grant(
     depth: str,
 ) -> Response:
     resource = stat_or_none(services, req.path)
-    check_preconditions(req, resource)
+    conditions(req, guard)(resource)
     if resource is None:
         parent = stat_or_none(services, paths.parent(req.path))
         if parent is None or not parent.is_collection:

@@ -13,22 +13,29 @@ from ..props import is_protected
 from ..request import Request, Response
 from ..services import Services
 from .results import MULTISTATUS_TYPE
-from .write import check_preconditions, stat_or_none
+from .write import Precondition, check_preconditions, conditions, stat_or_none
 
 PROTECTED = "cannot-modify-protected-property"
 
 
 def apply_changes(
-    services: Services, guard: Guard, path: str, changes: Sequence[xmlin.PropChange]
+    services: Services,
+    guard: Guard,
+    path: str,
+    changes: Sequence[xmlin.PropChange],
+    precondition: Precondition | None = None,
 ) -> PropResponse:
     """Apply `changes` to the resource at `path` atomically and report each property.
 
     When any change is refused, nothing is stored: the refused ones carry their own status and
     every other one 424 Failed Dependency (RFC 4918 9.2). A value larger than an XML request
     body may be (`max_xml_body`) is refused with 413 whichever way it came (a JSON batch
-    allows a larger body), so the one limit holds for every stored property.
+    allows a larger body), so the one limit holds for every stored property. `precondition`
+    is checked on the resource under the claim, before anything changes.
     """
     with claimed(services, [path], intent={"op": "proppatch", "path": path}) as held:
+        if precondition is not None:
+            precondition(stat_or_none(services, path))
         return _apply(services, guard, held, path, changes)
 
 
@@ -92,6 +99,6 @@ def _apply(
 def proppatch(services: Services, req: Request, guard: Guard) -> Response:
     check_preconditions(req, stat_or_none(services, req.path))
     changes = xmlin.parse_propertyupdate(req.read_body(services.config.max_xml_body))
-    response = apply_changes(services, guard, req.path, changes)
+    response = apply_changes(services, guard, req.path, changes, conditions(req, guard))
     body = xmlout.multistatus([xmlout.prop_response(req.prefix, response)])
     return Response(207, [MULTISTATUS_TYPE], body)

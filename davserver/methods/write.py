@@ -44,6 +44,18 @@ def forget_stale(services: Services, path: str) -> None:
 Precondition = Callable[[Resource | None], None]
 
 
+def conditions(req: Request, guard: Guard) -> Precondition:
+    """The request's conditions, checked (again) under its claim on the resource as it is
+    then: the conditional headers (If-Match...) and the If header, whose ETags and locks may
+    have changed while the request waited for its claim or its body arrived."""
+
+    def check(current: Resource | None) -> None:
+        check_preconditions(req, current)
+        guard.check_if_header()
+
+    return check
+
+
 def check_preconditions(req: Request, resource: Resource | None) -> None:
     """If-Match, If-None-Match and the date conditionals for a method that changes state."""
     etag = None
@@ -83,7 +95,7 @@ def _check_put(req: Request, guard: Guard, current: Resource | None) -> None:
         raise MethodNotAllowed(
             "PUT cannot replace a collection", headers=[("Allow", EXISTING_METHODS)]
         )
-    check_preconditions(req, current)
+    conditions(req, guard)(current)
     # A lock on the path holds even where no file is yet (a lock whose empty file was
     # deleted by other means): it must stop the first PUT, not only the next.
     guard.require(req.path)
@@ -148,10 +160,10 @@ def _drop_checksum(services: Services, path: str) -> None:
 def _put_range(
     services: Services, req: Request, guard: Guard, value: str, mtime: float | None
 ) -> tuple[Resource, bool]:
-    """A resumable upload's next piece (Content-Range), written in place (RFC 9110 14.5).
+    """A resumable upload's next piece (Content-Range), written into the file (RFC 9110 14.5).
 
-    In place means the body is written while it arrives, so the whole piece runs under the
-    claim on the path: nothing else may change the file while part of it is being written.
+    The piece is read in full first, outside the claim, so a client that stalls holds up
+    nobody; then it goes into the file under the claim (`RangeWriter.write_range`).
     """
     writer = services.provider
     if not isinstance(writer, RangeWriter):
@@ -160,39 +172,50 @@ def _put_range(
     expected = last - first + 1
     if req.content_length is not None and req.content_length != expected:
         raise BadRequest(f"Content-Range announces {expected} bytes, the body has another size")
-    with _committing(services, req, guard) as current:
-        size = current.size if current is not None else 0
-        if first > size:
-            raise RangeNotSatisfiable(
-                f"the upload may continue at byte {size}, not {first}",
-                headers=[("Content-Range", f"bytes */{size}")],
-            )
-        if current is None:
-            forget_stale(services, req.path)  # a deleted file's properties are not this one's
-        else:
-            _drop_checksum(services, req.path)
-        try:
-            stored = writer.write_range(
-                req.path, first, _at_most(req.body_chunks(), expected), create=current is None
-            )
-        except MethodNotAllowed:
-            raise PreconditionFailed("something was created there meanwhile") from None
-        failpoints.hit("put-range.written")
-        if total is not None and stored.size > total:
-            stored = writer.truncate(req.path, total)
-        if mtime is not None:
-            writer.set_mtime(req.path, mtime)
-            stored = writer.stat(req.path)
+    _continues(stat_or_none(services, req.path), first)  # refused before the body is read
+    piece = writer.stage(req.path, _exactly(req.body_chunks(), expected))
+    try:
+        with _committing(services, req, guard) as current:
+            _continues(current, first)
+            if current is None:
+                forget_stale(services, req.path)  # a deleted file's properties are not this one's
+            else:
+                _drop_checksum(services, req.path)
+            try:
+                stored = writer.write_range(req.path, first, piece, create=current is None)
+            except MethodNotAllowed:
+                raise PreconditionFailed("something was created there meanwhile") from None
+            failpoints.hit("put-range.written")
+            if total is not None and stored.size > total:
+                stored = writer.truncate(req.path, total)
+            if mtime is not None:
+                writer.set_mtime(req.path, mtime)
+                stored = writer.stat(req.path)
+    finally:
+        piece.discard()
     return stored, current is None
 
 
-def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+def _continues(current: Resource | None, first: int) -> None:
+    """416 unless the piece starts within the file or right at its end."""
+    size = current.size if current is not None else 0
+    if first > size:
+        raise RangeNotSatisfiable(
+            f"the upload may continue at byte {size}, not {first}",
+            headers=[("Content-Range", f"bytes */{size}")],
+        )
+
+
+def _exactly(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """The body, which must be exactly the `size` bytes its Content-Range announces."""
     sent = 0
     for chunk in chunks:
         sent += len(chunk)
-        if sent > limit:
+        if sent > size:
             raise BadRequest("the body is longer than its Content-Range")
         yield chunk
+    if sent < size:
+        raise BadRequest("the body is shorter than its Content-Range")
 
 
 def make_collection(
@@ -219,7 +242,7 @@ def mkcol(services: Services, req: Request, guard: Guard) -> Response:
     if req.has_body():
         # RFC 4918 9.3: we define no MKCOL body, so any body is an unsupported type.
         raise UnsupportedMediaType("MKCOL with a request body is not supported")
-    make_collection(services, guard, req.path, lambda current: check_preconditions(req, current))
+    make_collection(services, guard, req.path, conditions(req, guard))
     return Response(201)
 
 
@@ -249,7 +272,5 @@ def delete(services: Services, req: Request, guard: Guard) -> Response:
     if resource.is_collection:
         # RFC 4918 9.6.1: a collection is always deleted as if Depth were infinity.
         h.parse_depth(req.header("Depth"), h.INFINITY, (h.INFINITY,))
-    failures = delete_resource(
-        services, guard, req.path, lambda current: check_preconditions(req, current)
-    )
+    failures = delete_resource(services, guard, req.path, conditions(req, guard))
     return tree_response(services, req, (req.path,), failures, 204)

@@ -136,12 +136,15 @@ class RangeWriter(Protocol):
     PUTs are refused with 501."""
 
     def write_range(
-        self, path: str, offset: int, chunks: Iterable[bytes], *, create: bool = False
+        self, path: str, offset: int, piece: Staged, *, create: bool = False
     ) -> Resource:
-        """Write the chunks into the file at `offset` (at most its current size); with
-        `create`, into a new file (offset 0) made only where nothing is (MethodNotAllowed
-        when something appeared). Not atomic: a cut-off range leaves what arrived, which is what
-        a client resuming an upload expects. Raises NotFound, Conflict, Forbidden,
+        """Write the staged `piece` (from `stage`, the body read in full) into the file at
+        `offset` (at most its current size); with `create`, as a new file (offset 0) made
+        only where nothing is (MethodNotAllowed when something appeared). Readers see the old
+        content or the new, never a mix: an append leaves the bytes they see alone, a rewrite
+        replaces the file whole. A crash during an append may leave part of the piece, which a
+        client resuming the upload from the file's size expects. Raises NotFound, Conflict,
+        Forbidden,
         MethodNotAllowed (a collection), InsufficientStorage."""
         ...
 

@@ -32,6 +32,7 @@ from ..errors import (
     NotFound,
 )
 from ..model import Resource
+from .base import Staged
 from .trash import Trash
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ TRASH_NAME = TEMP_PREFIX + "trash"
 ASIDE_PREFIX = TEMP_PREFIX + "aside-"
 UPLOAD_PREFIX = TEMP_PREFIX + "up+"
 STALE_UPLOAD_SECONDS = 3600.0
+_PIECE = 1 << 20
 
 
 class FilesystemProvider:
@@ -272,27 +274,41 @@ class FilesystemProvider:
         return True
 
     def write_range(
-        self, path: str, offset: int, chunks: Iterable[bytes], *, create: bool = False
+        self, path: str, offset: int, piece: Staged, *, create: bool = False
     ) -> Resource:
+        if not isinstance(piece, StagedFile):
+            raise TypeError("a piece staged by this provider is needed")
+        if create:
+            return piece.commit(create=True)
         local = self.local_path(path)
         if os.path.isdir(local):
             raise MethodNotAllowed(f"{path} is a collection")
         try:
-            flags = os.O_WRONLY | (os.O_CREAT | os.O_EXCL if create else 0)
-            fd = os.open(local, flags, self._file_mode)
-        except FileExistsError:
-            raise MethodNotAllowed(f"{path} already exists") from None
-        except OSError as exc:
-            _raise(exc, path, parent_missing=True)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.seek(offset)
-                _write_chunks(out, chunks)
-                out.flush()
-                os.fsync(out.fileno())
+            size = os.stat(local).st_size
+            if offset >= size:
+                # An append: the bytes a reader can see stay as they are.
+                fd = os.open(local, os.O_WRONLY)
+                try:
+                    piece.copy_to(fd, offset)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                return self.stat(path)
         except OSError as exc:
             _raise(exc, path)
-        return self.stat(path)
+        # Bytes a reader can see change: a whole new file with the piece in, renamed over the
+        # old one, so that a GET meanwhile reads the old content or the new, never a mix.
+        whole = StagedFile(self, path, local)
+        try:
+            with open(local, "rb") as source:
+                whole.fill(lambda out: _copy_file(source, out))
+            piece.copy_to(whole.fd, offset)
+            os.fsync(whole.fd)
+            return whole.commit()
+        except OSError as exc:
+            _raise(exc, path)
+        finally:
+            whole.discard()
 
     def truncate(self, path: str, size: int) -> Resource:
         try:
@@ -324,8 +340,8 @@ class FilesystemProvider:
                 dirs.remove(TRASH_NAME)
             dirs[:] = [d for d in dirs if not d.startswith(ASIDE_PREFIX)]
             for name in files:
-                if not name.startswith(TEMP_PREFIX):
-                    continue
+                if not name.startswith(TEMP_PREFIX) or name.startswith(ASIDE_PREFIX):
+                    continue  # a resource set aside is recovery's to put back or drop
                 temp = os.path.join(directory, name)
                 with contextlib.suppress(OSError):
                     tag = _upload_owner(name)
@@ -426,7 +442,7 @@ class StagedFile:
             os.path.dirname(local), provider.upload_prefix + uuid.uuid4().hex
         )
         try:
-            self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             self.temp = None
             _raise(exc, path, parent_missing=True)
@@ -465,6 +481,13 @@ class StagedFile:
             self._failed(exc)
         _fsync_dir(os.path.dirname(local))
         return self.provider.stat(path)
+
+    def copy_to(self, fd: int, offset: int) -> None:
+        """Write the content into the open file `fd` at `offset` (a piece of a file)."""
+        done = 0
+        while chunk := os.pread(self.fd, _PIECE, done):
+            os.pwrite(fd, chunk, offset + done)
+            done += len(chunk)
 
     def discard(self) -> None:
         """Drop the content if it was not committed (always safe to call)."""

@@ -64,43 +64,57 @@ def _where_any(column: str, keys: list[str], recursive: bool) -> tuple[str, list
 
 
 class Database:
-    """One SQLite file, a connection per thread, created with its schema on first use."""
+    """One SQLite file, a connection per thread, created with its schema on first use.
+
+    `close()` closes every thread's connection: a thread-local alone would keep each open until
+    its thread ends, and the opening thread's for as long as the object lives, so a process
+    that starts and stops servers would run out of file descriptors (three per connection in
+    WAL mode). Afterwards the object still works: a thread that asks again gets a new one.
+    """
 
     def __init__(self, filename: str, schema: str = SCHEMA) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
         self.filename = filename
         self._local = threading.local()
-        # Every thread's connection, so that `close` can reach them all: a stopped server
-        # must not keep its files open (a process that starts and stops servers would run
-        # out of descriptors).
-        self._opened: list[sqlite3.Connection] = []
-        self._opened_lock = threading.Lock()
-        self._generation = 0  # moves on at each close: threads' old connections are stale
+        self._lock = threading.Lock()
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
+        self._generation = 0  # bumped by close(): connections from before are closed
         self.connection().executescript(schema)
 
     def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.generation != self._generation:
-            conn = sqlite3.connect(
-                self.filename, isolation_level=None, timeout=30, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across application crashes in WAL mode; only a power loss can
-            # lose the last transactions, never corrupt the file.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            self._local.generation = self._generation
-            with self._opened_lock:
-                self._opened.append(conn)
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        # Not tied to its thread, so that close() may close it from another; only its own
+        # thread ever uses it.
+        conn = sqlite3.connect(
+            self.filename, isolation_level=None, timeout=30, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across application crashes in WAL mode; only a power loss can
+        # lose the last transactions, never corrupt the file.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._close_ended_threads()
+            self._connections[threading.current_thread()] = conn
+            local.generation = self._generation
+        local.conn = conn
         return conn
 
+    def _close_ended_threads(self) -> None:
+        """Close the connections of threads that have ended (a pool that shrinks and grows
+        would otherwise collect them); called under the lock."""
+        for thread in [t for t in self._connections if not t.is_alive()]:
+            self._connections.pop(thread).close()
+
     def close(self) -> None:
-        """Close every thread's connection (a stopped server must not keep its files open);
-        using the database again opens new ones."""
-        with self._opened_lock:
-            opened, self._opened = self._opened, []
+        """Close every thread's connection (the threads using the database have stopped)."""
+        with self._lock:
             self._generation += 1
-        for conn in opened:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for conn in connections:
             conn.close()
 
     def delete_where(self, table: str, column: str, keys: list[str], recursive: bool) -> None:
