@@ -161,8 +161,11 @@ class PostgresDatabase:
     """One instance's handle on the shared database: the pool, the owner, the clock."""
 
     def __init__(
-        self, url: str, *, max_connections: int = 32, owner_grace: float = OWNER_GRACE
+        self, url: str, *, max_connections: int = 16, owner_grace: float = OWNER_GRACE
     ) -> None:
+        """`max_connections` per instance: a request holds one only for a statement or a short
+        transaction, and PostgreSQL allows 100 connections by default, which three instances
+        of 32 each and their owner connections would already exceed."""
         self.url = url
         self.max_connections = max_connections
         self.owner_grace = owner_grace
