@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
 import threading
 import time
@@ -17,6 +18,8 @@ import pytest
 import requests
 from helpers import (
     COLOR,
+    digest_authorization,
+    digest_challenge,
     free_port,
     lockinfo,
     propfind_body,
@@ -31,6 +34,7 @@ from procs import ServerProcess
 from test_proxy import nginx
 
 from davserver import cli
+from davserver.passwords import set_password
 from davserver.store import postgresql
 from davserver.store.postgresql import masked
 
@@ -303,3 +307,25 @@ def test_a_schema_from_a_newer_release_is_refused(postgres_url: str) -> None:
         conn.execute("INSERT INTO schema_version VALUES (%s)", (postgresql.SCHEMA_VERSION + 1,))
     with pytest.raises(postgresql.SchemaTooNew):
         postgresql.PostgresDatabase(postgres_url)
+
+
+def test_with_one_digest_secret_a_nonce_from_one_instance_is_good_on_another(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # README, "Several instances": the same htpasswd and Digest files, and auth-secret copied
+    # into every instance's state folder before it starts.
+    users, digests = tmp_path / "htpasswd", tmp_path / "digest"
+    set_password(str(users), "ann", "ann's password", str(digests), "davserver")
+    secret = os.urandom(32)
+    for index in range(3):
+        (tmp_path / f"s{index}").mkdir()
+        (tmp_path / f"s{index}" / "auth-secret").write_bytes(secret)
+    auth = ("--htpasswd", str(users), "--digest-file", str(digests))
+    with several(tmp_path, postgres_url, *auth) as (first, second, third):
+        challenge = digest_challenge(dav(first, "PROPFIND", "/"), "SHA-256")
+        for n, other in enumerate((second, third), start=1):
+            sent = digest_authorization(
+                "PROPFIND", "/", "ann", "ann's password", challenge, "SHA-256", n
+            )
+            answer = dav(other, "PROPFIND", "/", headers={"Authorization": sent, "Depth": "0"})
+            assert answer.status_code == 207
