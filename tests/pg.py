@@ -10,6 +10,7 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from urllib.parse import quote
@@ -68,6 +69,17 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._run(_bin("pg_ctl"), "-D", self.data, "-w", "-m", "fast", "stop")
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop (SIGSTOP) or resume every process of the cluster: a server that answers
+        nothing, as a stalled disk or a paused virtual machine makes it."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for pid in [postmaster, *map(int, children)]:
+            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def admin_url(self) -> str:
         return f"postgresql:///postgres?host={quote(self.folder)}&user={USER}"

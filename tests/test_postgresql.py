@@ -329,3 +329,29 @@ def test_with_one_digest_secret_a_nonce_from_one_instance_is_good_on_another(
             )
             answer = dav(other, "PROPFIND", "/", headers={"Authorization": sent, "Depth": "0"})
             assert answer.status_code == 207
+
+
+def test_a_database_that_stops_answering_gives_503_not_a_hang(
+    instances: list[ServerProcess], postgres: PostgresServer
+) -> None:
+    first, second, _ = instances
+    assert dav(first, "PUT", "/f.txt", data=b"x").status_code == 201
+    assert (
+        dav(first, "PROPPATCH", "/f.txt", data=proppatch_body(COLOR, "before")).status_code == 207
+    )
+    postgres.freeze(True)
+    try:
+        # The client's 30 s timeout would fail the test: the answer comes well before.
+        answer = dav(second, "PROPPATCH", "/f.txt", data=proppatch_body(COLOR, "frozen"))
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "5"
+    finally:
+        postgres.freeze(False)
+
+    def patched() -> bool:
+        body = proppatch_body(COLOR, "after")
+        return dav(second, "PROPPATCH", "/f.txt", data=body).status_code == 207
+
+    assert wait_for(patched, 30)
+    found = dav(first, "PROPFIND", "/f.txt", headers={"Depth": "0"}, data=propfind_body(COLOR))
+    assert b"after" in found.content

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -109,6 +110,7 @@ CONNECT_TIMEOUT = 3
 WAIT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 10
 HEARTBEAT = 1.0
+LONGEST_HOLD = STATEMENT_TIMEOUT + 1
 # An instance's advisory lock lapses when its connection breaks, also while it runs (the
 # database restarted): it is presumed gone only once it has also not been seen for this long,
 # time enough to connect again and take its lock back.
@@ -252,7 +254,7 @@ class PostgresDatabase:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in autocommit mode (wrap writes in `conn.transaction()`)."""
         pool, _ = self._live()
-        with self.translated(), pool.connection() as conn:
+        with self.translated(), pool.connection() as conn, _WATCHDOG.watching(conn):
             yield conn
 
     @contextlib.contextmanager
@@ -294,6 +296,59 @@ class PostgresDatabase:
             keeper.close()
         if pool is not None:
             pool.close()
+
+
+class _Watchdog:
+    """Cuts the connection of whoever has held it for LONGEST_HOLD seconds.
+
+    statement_timeout ends a slow statement on a server that still runs; a server that froze
+    (stopped, a stalled disk) answers nothing, not even the cancel, and the kernel still
+    acknowledges keepalives for it. Shutting the socket down wakes the waiting request with an
+    error (503) and the pool drops the connection. One thread per process, for every database.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[psycopg.Connection[Any], float]] = {}
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        key = id(conn)
+        with self._guard:
+            self._held[key] = (conn, time.monotonic())
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pg-watchdog", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._held.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT / 2)
+            limit = time.monotonic() - LONGEST_HOLD
+            with self._guard:
+                late = [key for key, (_, since) in self._held.items() if since < limit]
+                cut = [self._held.pop(key)[0] for key in late]
+            for conn in cut:
+                log.warning("the database did not answer for %d s; connection cut", LONGEST_HOLD)
+                _shut_down(conn)
+
+
+def _shut_down(conn: psycopg.Connection[Any]) -> None:
+    """Shut the connection's socket down under whoever waits on it (their read ends at once)."""
+    with contextlib.suppress(OSError, psycopg.Error):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
+_WATCHDOG = _Watchdog()
 
 
 class SchemaTooNew(Exception):
@@ -368,7 +423,8 @@ class _Keeper:
                     self._conn = self._connect()
                     log.info("database reachable again")
                 else:
-                    self._measure(self._conn)
+                    with _WATCHDOG.watching(self._conn):
+                        self._measure(self._conn)
             except psycopg.Error:
                 if self._conn is not None:
                     self._conn.close()
