@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse every change (--no-readonly overrides a config file)",
     )
     serve.add_argument("--state-dir", metavar="DIR", help="where properties and locks are kept")
+    serve.add_argument(
+        "--database",
+        metavar="URL",
+        help="keep properties and locks in PostgreSQL, shared by several instances",
+    )
     serve.add_argument("--threads", type=int, help="worker threads (default 32)")
     serve.add_argument("--htpasswd", metavar="FILE", help="require users from this file")
     serve.add_argument(
@@ -140,6 +145,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "port": args.port,
         "readonly": args.readonly,
         "state_dir": args.state_dir,
+        "database": args.database,
         "threads": args.threads,
         "log_level": args.log_level,
         "access_log": args.access_log,
@@ -192,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server.public_url != server.url:
         print(f"  listening on {server.url}", flush=True)
     print(f"  state: {config.resolved_state_dir()}", flush=True)
+    if config.database:
+        from .store.postgresql import masked
+
+        print(f"  database: {masked(config.database)}", flush=True)
     _stop_on_sigterm()
     try:
         server.serve()

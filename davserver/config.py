@@ -83,6 +83,12 @@ def _networks(v: Any) -> str | None:
     return None
 
 
+def _database(v: Any) -> str | None:
+    if v == "" or (isinstance(v, str) and v.startswith(("postgresql://", "postgres://"))):
+        return None
+    return '"" (SQLite in the state folder) or a URL such as postgresql://dav@db.example/dav'
+
+
 def _level(v: Any) -> str | None:
     allowed = ("debug", "info", "warning", "error")
     return None if v in allowed else "one of " + ", ".join(allowed)
@@ -119,6 +125,13 @@ class Config:
         "",
         "where properties and locks are kept; empty: a folder per share under "
         "$XDG_STATE_HOME/davserver (~/.local/state/davserver)",
+    )
+    database: str = _opt(
+        "storage",
+        "",
+        "a PostgreSQL URL (postgresql://user@host/db) where several instances share "
+        "properties, locks and changes in progress; empty: SQLite in the state folder",
+        _database,
     )
     hide_apple_metadata: bool = _opt(
         "storage", False, "leave ._* and .DS_Store files out of listings (they stay usable)"

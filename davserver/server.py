@@ -7,7 +7,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
@@ -18,6 +19,7 @@ from .origin import Site
 from .passwords import Users
 from .provider.fs import FilesystemProvider
 from .services import Services
+from .store.base import ClaimStore, LockStore, PropertyStore
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
 from .store.sqlite_claims import SqliteClaimStore
 
@@ -45,9 +47,7 @@ def build_services(config: Config) -> Services:
             raise NotADirectoryError(20, "not a folder")
         provider = FilesystemProvider(config.root)
     state = config.resolved_state_dir()
-    with _naming("[storage] state_dir", state):
-        db = Database(os.path.join(state, STORE_FILE))
-        claims = SqliteClaimStore(os.path.join(state, CLAIMS_FILE))
+    stores = _shared_stores(config.database) if config.database else _local_stores(state)
     authenticator = None
     if config.htpasswd:
         with _naming("[auth] htpasswd / digest_file", config.htpasswd):
@@ -68,12 +68,42 @@ def build_services(config: Config) -> Services:
     return Services(
         config,
         provider,
-        SqlitePropertyStore(db),
-        SqliteLockStore(db),
-        claims,
+        *stores,
         policy=policy,
         authenticator=authenticator,
         site=site,
+    )
+
+
+def _local_stores(state: str) -> tuple[PropertyStore, LockStore, ClaimStore, Callable[[], float]]:
+    """Properties, locks and claims in SQLite files in the state folder (one machine)."""
+    with _naming("[storage] state_dir", state):
+        db = Database(os.path.join(state, STORE_FILE))
+        claims = SqliteClaimStore(os.path.join(state, CLAIMS_FILE))
+    return SqlitePropertyStore(db), SqliteLockStore(db), claims, time.time
+
+
+def _shared_stores(url: str) -> tuple[PropertyStore, LockStore, ClaimStore, Callable[[], float]]:
+    """Properties, locks and claims in PostgreSQL, shared by every instance, with the
+    database's clock deciding lock expiry for all of them."""
+    try:
+        import psycopg
+
+        from .store import postgresql
+    except ImportError as exc:
+        raise ConfigError(
+            "[storage] database: needs the PostgreSQL driver: pip install 'davserver[postgresql]'"
+        ) from exc
+    try:
+        db = postgresql.PostgresDatabase(url)
+    except (psycopg.Error, postgresql.SchemaTooNew) as exc:
+        reason = str(exc).strip() or type(exc).__name__
+        raise ConfigError(f"[storage] database {postgresql.masked(url)}: {reason}") from exc
+    return (
+        postgresql.PostgresPropertyStore(db),
+        postgresql.PostgresLockStore(db),
+        postgresql.PostgresClaimStore(db),
+        db.clock,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from pg import PostgresServer
 
 from davserver.config import Config, load
 from davserver.server import DavServer, build_services, close_services
@@ -142,3 +143,17 @@ def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         for name, below in HOME_VARIABLES.items():
             patch.setenv(name, str(home / below) if below else str(home))
         yield home
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (tests/pg.py), stopped at its end."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A database URL whose schema is new and empty."""
+    return postgres.schema_url()

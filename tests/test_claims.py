@@ -7,14 +7,18 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
+from helpers import wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
 from davserver import owners, paths
-from davserver.store.base import claims_meet
+from davserver.store.base import ClaimStore, claims_meet
+from davserver.store.postgresql import PostgresClaimStore, PostgresDatabase, advisory_key
 from davserver.store.sqlite_claims import SqliteClaimStore
 
 segments = st.sampled_from(["a", "b", "ab", "a.b"])
@@ -31,13 +35,27 @@ def test_claims_meet_when_one_path_holds_the_other_and_one_changes_it(
     assert claims_meet(a, a_excl, b, b_excl) == claims_meet(b, b_excl, a, a_excl)
 
 
-@pytest.fixture
-def filename(tmp_path: Path) -> str:
-    return str(tmp_path / "claims.sqlite3")
+Opener = Callable[[], ClaimStore]
 
 
-def test_a_claim_waits_for_a_meeting_one_only(filename: str) -> None:
-    one, two = SqliteClaimStore(filename), SqliteClaimStore(filename)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a new handle on one claim store, as another process (or instance) would."""
+    if request.param == "sqlite":
+        filename = str(tmp_path / "claims.sqlite3")
+        return lambda: SqliteClaimStore(filename)
+    url = request.getfixturevalue("postgres_url")
+
+    def open_() -> ClaimStore:
+        store = PostgresClaimStore(PostgresDatabase(url))
+        request.addfinalizer(store.close)
+        return store
+
+    return open_
+
+
+def test_a_claim_waits_for_a_meeting_one_only(opener: Opener) -> None:
+    one, two = opener(), opener()
     held, blocking = one.try_take(["/a/b"], [], {"op": "x"})
     assert held is not None and blocking == []
     for exclusive, shared in [(["/a"], []), (["/a/b/c"], []), ([], ["/a/b/c"]), (["/"], [])]:
@@ -54,15 +72,15 @@ def test_a_claim_waits_for_a_meeting_one_only(filename: str) -> None:
     assert taken is not None
 
 
-def test_shared_claims_do_not_meet(filename: str) -> None:
-    one, two = SqliteClaimStore(filename), SqliteClaimStore(filename)
+def test_shared_claims_do_not_meet(opener: Opener) -> None:
+    one, two = opener(), opener()
     assert one.try_take([], ["/src"], {})[0] is not None
     assert two.try_take([], ["/src/x"], {})[0] is not None
     assert two.try_take(["/src/y"], [], {})[0] is None
 
 
-def test_all_paths_or_none(filename: str) -> None:
-    one, two = SqliteClaimStore(filename), SqliteClaimStore(filename)
+def test_all_paths_or_none(opener: Opener) -> None:
+    one, two = opener(), opener()
     assert one.try_take(["/b"], [], {})[0] is not None
     taken, _ = two.try_take(["/a", "/b"], [], {})
     assert taken is None
@@ -70,8 +88,8 @@ def test_all_paths_or_none(filename: str) -> None:
     assert two.try_take(["/a"], [], {})[0] is not None
 
 
-def test_update_is_seen_by_others(filename: str) -> None:
-    one, two = SqliteClaimStore(filename), SqliteClaimStore(filename)
+def test_update_is_seen_by_others(opener: Opener) -> None:
+    one, two = opener(), opener()
     held, _ = one.try_take(["/a"], [], {"phase": "started"})
     assert held is not None
     one.update(held, {"phase": "done"})
@@ -79,12 +97,12 @@ def test_update_is_seen_by_others(filename: str) -> None:
     assert claim.intent == {"phase": "done"}
 
 
-def test_concurrent_takes_of_meeting_claims_have_one_winner(filename: str) -> None:
-    stores = [SqliteClaimStore(filename) for _ in range(8)]
+def test_concurrent_takes_of_meeting_claims_have_one_winner(opener: Opener) -> None:
+    stores = [opener() for _ in range(8)]
     barrier = threading.Barrier(len(stores))
     won: list[str] = []
 
-    def take(store: SqliteClaimStore, path: str) -> None:
+    def take(store: ClaimStore, path: str) -> None:
         barrier.wait()
         taken, _ = store.try_take([path], [], {})
         if taken is not None:
@@ -101,8 +119,8 @@ def test_concurrent_takes_of_meeting_claims_have_one_winner(filename: str) -> No
     assert len(won) == 1
 
 
-def test_a_closed_stores_claims_are_orphans_adopted_once(filename: str) -> None:
-    crashed, one, two = (SqliteClaimStore(filename) for _ in range(3))
+def test_a_closed_stores_claims_are_orphans_adopted_once(opener: Opener) -> None:
+    crashed, one, two = (opener() for _ in range(3))
     held, _ = crashed.try_take(["/a"], [], {"op": "delete", "path": "/a"})
     assert held is not None
     assert one.orphans() == []
@@ -118,15 +136,15 @@ def test_a_closed_stores_claims_are_orphans_adopted_once(filename: str) -> None:
     assert two.try_take(["/a"], [], {})[0] is not None
 
 
-def test_a_store_used_again_after_close_takes_claims_under_a_new_owner(filename: str) -> None:
-    store = SqliteClaimStore(filename)
+def test_a_store_used_again_after_close_takes_claims_under_a_new_owner(opener: Opener) -> None:
+    store = opener()
     first = store.owner
     store.close()
     held, _ = store.try_take(["/a"], [], {})
     assert held is not None
     assert store.owner != first
     assert owners.is_alive(store.owner)
-    assert SqliteClaimStore(filename).orphans() == []
+    assert opener().orphans() == []
 
 
 def test_owners_of_this_process_live_until_retired() -> None:
@@ -164,3 +182,38 @@ def test_an_owner_on_another_host_or_of_another_form_is_never_presumed_gone() ->
     _host, boot, _pid, _start, nonce = owners.new_owner().split("/")
     assert owners.is_alive("/".join(["elsewhere", boot, "1", "1", nonce]))
     assert owners.is_alive("not an owner name")
+
+
+def test_an_instance_whose_connection_broke_is_not_presumed_gone(postgres_url: str) -> None:
+    # The database restarted, or a network blip: the instance's advisory lock went with its
+    # connection while the instance still runs its changes. Nobody may recover them meanwhile,
+    # and the instance takes its lock back.
+    running = PostgresClaimStore(PostgresDatabase(postgres_url))
+    other = PostgresClaimStore(PostgresDatabase(postgres_url))
+    try:
+        held, _ = running.try_take(["/a"], [], {"op": "delete", "path": "/a"})
+        assert held is not None
+        key = advisory_key("owner:" + running.owner)
+        high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+        look = (
+            "FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 "
+            "AND classid::int8 = %s AND objid::int8 = %s AND granted"
+        )
+
+        def lock_held() -> bool:
+            with psycopg.connect(postgres_url) as conn:
+                return conn.execute(f"SELECT count(*) {look}", (high, low)).fetchone() == (1,)
+
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"SELECT pg_terminate_backend(pid) {look}", (high, low))
+        assert wait_for(lambda: not lock_held(), 5)
+        _, [claim] = other.try_take(["/a"], [], {})
+        assert other.is_alive(claim.owner)
+        assert other.adopt(claim) is False
+        assert other.orphans() == []
+        assert wait_for(lock_held, 10)
+        running.release(held)
+        assert other.try_take(["/a"], [], {})[0] is not None
+    finally:
+        running.close()
+        other.close()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from davserver.store.base import Lock, LockConflict, LockStore, PropertyStore
+from davserver.store.postgresql import PostgresDatabase, PostgresLockStore, PostgresPropertyStore
 from davserver.store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
 
 
@@ -34,22 +35,37 @@ class Backend:
     open: Callable[[], Stores]
 
 
-def _sqlite(tmp_path: Path) -> Backend:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     filename = str(tmp_path / "state" / "store.sqlite3")
 
     def open_() -> Stores:
         db = Database(filename)
+        request.addfinalizer(db.close)
         return Stores(SqlitePropertyStore(db), SqliteLockStore(db))
 
     return Backend("sqlite", open_)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
+def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    url = request.getfixturevalue("postgres_url")
+
+    def open_() -> Stores:
+        db = PostgresDatabase(url)
+        request.addfinalizer(db.close)
+        return Stores(PostgresPropertyStore(db), PostgresLockStore(db))
+
+    return Backend("postgresql", open_)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture

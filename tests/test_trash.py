@@ -282,3 +282,20 @@ def test_reserved_names_are_reserved_in_any_case(server):
     listing = server.request("PROPFIND", "/", headers={"Depth": "1"}, data=ALLPROP)
     hrefs = [e.text for e in etree.fromstring(listing.content).iter("{DAV:}href")]
     assert sorted(hrefs) == ["/", "/a.txt"]
+
+
+def test_names_another_machine_left_in_a_shared_trash_do_not_collide(tmp_path):
+    # Instances on several machines share one volume; their pids repeat. A name this process
+    # would pick without an instance id, already taken in the trash, must not make the
+    # deletion immediate.
+    bin_ = Trash(str(tmp_path / "trash"), quiet=LONG, max_delay=LONG)
+    [first, *rest] = files(tmp_path, 21)
+    bin_.discard(str(first))
+    [taken] = os.listdir(tmp_path / "trash")
+    pid, *_ignored, counter = taken.split("-")
+    for n in range(int(counter) + 1, int(counter) + 21):
+        (tmp_path / "trash" / f"{pid}-{n}").write_bytes(b"another machine's")
+    for path in rest:
+        bin_.discard(str(path))
+    assert bin_.waiting == 21
+    bin_.close()

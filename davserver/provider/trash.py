@@ -37,10 +37,14 @@ import os
 import stat
 import threading
 import time
+import uuid
 
 # Trash names must not collide between processes sharing the folder, nor between the
-# providers of one process (tests run many): the pid and one counter for the process.
+# providers of one process (tests run many), nor between instances on several machines
+# sharing one volume (whose pids repeat): the pid, a random id for the instance, and one
+# counter for the process.
 _names = itertools.count()
+_INSTANCE = uuid.uuid4().hex[:12]
 
 # The trash works through a folder descriptor (linkat, unlinkat, fdopendir); where the
 # platform lacks any of that, there is no trash and files are unlinked at once.
@@ -104,7 +108,7 @@ class Trash:
             return
         kept: str | None = None
         try:
-            name = f"{os.getpid()}-{next(_names)}"
+            name = f"{os.getpid()}-{_INSTANCE}-{next(_names)}"
             try:
                 os.link(local, name, dst_dir_fd=folder, follow_symlinks=False)
             except OSError as exc:
