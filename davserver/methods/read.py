@@ -58,6 +58,28 @@ def _type_of_extension(extension: str) -> str:
     return guessed
 
 
+# Types a browser would run as a document with script: served in a sandbox (no script, a
+# unique origin), so an uploaded page cannot act in the server's origin with the user's
+# credentials (issue 17, Security).
+_ACTIVE_TYPES = (
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+)
+
+
+def safety_headers(ctype: str) -> list[tuple[str, str]]:
+    """What every user file is served with: no type sniffing, and a sandbox for types that a
+    browser could run (HTML, SVG, XML: any `+xml` type can carry XHTML script)."""
+    media = ctype.split(";")[0].strip().lower()
+    headers = [("X-Content-Type-Options", "nosniff")]
+    if media in _ACTIVE_TYPES or media.endswith("+xml"):
+        headers.append(("Content-Security-Policy", "sandbox"))
+    return headers
+
+
 def entity_headers(resource: Resource) -> list[tuple[str, str]]:
     return [
         ("ETag", h.quote_etag(resource.etag)),
@@ -113,6 +135,7 @@ def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) ->
     if stop is not None:
         return Response(stop, base)
     ctype = content_type(resource)
+    base += safety_headers(ctype)
     ranges = None
     if h.if_range_allows(req.header("If-Range"), validators.etag or "", resource.mtime):
         try:
