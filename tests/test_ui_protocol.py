@@ -3,9 +3,15 @@ files, the refusal of changes from foreign origins, the zip download and the pag
 
 from __future__ import annotations
 
+import io
+import os
+import zipfile
+from typing import Any
+
 import pytest
 
 from tests.conftest import LiveServer
+from tests.helpers import make_tree
 
 
 @pytest.mark.parametrize(
@@ -78,3 +84,62 @@ def test_a_change_from_our_own_origin_or_without_origin_goes_through(server: Liv
     # Reads are not refused: a foreign page cannot read the answer anyway (no CORS).
     answer = server.request("GET", "/own.txt", headers={"Origin": "http://evil.example"})
     assert answer.status_code == 200
+
+
+def _zip(server: LiveServer, target: str, **kwargs: object) -> zipfile.ZipFile:
+    answer = server.request("GET", target, **kwargs)  # type: ignore[arg-type]
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/zip"
+    assert "Content-Length" not in answer.headers  # streamed as it is made
+    return zipfile.ZipFile(io.BytesIO(answer.content))
+
+
+def test_a_folder_downloads_as_a_zip_of_everything_in_it(server: LiveServer) -> None:
+    big = os.urandom(3 * 1024 * 1024 + 17)
+    make_tree(
+        server.root,
+        {"f/a.txt": b"alpha", "f/sub/b.bin": big, "f/sub/deeper/ü ñ.txt": b"unicode"},
+        ("f/empty",),
+    )
+    answer = server.request("GET", "/f/?zip")
+    assert answer.headers["Content-Disposition"] == (
+        "attachment; filename=\"f.zip\"; filename*=UTF-8''f.zip"
+    )
+    archive = _zip(server, "/f/?zip")
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == [
+        "a.txt",
+        "empty/",
+        "sub/",
+        "sub/b.bin",
+        "sub/deeper/",
+        "sub/deeper/ü ñ.txt",
+    ]
+    assert archive.read("a.txt") == b"alpha"
+    assert archive.read("sub/b.bin") == big
+    assert archive.read("sub/deeper/ü ñ.txt") == b"unicode"
+
+
+def test_a_selection_downloads_as_one_zip(server: LiveServer) -> None:
+    make_tree(server.root, {"a.txt": b"a", "b.txt": b"b", "c/d.txt": b"d", "e.txt": b"e"})
+    archive = _zip(server, "/?zip&name=a.txt&name=c")
+    assert sorted(archive.namelist()) == ["a.txt", "c/", "c/d.txt"]
+    answer = server.request("GET", "/?zip&name=../etc")
+    assert answer.status_code == 400
+    assert server.request("GET", "/?zip&name=missing").status_code == 404
+
+
+def test_a_zip_leaves_out_what_the_user_may_not_read(make_server: Any) -> None:
+    server = make_server(access=(("/f/secret", "anonymous", "none"),))
+    make_tree(server.root, {"f/open.txt": b"o", "f/secret/s.txt": b"s", "f/secretly.txt": b"x"})
+    archive = _zip(server, "/f/?zip")
+    assert sorted(archive.namelist()) == ["open.txt", "secretly.txt"]
+
+
+def test_a_zip_is_bounded_like_depth_infinity(make_server: Any) -> None:
+    server = make_server(max_propfind_resources=5)
+    make_tree(server.root, {f"f/{i}.txt": b"x" for i in range(5)})
+    answer = server.request("GET", "/f/?zip")
+    assert answer.status_code == 403
+    assert "at most 5" in answer.text
+    assert server.request("GET", "/f/?zip&name=1.txt&name=2.txt").status_code == 200

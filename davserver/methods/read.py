@@ -7,6 +7,7 @@ import mimetypes
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
+from urllib.parse import parse_qs
 
 from .. import headers as h
 from .. import listing, paths
@@ -14,6 +15,7 @@ from ..errors import MethodNotAllowed, NotFound, RangeNotSatisfiable
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
+from . import archive
 
 READ_CHUNK = 1024 * 1024
 
@@ -124,6 +126,11 @@ def _collection(services: Services, req: Request, resource: Resource, head: bool
     stop = h.evaluate_preconditions(req.method, req.environ, validators)
     if stop is not None:
         return Response(stop, [("Last-Modified", h.http_date(resource.mtime))])
+    # A query names something other than the collection's listing; a file's name can never
+    # be one, since a path has no query.
+    query = parse_qs(str(req.environ.get("QUERY_STRING", "")), keep_blank_values=True)
+    if "zip" in query:
+        return archive.zip_response(services, req, resource, query.get("name", []), head)
     return listing.collection_page(services, req, resource, head)
 
 
