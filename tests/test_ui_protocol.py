@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +145,85 @@ def test_a_zip_is_bounded_like_depth_infinity(make_server: Any) -> None:
     assert answer.status_code == 403
     assert "at most 5" in answer.text
     assert server.request("GET", "/f/?zip&name=1.txt&name=2.txt").status_code == 200
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    ("accept", "page"),
+    [
+        (BROWSER_ACCEPT, True),
+        ("text/html", True),
+        (None, False),
+        ("*/*", False),
+        ("application/xml", False),
+        ("text/html;q=0", False),
+    ],
+)
+def test_a_browser_gets_the_page_and_other_clients_the_listing(
+    server: LiveServer, accept: str | None, page: bool
+) -> None:
+    (server.root / "a.txt").write_bytes(b"a")
+    headers = {"Accept": accept} if accept is not None else {}
+    answer = server.request("GET", "/", headers=headers)
+    assert answer.status_code == 200
+    assert answer.headers["Vary"] == "Accept"
+    assert ('src="?ui=app.js' in answer.text) == page
+    assert ("a.txt" in answer.text) == (not page)  # the page lists with PROPFIND
+
+
+def test_the_page_has_a_strict_policy_and_no_inline_script(server: LiveServer) -> None:
+    answer = server.request("GET", "/", headers={"Accept": "text/html"})
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self';" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", answer.text, re.S)
+    assert scripts == [""]
+    assert "style=" not in answer.text and "<style" not in answer.text
+
+
+def test_the_page_escapes_the_folder_name(server: LiveServer) -> None:
+    (server.root / '<b>"x').mkdir()
+    answer = server.request("GET", "/%3Cb%3E%22x/", headers={"Accept": "text/html"})
+    assert "<title>&lt;b&gt;&quot;x</title>" in answer.text
+
+
+def test_assets_are_cached_long_with_etags_and_small(server: LiveServer) -> None:
+    page = server.request("GET", "/", headers={"Accept": "text/html"}).text
+    total = 0
+    for name in ("app.js", "app.css"):
+        target = re.search(rf'"(\?ui={re.escape(name)}&amp;v=\w+)"', page)
+        assert target is not None
+        answer = server.request("GET", "/" + target.group(1).replace("&amp;", "&"))
+        assert answer.status_code == 200
+        assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        etag = answer.headers["ETag"]
+        assert target.group(1).endswith(etag.strip('"'))  # the URL changes with the content
+        total += len(answer.content)
+        again = server.request("GET", f"/?ui={name}", headers={"If-None-Match": etag})
+        assert again.status_code == 304
+        assert again.content == b""
+    assert (
+        server.request("GET", "/?ui=app.js").headers["Content-Type"].startswith("text/javascript")
+    )
+    assert total < 150 * 1024
+    assert server.request("GET", "/?ui=../config.py").status_code == 404
+
+
+def test_assets_do_not_hide_a_users_file(server: LiveServer) -> None:
+    # A file whose name looks like the reserved query is an ordinary file.
+    (server.root / "?ui=app.js").write_bytes(b"mine")
+    assert server.request("GET", "/%3Fui=app.js").content == b"mine"
+
+
+def test_assets_are_package_data() -> None:
+    from importlib import resources
+
+    static = resources.files("davserver.ui").joinpath("static")
+    assert {p.name for p in static.iterdir()} >= {"app.js", "app.css"}
+    text = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert '"davserver.ui" = ["static/*"]' in text

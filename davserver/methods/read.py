@@ -15,6 +15,7 @@ from ..errors import MethodNotAllowed, NotFound, RangeNotSatisfiable
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
+from ..ui import handler as ui
 from . import archive
 
 READ_CHUNK = 1024 * 1024
@@ -131,6 +132,10 @@ def _collection(services: Services, req: Request, resource: Resource, head: bool
     query = parse_qs(str(req.environ.get("QUERY_STRING", "")), keep_blank_values=True)
     if "zip" in query:
         return archive.zip_response(services, req, resource, query.get("name", []), head)
+    if "ui" in query:
+        return ui.asset(req, query["ui"][0], head)
+    if ui.wants_page(req):
+        return ui.page(services, req, resource, head)
     return listing.collection_page(services, req, resource, head)
 
 
