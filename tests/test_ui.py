@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from tests.conftest import LiveServer
-from tests.helpers import lockinfo, make_tree, shared_server
+from tests.helpers import lockinfo, make_tree, shared_server, write_users
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -310,9 +310,9 @@ def test_keyboard_alone_selects_opens_and_acts(page: Page, live: LiveServer, fol
     make_tree(folder, {"inner/x.txt": b"x", "k.txt": b"k"})
     open_folder(page, live, folder)
 
-    def tab_to(matches: Callable[[dict[str, str]], bool]) -> None:
+    def tab_to(matches: Callable[[dict[str, str]], bool], key: str = "Tab") -> None:
         for _ in range(40):
-            page.keyboard.press("Tab")
+            page.keyboard.press(key)
             focused = page.evaluate(
                 "() => ({label: document.activeElement.getAttribute('aria-label') || '',"
                 " text: document.activeElement.textContent})"
@@ -321,10 +321,20 @@ def test_keyboard_alone_selects_opens_and_acts(page: Page, live: LiveServer, fol
                 return
         raise AssertionError("never reached by Tab")
 
+    assert row_names(page) == ["inner", "k.txt"]
+    tab_to(lambda f: f["label"] == "Filter")
+    page.keyboard.type("k.")
+    assert row_names(page) == ["k.txt"]
     tab_to(lambda f: f["label"] == "Select k.txt")
     page.keyboard.press("Space")
     expect(page.get_by_role("checkbox", name="Select k.txt")).to_be_checked()
-    page.keyboard.press("Shift+Tab")  # back up to a toolbar button is a long way: use focus order
+    tab_to(lambda f: f["text"] == "Download", "Shift+Tab")
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    assert Path(download.value.path()).read_bytes() == b"k"
+    tab_to(lambda f: f["label"] == "Filter")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Backspace")
     tab_to(lambda f: f["text"] == "inner")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/inner/$"))
@@ -365,5 +375,76 @@ def test_a_read_only_share_shows_no_write_controls(
         expect(tab.get_by_role("button", name="Download as zip")).to_be_visible()
         for name in ("Upload", "New folder", "Rename", "Move", "Copy", "Delete"):
             assert tab.get_by_role("button", name=name, exact=True).count() == 0
+    finally:
+        context.close()
+
+
+def test_search_below_the_folder_and_its_bound(
+    page: Page, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server(max_propfind_resources=6)
+    make_tree(server.root, {"a/report.txt": b"1", "a/b/report-2.txt": b"2", "a/other.txt": b"3"})
+    page.goto(server.url("/a/"))
+    expect(page.get_by_role("status")).to_have_text("3 items")
+    search = page.get_by_role("searchbox", name="Search below this folder")
+    search.fill("report")
+    search.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("2 found below this folder")
+    assert sorted(row_names(page)) == ["b/report-2.txt", "report.txt"]
+    make_tree(server.root, {f"a/b/more{i}.txt": b"" for i in range(4)})
+    search.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("Too many files below this folder")
+
+
+def test_login_by_the_browser_and_a_read_only_path_shows_its_403(
+    browser: Browser, make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    users = write_users(tmp_path / "users", {"ann": "secret"})
+    server = make_server(htpasswd=users, access=(("/", "*", "write"), ("/ro", "ann", "read")))
+    make_tree(server.root, {"ro/fixed.txt": b"f", "w.txt": b"w"})
+    # Without credentials the page is not served: the 401's challenge makes a browser ask.
+    answer = server.request("GET", "/", headers={"Accept": "text/html"})
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    context = browser.new_context(http_credentials={"username": "ann", "password": "secret"})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab = context.new_page()
+        tab.goto(server.url("/"))
+        expect(tab.get_by_role("link", name="w.txt")).to_be_visible()
+        tab.get_by_role("checkbox", name="Select w.txt").check()
+        tab.get_by_role("button", name="Move", exact=True).click()
+        dialog = tab.get_by_role("dialog")
+        dialog.get_by_role("button", name="ro").click()
+        expect(dialog).to_contain_text("/ro")
+        dialog.get_by_role("button", name="Here").click()
+        expect(tab.get_by_role("log")).to_contain_text("move w.txt: 403 Forbidden")
+        assert (server.root / "w.txt").exists()
+        # Where ann may only read, the page offers no write controls.
+        tab.goto(server.url("/ro/"))
+        expect(tab.get_by_role("link", name="fixed.txt")).to_be_visible()
+        assert tab.get_by_role("button", name="Delete", exact=True).count() == 0
+    finally:
+        context.close()
+
+
+def test_the_page_works_under_a_path_prefix(
+    browser: Browser, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server(prefix="/dav", prefix_mode="keep")
+    make_tree(server.root, {"sub/in.txt": b"i"})
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab = context.new_page()
+        tab.goto(server.url("/dav/sub/"))
+        expect(tab.get_by_role("link", name="in.txt")).to_have_attribute("href", "/dav/sub/in.txt")
+        crumbs = tab.get_by_role("navigation", name="Breadcrumb").get_by_role("link")
+        assert crumbs.all_text_contents() == ["Home", "sub"]
+        assert crumbs.first.get_attribute("href") == "/dav/"
+        tab.on("dialog", lambda dialog: dialog.accept("made"))
+        tab.get_by_role("button", name="New folder").click()
+        expect(tab.get_by_role("link", name="made")).to_be_visible()
+        assert (server.root / "sub" / "made").is_dir()
     finally:
         context.close()
