@@ -448,3 +448,21 @@ def test_the_page_works_under_a_path_prefix(
         assert (server.root / "sub" / "made").is_dir()
     finally:
         context.close()
+
+
+def test_a_folder_of_ten_thousand_files_draws_only_the_rows_on_screen(
+    page: Page, live: LiveServer, folder: Path
+) -> None:
+    for index in range(10_000):
+        (folder / f"f{index:05}.txt").write_bytes(b"")
+    page.set_viewport_size({"width": 1000, "height": 800})
+    page.goto(live.url(f"/{folder.name}/"))
+    expect(page.get_by_role("status")).to_have_text("10000 items")
+    expect(page.get_by_role("table")).to_have_attribute("aria-rowcount", "10001")
+    expect(page.get_by_role("link", name="f00000.txt")).to_be_visible()
+    assert page.locator("tbody tr:not(.spacer)").count() < 300
+    page.keyboard.press("End")
+    expect(page.get_by_role("link", name="f09999.txt")).to_be_visible()
+    expect(page.get_by_role("row", name="f09999.txt")).to_have_attribute("aria-rowindex", "10001")
+    page.get_by_role("checkbox", name="Select f09998.txt").check()
+    expect(page.get_by_role("button", name="Download", exact=True)).to_be_enabled()
