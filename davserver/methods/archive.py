@@ -20,7 +20,7 @@ from typing import IO, cast
 from urllib.parse import quote
 
 from .. import listing, paths
-from ..errors import BadRequest, DavError, Forbidden
+from ..errors import DavError, Forbidden
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
@@ -80,14 +80,22 @@ def zip_response(
 
 
 def _roots(services: Services, collection: Resource, names: list[str]) -> list[Resource]:
+    """The resources `names` name: paths relative to the collection (a search's results lie
+    further down), each once, and none inside another (its entries would come twice)."""
     if not names:
         return [collection]
-    roots = []
-    for name in dict.fromkeys(names):  # each once, in the order given
-        if not name or "/" in name or name in (".", ".."):
-            raise BadRequest(f"{name!r} is not the name of a member of this folder")
-        roots.append(services.provider.stat(paths.child(collection.path, name)))
-    return roots
+    wanted: list[str] = []
+    for name in names:
+        segments = name.split("/")
+        for segment in segments:
+            paths.check_segment(segment)  # 403 for "", "." and "..": nothing outside
+        wanted.append(paths.join([*paths.split(collection.path), *segments]))
+    kept = [
+        path
+        for path in dict.fromkeys(wanted)
+        if not any(paths.is_ancestor(other, path) for other in wanted)
+    ]
+    return [services.provider.stat(path) for path in kept]
 
 
 def _ascii_name(name: str) -> str:
