@@ -74,7 +74,7 @@ def folder(live: LiveServer, request: pytest.FixtureRequest) -> Path:
 
 def open_folder(page: Page, live: LiveServer, folder: Path) -> None:
     page.goto(live.url(f"/{folder.name}/"))
-    expect(page.get_by_role("status")).to_contain_text("items")
+    expect(page.get_by_role("status")).to_contain_text(re.compile(r"^\d+ items?$"))
 
 
 def answer_dialogs(page: Page, answers: list[str | bool]) -> list[str]:
@@ -238,6 +238,15 @@ def test_new_folder_rename_and_move(page: Page, live: LiveServer, folder: Path) 
     assert (folder / "target" / "m1.txt").read_bytes() == b"1"
     assert (folder / "target" / "m2.txt").read_bytes() == b"2"
     assert row_names(page) == ["target", "new name.txt"]
+
+    page.get_by_role("checkbox", name="Select new name.txt").check()
+    page.get_by_role("button", name="Copy", exact=True).click()
+    dialog.get_by_role("button", name="target").click()
+    expect(dialog).to_contain_text(f"/{folder.name}/target")
+    dialog.get_by_role("button", name="Here").click()
+    expect(page.get_by_role("log")).to_contain_text("copy new name.txt: 201")
+    assert (folder / "target" / "new name.txt").read_bytes() == b"o"
+    assert (folder / "new name.txt").read_bytes() == b"o"
 
 
 def test_deleting_a_selection_is_one_batch_and_a_locked_file_shows_its_423(
@@ -466,3 +475,14 @@ def test_a_folder_of_ten_thousand_files_draws_only_the_rows_on_screen(
     expect(page.get_by_role("row", name="f09999.txt")).to_have_attribute("aria-rowindex", "10001")
     page.get_by_role("checkbox", name="Select f09998.txt").check()
     expect(page.get_by_role("button", name="Download", exact=True)).to_be_enabled()
+
+
+def test_a_phone_sized_screen_needs_no_sideways_scrolling(
+    page: Page, live: LiveServer, folder: Path
+) -> None:
+    (folder / ("a rather long file name that goes on and on " * 3 + ".txt")).write_bytes(b"")
+    page.set_viewport_size({"width": 375, "height": 700})
+    open_folder(page, live, folder)
+    expect(page.get_by_role("button", name="Upload", exact=True)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    expect(page.get_by_role("columnheader", name="Modified")).to_be_hidden()

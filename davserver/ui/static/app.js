@@ -299,7 +299,7 @@ async function refresh() {
     entries = parseListing(await propfind(here, "1"), true);
     const names = new Set(entries.map((e) => e.name));
     for (const name of [...selected]) if (!names.has(name)) selected.delete(name);
-    status.textContent = `${entries.length} items`;
+    status.textContent = entries.length === 1 ? "1 item" : `${entries.length} items`;
   } catch (error) {
     status.textContent = `Could not list this folder: ${error.message}`;
   }
