@@ -211,6 +211,17 @@ def test_a_folder_upload_and_drag_and_drop(
     expect(page.get_by_role("log")).to_contain_text("Uploaded dropped.txt (201)")
     assert (folder / "dropped.txt").read_bytes() == b"dropped"
     expect(page.get_by_role("link", name="dropped.txt")).to_be_visible()
+    # A folder dropped from the desktop: only a real drag (here through the DevTools
+    # protocol) carries its entries; a DataTransfer made by a script cannot.
+    make_tree(tmp_path / "album", {"c.txt": b"C", "inner/d.txt": b"D"})
+    data = {"items": [], "files": [str(tmp_path / "album")], "dragOperationsMask": 1}
+    devtools = page.context.new_cdp_session(page)
+    for kind in ("dragEnter", "dragOver", "drop"):
+        devtools.send("Input.dispatchDragEvent", {"type": kind, "x": 40, "y": 40, "data": data})
+    expect(page.get_by_role("log")).to_contain_text("Uploaded album/inner/d.txt (201)")
+    expect(page.get_by_role("log")).to_contain_text("Uploaded album/c.txt (201)")
+    assert (folder / "album" / "c.txt").read_bytes() == b"C"
+    assert (folder / "album" / "inner" / "d.txt").read_bytes() == b"D"
 
 
 def test_new_folder_rename_and_move(page: Page, live: LiveServer, folder: Path) -> None:

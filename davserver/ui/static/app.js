@@ -330,9 +330,10 @@ async function serverSize(url) {
 async function uploadOne(job, start) {
   const { file, url } = job;
   const total = file.size;
-  let offset = start;
+  const whole = total <= PIECE || job.replacing;
+  let offset = whole ? 0 : start;
   const progress = (sent) => { job.sent = offset + sent; job.bar.value = job.sent; showOverall(); };
-  if (total <= PIECE || job.replacing) {
+  if (whole) {
     const answer = await send("PUT", url, file, {}, progress);
     return answer.status === 0 ? answer : { ...answer, done: true };
   }
@@ -382,8 +383,32 @@ async function ensureFolders(paths) {
   }
 }
 
+// What was dropped: files, and the files inside dropped folders (each with its path below
+// the drop, as `relativePath`). The entries must be taken while the drop event runs.
+async function dropped(transfer) {
+  const roots = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
+  if (!roots.length) return [...transfer.files];
+  const files = [];
+  const walk = async (entry, prefix) => {
+    if (entry.isFile) {
+      const file = await new Promise((ok, fail) => entry.file(ok, fail));
+      file.relativePath = prefix + entry.name;
+      files.push(file);
+      return;
+    }
+    const reader = entry.createReader();
+    for (;;) {
+      const some = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+      if (!some.length) return;
+      for (const child of some) await walk(child, `${prefix}${entry.name}/`);
+    }
+  };
+  for (const entry of roots) await walk(entry, "");
+  return files;
+}
+
 async function upload(files) {
-  const list = [...files];
+  const list = [...(await files)];
   if (!list.length) return;
   const existing = new Set(entries.filter((e) => !e.folder).map((e) => e.name));
   const folders = new Set();
@@ -644,7 +669,7 @@ if (writable) {
   document.addEventListener("drop", (event) => {
     event.preventDefault();
     body.classList.remove("drop");
-    upload(event.dataTransfer.files);
+    upload(dropped(event.dataTransfer));
   });
 }
 refresh();
