@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
+from davserver.passwords import set_password
 from tests.conftest import LiveServer
 from tests.helpers import lockinfo, make_tree, shared_server, write_users
 
@@ -497,3 +498,24 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(
     expect(page.get_by_role("button", name="Upload", exact=True)).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     expect(page.get_by_role("columnheader", name="Modified")).to_be_hidden()
+
+
+def test_digest_login_by_the_browser(
+    browser: Browser, make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    htpasswd, digest = tmp_path / "users", tmp_path / "users.digest"
+    set_password(str(htpasswd), "dora", "pass word", str(digest), "davserver")
+    server = make_server(htpasswd=str(htpasswd), digest_file=str(digest), basic=False)
+    (server.root / "d.txt").write_bytes(b"d")
+    context = browser.new_context(http_credentials={"username": "dora", "password": "pass word"})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab = context.new_page()
+        tab.goto(server.url("/"))
+        expect(tab.get_by_role("link", name="d.txt")).to_be_visible()  # PROPFIND, logged in
+        tab.on("dialog", lambda dialog: dialog.accept("by digest"))
+        tab.get_by_role("button", name="New folder").click()
+        expect(tab.get_by_role("log")).to_contain_text("New folder by digest: 201")
+        assert (server.root / "by digest").is_dir()
+    finally:
+        context.close()
