@@ -26,7 +26,7 @@ from .errors import (
 from .locking import Guard
 from .methods import batch, copymove, lock, propfind, proppatch, read, write
 from .methods.results import collection_test
-from .origin import resolve, strip_prefix
+from .origin import foreign, resolve, strip_prefix
 from .request import Request, Response
 from .services import Services
 
@@ -145,6 +145,10 @@ class DavApp:
         readonly = self.services.config.readonly
         if readonly and req.method not in SAFE_METHODS and not batch.is_batch(req):
             raise Forbidden("this share is read-only")
+        if req.method not in SAFE_METHODS and foreign(req.header("Origin"), req.origin):
+            # A page on another site may make the browser send a request with the user's
+            # credentials (cross-site request forgery): nothing changes for it.
+            raise Forbidden("a request from another site's page may not change anything here")
         if req.method != "OPTIONS":
             # OPTIONS is answered to anyone: Explorer and Office give up on a 401 there.
             self._authorize(req)

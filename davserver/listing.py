@@ -56,5 +56,7 @@ def collection_page(services: Services, req: Request, collection: Resource, head
     headers = [
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Length", str(len(body))),
+        # A browser gets the file manager at the same URL (davserver/ui).
+        ("Vary", "Accept"),
     ]
     return Response(200, headers, () if head else [body])

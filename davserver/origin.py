@@ -240,6 +240,19 @@ def same_origin(uri_scheme: str, uri_netloc: str, origin: Origin) -> bool:
     return scheme == origin.scheme and normalize_host(uri_netloc, scheme) == origin.host
 
 
+def foreign(origin_header: str | None, origin: Origin) -> bool:
+    """Whether a request's `Origin` header (RFC 6454 7) names a site other than ours. Browsers
+    send it on every cross-site request that could change something; clients that are not
+    browsers send none. `null` (a sandboxed document, such as a user's HTML file served with
+    `Content-Security-Policy: sandbox`) is foreign."""
+    if origin_header is None:
+        return False
+    parts = urlsplit(origin_header.strip())
+    if not parts.scheme or not parts.netloc:
+        return True
+    return not same_origin(parts.scheme, parts.netloc, origin)
+
+
 def strip_prefix(raw_path: str, prefix: str) -> str | None:
     """`raw_path` without the encoded `prefix`, or None when it lies outside it.
 

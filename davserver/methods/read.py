@@ -7,6 +7,7 @@ import mimetypes
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
+from urllib.parse import parse_qs
 
 from .. import headers as h
 from .. import listing, paths
@@ -14,6 +15,8 @@ from ..errors import MethodNotAllowed, NotFound, RangeNotSatisfiable
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
+from ..ui import handler as ui
+from . import archive
 
 READ_CHUNK = 1024 * 1024
 
@@ -56,6 +59,28 @@ def _type_of_extension(extension: str) -> str:
     if guessed.startswith("text/"):
         return guessed + "; charset=utf-8"
     return guessed
+
+
+# Types a browser would run as a document with script: served in a sandbox (no script, a
+# unique origin), so an uploaded page cannot act in the server's origin with the user's
+# credentials (issue 17, Security).
+_ACTIVE_TYPES = (
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+)
+
+
+def safety_headers(ctype: str) -> list[tuple[str, str]]:
+    """What every user file is served with: no type sniffing, and a sandbox for types that a
+    browser could run (HTML, SVG, XML: any `+xml` type can carry XHTML script)."""
+    media = ctype.split(";")[0].strip().lower()
+    headers = [("X-Content-Type-Options", "nosniff")]
+    if media in _ACTIVE_TYPES or media.endswith("+xml"):
+        headers.append(("Content-Security-Policy", "sandbox"))
+    return headers
 
 
 def entity_headers(resource: Resource) -> list[tuple[str, str]]:
@@ -102,6 +127,15 @@ def _collection(services: Services, req: Request, resource: Resource, head: bool
     stop = h.evaluate_preconditions(req.method, req.environ, validators)
     if stop is not None:
         return Response(stop, [("Last-Modified", h.http_date(resource.mtime))])
+    # A query names something other than the collection's listing; a file's name can never
+    # be one, since a path has no query.
+    query = parse_qs(str(req.environ.get("QUERY_STRING", "")), keep_blank_values=True)
+    if "zip" in query:
+        return archive.zip_response(services, req, resource, query.get("name", []), head)
+    if "ui" in query:
+        return ui.asset(req, query["ui"][0], head)
+    if ui.wants_page(req):
+        return ui.page(services, req, resource, head)
     page = listing.collection_page(services, req, resource, head)
     page.headers.extend(req.content_location(True))
     return page
@@ -115,6 +149,7 @@ def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) ->
     if stop is not None:
         return Response(stop, base)
     ctype = content_type(resource)
+    base += safety_headers(ctype)
     ranges = None
     if h.if_range_allows(req.header("If-Range"), validators.etag or "", resource.mtime):
         try:

@@ -1,0 +1,153 @@
+"""GET of a collection with `?zip`: the folder, or some of its members, as one zip archive.
+
+The archive is written as it is read: each file's bytes pass through to the client in pieces,
+with no temporary file and no whole archive in memory. `zipfile` writes to a stream it cannot
+seek in by putting each entry's sizes and CRC in a data descriptor after its data (APPNOTE
+4.3.9), so nothing needs to be known before a file has been read.
+
+Everything is read through the provider, and every member is checked against the access rules
+as a PROPFIND would: a member the user may not read is left out, and a collection the user may
+not read is not entered. The number of members is bounded like a Depth: infinity PROPFIND
+(`max_propfind_resources`), checked before the first byte.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from collections.abc import Iterator
+from typing import IO, cast
+from urllib.parse import quote
+
+from .. import listing, paths
+from ..errors import DavError, Forbidden
+from ..model import Resource
+from ..request import Request, Response
+from ..services import Services
+from ..tree import count, walk
+
+READ_CHUNK = 256 * 1024
+# The earliest time a zip entry can carry (MS-DOS dates start in 1980).
+_DOS_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class _Sink:
+    """A write-only file for ZipFile: what it is given waits here until the response takes it.
+    It has no `tell` or `seek`, so ZipFile writes data descriptors instead of seeking back."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do: the parts are taken by the response."""
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+def zip_response(
+    services: Services, req: Request, collection: Resource, names: list[str], head: bool
+) -> Response:
+    """The zip of `collection` (all of it, or only its members `names`), as an attachment."""
+    roots = _roots(services, collection, names)
+    limit = services.config.max_propfind_resources
+    total = 0
+    for root in roots:
+        total += count(services.provider, root, limit)
+        if total > limit:
+            # Plain text, not PROPFIND's XML condition: a person reads this one.
+            raise Forbidden(f"a zip may hold at most {limit} resources; download fewer at once")
+    title = paths.name(collection.path) or "files"
+    headers = [
+        ("Content-Type", "application/zip"),
+        (
+            "Content-Disposition",
+            f"attachment; filename=\"{_ascii_name(title)}.zip\"; filename*=UTF-8''"
+            + quote(title + ".zip", safe=""),
+        ),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Cache-Control", "no-store"),
+    ]
+    if head:
+        return Response(200, headers)
+    return Response(200, headers, _archive(services, req, collection.path, roots))
+
+
+def _roots(services: Services, collection: Resource, names: list[str]) -> list[Resource]:
+    """The resources `names` name: paths relative to the collection (a search's results lie
+    further down), each once, and none inside another (its entries would come twice)."""
+    if not names:
+        return [collection]
+    wanted: list[str] = []
+    for name in names:
+        segments = name.split("/")
+        for segment in segments:
+            paths.check_segment(segment)  # 403 for "", "." and "..": nothing outside
+        wanted.append(paths.join([*paths.split(collection.path), *segments]))
+    kept = [
+        path
+        for path in dict.fromkeys(wanted)
+        if not any(paths.is_ancestor(other, path) for other in wanted)
+    ]
+    return [services.provider.stat(path) for path in kept]
+
+
+def _ascii_name(name: str) -> str:
+    """A fallback file name for clients that ignore `filename*` (RFC 6266 4.3)."""
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+
+
+def _archive(services: Services, req: Request, base: str, roots: list[Resource]) -> Iterator[bytes]:
+    sink = _Sink()
+    # STORED: the bytes pass through as they are; most large files are compressed already.
+    with zipfile.ZipFile(cast(IO[bytes], sink), "w", zipfile.ZIP_STORED) as archive:
+        for resource in _members(services, req, roots):
+            name = "/".join(paths.split(resource.path)[len(paths.split(base)) :])
+            info = zipfile.ZipInfo(name + ("/" if resource.is_collection else ""), _when(resource))
+            if resource.is_collection:
+                if name:
+                    info.external_attr = (0o40755 << 16) | 0x10  # a directory, MS-DOS and Unix
+                    archive.writestr(info, b"")
+            else:
+                yield from _add_file(services, archive, info, resource.path, sink)
+            if sink.parts:
+                yield sink.take()
+    yield sink.take()
+
+
+def _members(services: Services, req: Request, roots: list[Resource]) -> Iterator[Resource]:
+    policy, user = services.policy, req.user
+
+    def visible(resource: Resource) -> bool:
+        return policy.allows(user, resource.path, "read") and not listing.hidden(
+            services, resource.path
+        )
+
+    for root in roots:
+        for resource in walk(services.provider, root, "infinity", descend=visible):
+            if visible(resource):
+                yield resource
+
+
+def _add_file(
+    services: Services, archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, sink: _Sink
+) -> Iterator[bytes]:
+    try:
+        _resource, stream = services.provider.open_read(path)
+    except DavError:
+        return  # gone (or become a folder) since it was listed: it is left out
+    with stream, archive.open(info, "w", force_zip64=True) as entry:
+        while chunk := stream.read(READ_CHUNK):
+            entry.write(chunk)
+            yield sink.take()
+
+
+def _when(resource: Resource) -> tuple[int, int, int, int, int, int]:
+    stamp = time.localtime(resource.mtime)[:6]
+    return max(stamp, _DOS_EPOCH)
