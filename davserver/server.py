@@ -16,7 +16,9 @@ from .httpd import DeferredTLSAdapter, ElasticServer
 from .ordering import recover_orphans
 from .origin import Site
 from .passwords import Users
+from .provider.base import Provider
 from .provider.fs import FilesystemProvider
+from .provider.s3 import S3Provider, is_s3_root
 from .services import Services
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
 from .store.sqlite_claims import SqliteClaimStore
@@ -37,13 +39,25 @@ def _naming(option: str, value: str) -> Iterator[None]:
         raise ConfigError(f"{option} {value!r}: {reason}") from exc
 
 
+def _provider(config: Config) -> Provider:
+    """The storage `[storage] root` names: a bucket (s3://) or a folder."""
+    if is_s3_root(config.root):
+        try:
+            return S3Provider(config.root, config.s3_endpoint, config.s3_region)
+        except ImportError as exc:  # boto3 is the optional extra "s3"
+            raise ConfigError("[storage] root: s3:// needs pip install 'davserver[s3]'") from exc
+        except ValueError as exc:
+            raise ConfigError(f"[storage] root {config.root!r}: {exc}") from exc
+    if os.path.exists(config.root) and not os.path.isdir(config.root):
+        raise NotADirectoryError(20, "not a folder")
+    return FilesystemProvider(config.root)
+
+
 def build_services(config: Config) -> Services:
     """The provider, stores, users and access rules a configuration describes; raises
     ConfigError naming the option when a configured file or folder cannot be used."""
     with _naming("[storage] root", config.root):
-        if os.path.exists(config.root) and not os.path.isdir(config.root):
-            raise NotADirectoryError(20, "not a folder")
-        provider = FilesystemProvider(config.root)
+        provider = _provider(config)
     state = config.resolved_state_dir()
     with _naming("[storage] state_dir", state):
         db = Database(os.path.join(state, STORE_FILE))
