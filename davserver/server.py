@@ -121,9 +121,10 @@ class DavServer:
         if recovered:
             log.info("finished or undid %d changes interrupted by a crash", recovered)
         self.httpd.prepare()
-        provider = self.services.provider
-        if isinstance(provider, FilesystemProvider):
-            threading.Thread(target=provider.sweep_temp_files, name="sweep", daemon=True).start()
+        # What a crash left: temporary files on a disk, unfinished uploads in a bucket.
+        sweep = getattr(self.services.provider, "sweep_temp_files", None)
+        if sweep is not None:
+            threading.Thread(target=sweep, name="sweep", daemon=True).start()
 
     @property
     def port(self) -> int:

@@ -175,3 +175,22 @@ def test_litmus_on_an_s3_root(s3_server: LiveServer, tmp_path: Path) -> None:
     groups = ("basic", "copymove", "props", "locks", "http")
     assert sorted(litmus_results(report)) == sorted(f"{g} (given)" for g in groups)
     assert "WARNING" not in report and "SKIPPED" not in report
+
+
+def test_unfinished_uploads_a_crash_left_are_aborted(s3_store: s3server.S3Store) -> None:
+    provider = S3Provider(s3_store.new_root(), s3_store.endpoint)
+    client = s3_store.client()
+    bucket = s3_store.bucket
+    mine = client.create_multipart_upload(Bucket=bucket, Key=provider.prefix + "crashed")
+    elsewhere = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/crashed")
+    try:
+        assert provider.sweep_temp_files() == 0  # a fresh one may be a live server's
+        assert provider.sweep_temp_files(older_than=-60) == 1
+        left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())
+        ids = {upload["UploadId"] for upload in left}
+        assert mine["UploadId"] not in ids and elsewhere["UploadId"] in ids
+    finally:
+        client.abort_multipart_upload(
+            Bucket=bucket, Key="elsewhere/crashed", UploadId=elsewhere["UploadId"]
+        )
+        provider.close()

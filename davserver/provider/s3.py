@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, NoReturn
@@ -48,6 +49,9 @@ MTIME_KEY = "mtime"
 # HEAD requests in flight at once while listing (the listing lacks user metadata).
 LIST_WORKERS = 8
 RETRY_AFTER_SECONDS = "5"
+# Multipart uploads older than this, under the root, are a crashed server's (see
+# sweep_temp_files).
+STALE_UPLOAD_SECONDS = 86400.0
 
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId"})
@@ -348,6 +352,27 @@ class S3Provider:
                 Metadata={MTIME_KEY: repr(mtime)},
                 MetadataDirective="REPLACE",
             )
+
+    def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Abort the multipart uploads under the root begun more than `older_than` seconds
+        ago: a live server completes or aborts its own within a request, so these are what a
+        crash left (they are invisible, but the store keeps and bills their parts). Returns
+        how many; a store that cannot be reached is logged, not raised (a background task)."""
+        limit = time.time() - older_than
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        try:
+            with _mapped(paths.ROOT):
+                for page in pages:
+                    for upload in page.get("Uploads", ()):
+                        if upload["Initiated"].timestamp() < limit:
+                            self._abort(upload["Key"], upload["UploadId"], upload["Key"])
+                            aborted += 1
+        except DavError as exc:
+            log.warning("could not look for unfinished uploads: %s", exc)
+        return aborted
 
     def close(self) -> None:
         """Stop the listing helpers."""
