@@ -4,6 +4,7 @@ the filesystem one and the S3 one over a real store (SeaweedFS, tests/s3server.p
 from __future__ import annotations
 
 import io
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,20 @@ def test_a_body_cut_off_leaves_the_old_content(provider: Provider, size: int) ->
     assert names(provider, "/") == {"a": False}
 
 
+def test_a_large_body_is_sent_with_bounded_memory(provider: Provider) -> None:
+    piece = b"p" * (1 << 20)
+    count = PART_SIZE * 8 // len(piece)
+    tracemalloc.start()
+    try:
+        provider.write("/big", (piece for _ in range(count)))
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert provider.stat("/big").size == len(piece) * count
+    # A part being filled, the one being sent, and the client's own copy of it.
+    assert peak < 4 * PART_SIZE
+
+
 def test_large_body_in_several_pieces(provider: Provider) -> None:
     piece = bytes(range(256)) * 4096  # 1 MiB
     count = PART_SIZE // len(piece) * 2 + 1
@@ -165,8 +180,9 @@ def test_discarded_content_leaves_nothing(provider: Provider) -> None:
     assert list(provider.children("/")) == []
 
 
-def test_commit_create_where_something_appeared(provider: Provider) -> None:
-    staged = provider.stage("/a", [b"mine"])
+@pytest.mark.parametrize("size", [4, PART_SIZE + 4])
+def test_commit_create_where_something_appeared(provider: Provider, size: int) -> None:
+    staged = provider.stage("/a", [b"m" * size])
     try:
         provider.write("/a", [b"theirs"])
         with pytest.raises(MethodNotAllowed):
