@@ -3,6 +3,7 @@ store (SeaweedFS, tests/s3server.py), talked to over HTTP."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,34 @@ def test_unfinished_uploads_a_crash_left_are_aborted(s3_store: s3server.S3Store)
             Bucket=bucket, Key="elsewhere/crashed", UploadId=elsewhere["UploadId"]
         )
         provider.close()
+
+
+def test_a_wrong_checksum_leaves_the_old_object(
+    s3_server: LiveServer, s3_store: s3server.S3Store
+) -> None:
+    s3_server.request("PUT", "/a", data=b"old")
+    for size in (10, PART_SIZE + 10):
+        body = b"n" * size
+        wrong = hashlib.sha1(body + b"!").hexdigest()
+        put = s3_server.request("PUT", "/a", data=body, headers={"OC-Checksum": f"SHA1:{wrong}"})
+        assert put.status_code == 400
+    assert objects(s3_store, s3_server) == {"a": b"old"}
+    assert uploads(s3_store, s3_server) == []
+
+
+def test_depth_infinity_and_its_limit(
+    make_server: Callable[..., LiveServer], s3_store: s3server.S3Store
+) -> None:
+    server = make_server(
+        root=s3_store.new_root(), s3_endpoint=s3_store.endpoint, max_propfind_resources=4
+    )
+    server.request("MKCOL", "/d")
+    server.request("MKCOL", "/d/sub")
+    server.request("PUT", "/d/sub/f", data=b"1")
+    listing = server.request("PROPFIND", "/d", headers={"Depth": "infinity"})
+    assert hrefs(listing.content) == ["/d/", "/d/sub/", "/d/sub/f"]
+    server.request("PUT", "/d/g", data=b"1")
+    server.request("PUT", "/d/h", data=b"1")
+    refused = server.request("PROPFIND", "/d", headers={"Depth": "infinity"})
+    assert refused.status_code == 403
+    assert b"propfind-finite-depth" in refused.content
