@@ -226,3 +226,10 @@ def test_depth_infinity_and_its_limit(
     refused = server.request("PROPFIND", "/d", headers={"Depth": "infinity"})
     assert refused.status_code == 403
     assert b"propfind-finite-depth" in refused.content
+
+
+def test_a_name_past_the_longest_key_is_414(s3_server: LiveServer) -> None:
+    path = "/" + "n" * 1100
+    assert s3_server.request("PUT", path, data=b"1").status_code == 414
+    assert s3_server.request("MKCOL", path).status_code == 414
+    assert s3_server.request("GET", path).status_code == 414

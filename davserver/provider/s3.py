@@ -46,6 +46,8 @@ COPY_PART = 512 * 1024 * 1024
 # The modification time a client asked for (X-OC-Mtime), as user metadata (x-amz-meta-mtime,
 # the name rclone uses too).
 MTIME_KEY = "mtime"
+# S3 keys are at most 1,024 bytes; a collection's marker adds a "/".
+MAX_KEY_BYTES = 1024
 # HEAD requests in flight at once while listing (the listing lacks user metadata).
 LIST_WORKERS = 8
 RETRY_AFTER_SECONDS = "5"
@@ -109,8 +111,11 @@ class S3Provider:
     # -- mapping ---------------------------------------------------------------------------
 
     def key(self, path: str) -> str:
-        """The object key of the file at `path`."""
-        return self.prefix + "/".join(paths.split(path))
+        """The object key of the file at `path`; 414 past the longest key S3 takes."""
+        key = self.prefix + "/".join(paths.split(path))
+        if len(key.encode("utf-8", "surrogateescape")) >= MAX_KEY_BYTES:
+            raise DavError(f"the name {path} is too long", status=414)
+        return key
 
     def folder(self, path: str) -> str:
         """The key prefix of the collection at `path` (its marker's key)."""
@@ -179,14 +184,14 @@ class S3Provider:
                 for common in page.get("CommonPrefixes", ()):
                     name = common["Prefix"][len(folder) : -1]
                     if _addressable(name) and name not in files:
-                        yield self._collection_member(paths.child(path, name), common["Prefix"])
+                        yield self._collection_member(paths.child(path, name))
 
     def _member_file(self, parent: str, name: str) -> Resource | None:
         child = paths.child(parent, name)
         head = self._head(self.key(child), child)
         return None if head is None else _file(child, head)
 
-    def _collection_member(self, path: str, marker: str) -> Resource:
+    def _collection_member(self, path: str) -> Resource:
         try:
             return self._collection(path)
         except NotFound:
@@ -391,7 +396,6 @@ class StagedObject:
         self.buffer = bytearray()
         self.upload: str | None = None
         self.parts: list[dict[str, Any]] = []
-        self.done = False
 
     def fill(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -434,7 +438,6 @@ class StagedObject:
             self.upload = None
             if mtime is not None:
                 provider.set_mtime(self.path, mtime)
-        self.done = True
         return provider.stat(self.path)
 
     def discard(self) -> None:
