@@ -13,6 +13,7 @@ import pytest
 import s3server
 
 from davserver.errors import Conflict, Forbidden, MethodNotAllowed, NotFound
+from davserver.provider import s3
 from davserver.provider.base import Provider, TreeCounter
 from davserver.provider.fs import FilesystemProvider
 from davserver.provider.s3 import PART_SIZE, S3Provider
@@ -311,3 +312,24 @@ def test_read_stream_is_seekable(provider: Provider) -> None:
         assert stream.read() == b"89"
         stream.seek(1)
         assert stream.read(2) == b"12"
+
+
+def test_s3_copies_a_large_object_part_by_part(
+    s3_store: s3server.S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limits made small (S3 takes parts of 5 MiB and more), so the path CopyObject's
+    # 5 GiB limit sends objects down runs on a few MiB.
+    monkeypatch.setattr(s3, "COPY_LIMIT", 1 << 20)
+    monkeypatch.setattr(s3, "COPY_PART", 5 << 20)
+    provider = S3Provider(s3_store.new_root(), s3_store.endpoint)
+    try:
+        body = bytes(range(256)) * (11 << 12)  # 11 MiB: three parts
+        provider.write("/a", [body])
+        provider.copy("/a", "/b")
+        assert read(provider, "/b") == body
+        left = provider.client.list_multipart_uploads(
+            Bucket=provider.bucket, Prefix=provider.prefix
+        )
+        assert left.get("Uploads", []) == []
+    finally:
+        provider.close()
