@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import s3server
+import test_rclone
 from conftest import LiveServer
-from helpers import free_port, litmus_results, run_litmus
+from helpers import free_port, litmus_results, run_litmus, write_users
 from lxml import etree
 
 from davserver.config import load
@@ -233,3 +234,20 @@ def test_a_name_past_the_longest_key_is_414(s3_server: LiveServer) -> None:
     assert s3_server.request("PUT", path, data=b"1").status_code == 414
     assert s3_server.request("MKCOL", path).status_code == 414
     assert s3_server.request("GET", path).status_code == 414
+
+
+def test_rclone_sync_round_trips_through_an_s3_root(
+    make_server: Callable[..., LiveServer], s3_store: s3server.S3Store, tmp_path: Path
+) -> None:
+    users = write_users(tmp_path / "users.htpasswd", {test_rclone.USER: test_rclone.PASSWORD})
+    server = make_server(root=s3_store.new_root(), s3_endpoint=s3_store.endpoint, htpasswd=users)
+    rclone = test_rclone.rclone_for(server, tmp_path)
+    local = tmp_path / "local"
+    expected = test_rclone.make_tree(local)
+    rclone.run("sync", str(local), "dav:dir")
+    checked = rclone.run("check", str(local), "dav:dir")
+    assert f"{len(expected)} matching files" in checked.stderr, checked.stderr
+    assert "hashes could not be checked" not in checked.stderr, checked.stderr
+    back = tmp_path / "back"
+    rclone.run("sync", "dav:dir", str(back))
+    test_rclone.assert_same_tree("the copy back from S3", back, expected)
