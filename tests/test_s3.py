@@ -16,6 +16,7 @@ from helpers import free_port, litmus_results, run_litmus, write_users
 from lxml import etree
 
 from davserver.config import load
+from davserver.errors import NotFound
 from davserver.provider.s3 import PART_SIZE, S3Provider, parse_root
 
 DEPTH1 = {"Depth": "1"}
@@ -251,3 +252,17 @@ def test_rclone_sync_round_trips_through_an_s3_root(
     back = tmp_path / "back"
     rclone.run("sync", "dav:dir", str(back))
     test_rclone.assert_same_tree("the copy back from S3", back, expected)
+
+
+def test_a_read_never_mixes_two_versions(s3_store: s3server.S3Store) -> None:
+    provider = S3Provider(s3_store.new_root(), s3_store.endpoint)
+    try:
+        provider.write("/a", [b"first version"])
+        _resource, stream = provider.open_read("/a")
+        with stream:
+            provider.write("/a", [b"second version"])
+            # The stream was opened on the first version's ETag: it gives those bytes or none.
+            with pytest.raises(NotFound):
+                stream.read()
+    finally:
+        provider.close()
