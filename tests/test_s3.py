@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import s3server
 import test_rclone
 from conftest import LiveServer
-from helpers import free_port, litmus_results, run_litmus, write_users
+from helpers import free_port, litmus_results, run_litmus, wait_for, write_users
 from lxml import etree
+from procs import ServerProcess
 
+from davserver import failpoints
 from davserver.config import load
-from davserver.errors import NotFound
-from davserver.provider.s3 import PART_SIZE, S3Provider, parse_root
+from davserver.errors import Forbidden, NotFound
+from davserver.provider.s3 import PART_SIZE, UPLOADS_FOLDER, S3Provider, parse_root
 
 DEPTH1 = {"Depth": "1"}
 
@@ -27,9 +30,9 @@ def s3_server(make_server: Callable[..., LiveServer], s3_store: s3server.S3Store
     return make_server(root=s3_store.new_root(), s3_endpoint=s3_store.endpoint)
 
 
-def objects(store: s3server.S3Store, server: LiveServer) -> dict[str, bytes]:
-    """Every object under the server's root, by key below it, with its content."""
-    bucket, prefix = parse_root(server.config.root)
+def objects(store: s3server.S3Store, root: str) -> dict[str, bytes]:
+    """Every object under `root`, by key below it, with its content."""
+    bucket, prefix = parse_root(root)
     client = store.client()
     found = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -45,9 +48,9 @@ def hrefs(content: bytes) -> list[str]:
     return sorted(href.text or "" for href in found)
 
 
-def uploads(store: s3server.S3Store, server: LiveServer) -> list[Any]:
-    """Multipart uploads begun and neither completed nor aborted, under the server's root."""
-    bucket, prefix = parse_root(server.config.root)
+def uploads(store: s3server.S3Store, root: str) -> list[Any]:
+    """Multipart uploads begun and neither completed nor aborted, under `root`."""
+    bucket, prefix = parse_root(root)
     listed = store.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix)
     return list(listed.get("Uploads", ()))
 
@@ -82,12 +85,12 @@ def test_put_get_propfind_mkcol_delete(s3_server: LiveServer, s3_store: s3server
     assert head.headers["ETag"] == got.headers["ETag"]
     listing = s3_server.request("PROPFIND", "/docs/", headers=DEPTH1)
     assert hrefs(listing.content) == ["/docs/", "/docs/a.txt"]
-    assert objects(s3_store, s3_server) == {"docs/": b"", "docs/a.txt": b"hello again"}
+    assert objects(s3_store, s3_server.config.root) == {"docs/": b"", "docs/a.txt": b"hello again"}
     assert s3_server.request("MKCOL", "/missing/sub").status_code == 409
     assert s3_server.request("PUT", "/missing/a", data=b"1").status_code == 409
     assert s3_server.request("DELETE", "/docs").status_code == 204
     assert s3_server.request("GET", "/docs/a.txt").status_code == 404
-    assert objects(s3_store, s3_server) == {}
+    assert objects(s3_store, s3_server.config.root) == {}
 
 
 def test_ranged_get(s3_server: LiveServer) -> None:
@@ -117,7 +120,7 @@ def test_copy_and_move_of_a_tree(s3_server: LiveServer, s3_store: s3server.S3Sto
     assert copied.status_code == 201
     moved = s3_server.request("MOVE", "/src", headers={"Destination": s3_server.url("/moved")})
     assert moved.status_code == 201
-    assert objects(s3_store, s3_server) == {
+    assert objects(s3_store, s3_server.config.root) == {
         "copy/": b"",
         "copy/sub/": b"",
         "copy/sub/f": b"content",
@@ -140,7 +143,7 @@ def test_folders_written_by_other_s3_tools_are_listed(
     # A member can be added to such a folder, and it is deleted member by member.
     assert s3_server.request("PUT", "/x/y/new", data=b"1").status_code == 201
     assert s3_server.request("DELETE", "/x").status_code == 204
-    assert objects(s3_store, s3_server) == {}
+    assert objects(s3_store, s3_server.config.root) == {}
 
 
 @pytest.mark.parametrize("sent", [1000, PART_SIZE + 1000])
@@ -154,8 +157,8 @@ def test_a_put_cut_off_mid_body_leaves_the_old_object(
     answer = s3_server.raw(head + b"x" * sent, timeout=60)
     assert not answer.startswith(b"HTTP/1.1 2")
     assert s3_server.request("GET", "/a").content == b"old"
-    assert objects(s3_store, s3_server) == {"a": b"old"}
-    assert uploads(s3_store, s3_server) == []
+    assert objects(s3_store, s3_server.config.root) == {"a": b"old"}
+    assert uploads(s3_store, s3_server.config.root) == []
 
 
 def test_a_range_put_is_not_implemented(s3_server: LiveServer) -> None:
@@ -208,8 +211,8 @@ def test_a_wrong_checksum_leaves_the_old_object(
         wrong = hashlib.sha1(body + b"!").hexdigest()
         put = s3_server.request("PUT", "/a", data=body, headers={"OC-Checksum": f"SHA1:{wrong}"})
         assert put.status_code == 400
-    assert objects(s3_store, s3_server) == {"a": b"old"}
-    assert uploads(s3_store, s3_server) == []
+    assert objects(s3_store, s3_server.config.root) == {"a": b"old"}
+    assert uploads(s3_store, s3_server.config.root) == []
 
 
 def test_depth_infinity_and_its_limit(
@@ -266,3 +269,54 @@ def test_a_read_never_mixes_two_versions(s3_store: s3server.S3Store) -> None:
                 stream.read()
     finally:
         provider.close()
+
+
+def test_a_put_killed_mid_upload_leaves_the_old_object_and_no_upload(
+    s3_store: s3server.S3Store, tmp_path: Path
+) -> None:
+    root, state = s3_store.new_root(), tmp_path / "state"
+    endpoint = ("--s3-endpoint", s3_store.endpoint)
+    setup = ServerProcess(root, state, *endpoint)  # type: ignore[arg-type]
+    try:
+        assert requests.put(setup.base + "/a", data=b"old", timeout=30).status_code == 201
+    finally:
+        setup.stop()
+    crashing = {failpoints.VARIABLE: "put.staged"}
+    dying = ServerProcess(root, state, *endpoint, env=crashing)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(requests.ConnectionError):
+            requests.put(dying.base + "/a", data=b"n" * (PART_SIZE + 10), timeout=60)
+        assert dying.proc is not None and dying.proc.wait(10) == -9
+    finally:
+        dying.stop()
+    assert len(uploads(s3_store, root)) == 1  # its parts are in the store, invisible
+    after = ServerProcess(root, state, *endpoint)  # type: ignore[arg-type]
+    try:
+        # The start sweeps in the background: the dead process's upload goes at once.
+        assert wait_for(lambda: uploads(s3_store, root) == [], seconds=30)
+        assert requests.get(after.base + "/a", timeout=30).content == b"old"
+        listing = requests.request("PROPFIND", after.base + "/", headers=DEPTH1, timeout=30)
+        assert hrefs(listing.content) == ["/", "/a"]
+        assert wait_for(lambda: objects(s3_store, root) == {"a": b"old"}, seconds=30)
+    finally:
+        after.stop()
+
+
+def test_the_note_of_an_upload_in_progress_is_hidden_and_reserved(
+    s3_store: s3server.S3Store,
+) -> None:
+    root = s3_store.new_root()
+    provider = S3Provider(root, s3_store.endpoint)
+    staged = provider.stage("/a", [b"x" * (PART_SIZE + 1)])
+    try:
+        [note] = objects(s3_store, root)
+        assert note.startswith(UPLOADS_FOLDER + "/")
+        assert list(provider.children("/")) == []
+        assert provider.count("/", 100) == 1
+        for path in ("/" + UPLOADS_FOLDER, "/" + UPLOADS_FOLDER.upper() + "/x"):
+            with pytest.raises(Forbidden):
+                provider.stat(path)
+    finally:
+        staged.discard()
+        provider.close()
+    assert objects(s3_store, root) == {}

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, NoReturn
 
-from .. import paths
+from .. import owners, paths
 from ..errors import (
     Conflict,
     DavError,
@@ -33,6 +33,7 @@ from ..errors import (
     NotFound,
 )
 from ..model import Resource
+from .fs import TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ COPY_PART = 512 * 1024 * 1024
 MTIME_KEY = "mtime"
 # S3 keys are at most 1,024 bytes; a collection's marker adds a "/".
 MAX_KEY_BYTES = 1024
+# Each multipart upload in progress is noted by an empty object under this folder at the root,
+# named after the process writing it, so that a start can abort those of dead processes at once.
+# Like every name starting with TEMP_PREFIX, it is the server's own: never listed, never served.
+UPLOADS_FOLDER = TEMP_PREFIX + "uploads"
 # HEAD requests in flight at once while listing (the listing lacks user metadata).
 LIST_WORKERS = 8
 RETRY_AFTER_SECONDS = "5"
@@ -107,12 +112,17 @@ class S3Provider:
             config=BotoConfig(**options),
         )
         self._heads = ThreadPoolExecutor(LIST_WORKERS, thread_name_prefix="s3-head")
+        self.owner = owners.new_owner()
 
     # -- mapping ---------------------------------------------------------------------------
 
     def key(self, path: str) -> str:
-        """The object key of the file at `path`; 414 past the longest key S3 takes."""
-        key = self.prefix + "/".join(paths.split(path))
+        """The object key of the file at `path`; 414 past the longest key S3 takes, 403 for
+        the server's own names."""
+        segments = paths.split(path)
+        if any(_reserved(segment) for segment in segments):
+            raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
+        key = self.prefix + "/".join(segments)
         if len(key.encode("utf-8", "surrogateescape")) >= MAX_KEY_BYTES:
             raise DavError(f"the name {path} is too long", status=414)
         return key
@@ -211,6 +221,8 @@ class S3Provider:
                 for item in page.get("Contents", ()):
                     rest = item["Key"][len(folder) :].rstrip("/")
                     parts = rest.split("/") if rest else []
+                    if parts and _reserved(parts[0]):
+                        continue
                     for depth in range(1, len(parts) + 1):
                         seen.add("/".join(parts[:depth]))
                     if len(seen) + 1 > limit:
@@ -358,30 +370,71 @@ class S3Provider:
                 MetadataDirective="REPLACE",
             )
 
-    def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
-        """Abort the multipart uploads under the root begun more than `older_than` seconds
-        ago: a live server completes or aborts its own within a request, so these are what a
-        crash left (they are invisible, but the store keeps and bills their parts). Returns
-        how many; a store that cannot be reached is logged, not raised (a background task)."""
-        limit = time.time() - older_than
-        aborted = 0
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self.prefix
-        )
+    def note_upload(self, key: str, upload: str) -> str:
+        """Record that this process is writing the multipart upload `upload` of `key`;
+        returns the note's key, for `forget_upload`."""
+        note = f"{self.prefix}{UPLOADS_FOLDER}/{owners.file_tag(self.owner)}/{upload}"
+        with _mapped(paths.ROOT):
+            self.client.put_object(Bucket=self.bucket, Key=note, Body=key.encode())
+        return note
+
+    def forget_upload(self, note: str) -> None:
         try:
             with _mapped(paths.ROOT):
-                for page in pages:
-                    for upload in page.get("Uploads", ()):
-                        if upload["Initiated"].timestamp() < limit:
-                            self._abort(upload["Key"], upload["UploadId"], upload["Key"])
-                            aborted += 1
+                self.client.delete_object(Bucket=self.bucket, Key=note)
+        except DavError as exc:  # a stale note only costs the next start a lookup
+            log.warning("could not remove the note of an upload: %s", exc)
+
+    def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Abort what crashes left: the multipart uploads noted by processes that are gone
+        (they are invisible, but the store keeps and bills their parts), and any upload
+        under the root begun more than `older_than` seconds ago (a live server completes or
+        aborts its own within a request). Returns how many; a store that cannot be reached
+        is logged, not raised (this runs in the background)."""
+        aborted = 0
+        try:
+            aborted += self._abort_dead_owners()
+            aborted += self._abort_older_than(time.time() - older_than)
         except DavError as exc:
             log.warning("could not look for unfinished uploads: %s", exc)
         return aborted
 
+    def _abort_dead_owners(self) -> int:
+        aborted = 0
+        folder = f"{self.prefix}{UPLOADS_FOLDER}/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=folder
+        )
+        with _mapped(paths.ROOT):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    tag, _, upload = item["Key"][len(folder) :].partition("/")
+                    if owners.tag_alive(tag):
+                        continue
+                    got = self.client.get_object(Bucket=self.bucket, Key=item["Key"])
+                    key = got["Body"].read().decode()
+                    self._abort(key, upload, key)
+                    self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                    aborted += 1
+        return aborted
+
+    def _abort_older_than(self, limit: float) -> int:
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        with _mapped(paths.ROOT):
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"].timestamp() < limit:
+                        self._abort(upload["Key"], upload["UploadId"], upload["Key"])
+                        aborted += 1
+        return aborted
+
     def close(self) -> None:
-        """Stop the listing helpers."""
+        """Stop the listing helpers; uploads noted after this are a dead process's."""
         self._heads.shutdown(wait=False)
+        owners.retire(self.owner)
 
 
 class StagedObject:
@@ -395,6 +448,7 @@ class StagedObject:
         self.key = provider.key(path)
         self.buffer = bytearray()
         self.upload: str | None = None
+        self.note: str | None = None
         self.parts: list[dict[str, Any]] = []
 
     def fill(self, chunks: Iterable[bytes]) -> None:
@@ -411,6 +465,7 @@ class StagedObject:
             if self.upload is None:
                 started = client.create_multipart_upload(Bucket=bucket, Key=self.key)
                 self.upload = str(started["UploadId"])
+                self.note = self.provider.note_upload(self.key, self.upload)
             number = len(self.parts) + 1
             sent = client.upload_part(
                 Bucket=bucket, Key=self.key, UploadId=self.upload, PartNumber=number, Body=data
@@ -436,6 +491,7 @@ class StagedObject:
                     **extra,
                 )
             self.upload = None
+            self._forget()
             if mtime is not None:
                 provider.set_mtime(self.path, mtime)
         return provider.stat(self.path)
@@ -444,7 +500,13 @@ class StagedObject:
         if self.upload is not None:
             self.provider._abort(self.key, self.upload, self.path)
             self.upload = None
+        self._forget()
         self.buffer = bytearray()
+
+    def _forget(self) -> None:
+        if self.note is not None:
+            self.provider.forget_upload(self.note)
+            self.note = None
 
 
 class RangedReader(io.RawIOBase):
@@ -545,8 +607,12 @@ def _etag(quoted: str) -> str:
 
 def _addressable(name: str) -> bool:
     # Keys other tools wrote may hold what no provider path can: an empty segment ("a//b"),
-    # a backslash, ".." (never a member, as on a disk).
-    return bool(name) and "\\" not in name and name not in (".", "..")
+    # a backslash, ".." (never a member, as on a disk). The server's own names are hidden.
+    return bool(name) and "\\" not in name and name not in (".", "..") and not _reserved(name)
+
+
+def _reserved(name: str) -> bool:
+    return name[: len(TEMP_PREFIX)].lower() == TEMP_PREFIX
 
 
 @contextlib.contextmanager
