@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("root", nargs="?", help="the folder to share (default ./share)")
+    serve.add_argument(
+        "root", nargs="?", help="the folder to share (default ./share), or s3://bucket/prefix"
+    )
+    serve.add_argument("--s3-endpoint", metavar="URL", help="the S3 store's URL (s3:// root)")
+    serve.add_argument("--s3-region", metavar="NAME", help="the S3 region (s3:// root)")
     serve.add_argument("--config", metavar="FILE", help="a TOML configuration file")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8080; 0 picks a free one)")
@@ -141,6 +145,8 @@ def _passwd(args: argparse.Namespace) -> int:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "root": args.root,
+        "s3_endpoint": args.s3_endpoint,
+        "s3_region": args.s3_region,
         "host": args.host,
         "port": args.port,
         "readonly": args.readonly,
@@ -159,6 +165,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cert": args.cert,
         "key": args.key,
     }
+
+
+def _shown_root(root: str) -> str:
+    return root if root.startswith("s3://") else os.path.realpath(root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"davserver: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
-    print(f"davserver {__version__}: sharing {os.path.realpath(config.root)}", flush=True)
+    print(f"davserver {__version__}: sharing {_shown_root(config.root)}", flush=True)
     print(f"  URL:   {server.public_url}", flush=True)
     if server.public_url != server.url:
         print(f"  listening on {server.url}", flush=True)

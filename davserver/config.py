@@ -118,7 +118,11 @@ class Config:
     cert: str = _opt("server", "", "TLS certificate chain (PEM); with key, serve HTTPS")
     key: str = _opt("server", "", "TLS private key (PEM)")
     # [storage]
-    root: str = _opt("storage", "./share", "the folder to share (created when missing)")
+    root: str = _opt(
+        "storage",
+        "./share",
+        "the folder to share (created when missing), or s3://bucket/optional/prefix",
+    )
     readonly: bool = _opt("storage", False, "refuse every method that changes anything")
     state_dir: str = _opt(
         "storage",
@@ -135,6 +139,12 @@ class Config:
     )
     hide_apple_metadata: bool = _opt(
         "storage", False, "leave ._* and .DS_Store files out of listings (they stay usable)"
+    )
+    s3_endpoint: str = _opt(
+        "storage", "", "with an s3:// root: the store's URL; empty: AWS (or AWS_ENDPOINT_URL)"
+    )
+    s3_region: str = _opt(
+        "storage", "", "with an s3:// root: the region; empty: from the AWS variables or files"
     )
     # [limits]
     max_xml_body: int = _opt(
@@ -211,7 +221,7 @@ class Config:
         """The state folder for this share: explicit, or one per shared root by default."""
         if self.state_dir:
             return os.path.abspath(os.path.expanduser(self.state_dir))
-        real = os.path.realpath(self.root)
+        real = self.root if self.root.startswith("s3://") else os.path.realpath(self.root)
         tag = os.path.basename(real) or "root"
         digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:12]
         return os.path.join(_default_state_dir(), f"{tag}-{digest}")
@@ -344,6 +354,6 @@ def _read_toml(path: str) -> dict[str, Any]:
     base = os.path.dirname(os.path.abspath(path))
     for key in ("root", "state_dir", "cert", "key", "htpasswd", "digest_file"):
         # Relative folders in a file mean relative to that file, not to wherever it is run.
-        if values.get(key):
+        if values.get(key) and not str(values[key]).startswith("s3://"):
             values[key] = os.path.normpath(os.path.join(base, os.path.expanduser(values[key])))
     return values

@@ -17,7 +17,9 @@ from .httpd import DeferredTLSAdapter, ElasticServer
 from .ordering import recover_orphans
 from .origin import Site
 from .passwords import Users
+from .provider.base import Provider
 from .provider.fs import FilesystemProvider
+from .provider.s3 import S3Provider, is_s3_root
 from .services import Services
 from .store.base import ClaimStore, LockStore, PropertyStore
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
@@ -39,13 +41,25 @@ def _naming(option: str, value: str) -> Iterator[None]:
         raise ConfigError(f"{option} {value!r}: {reason}") from exc
 
 
+def _provider(config: Config) -> Provider:
+    """The storage `[storage] root` names: a bucket (s3://) or a folder."""
+    if is_s3_root(config.root):
+        try:
+            return S3Provider(config.root, config.s3_endpoint, config.s3_region)
+        except ImportError as exc:  # boto3 is the optional extra "s3"
+            raise ConfigError("[storage] root: s3:// needs pip install 'davserver[s3]'") from exc
+        except ValueError as exc:
+            raise ConfigError(f"[storage] root {config.root!r}: {exc}") from exc
+    if os.path.exists(config.root) and not os.path.isdir(config.root):
+        raise NotADirectoryError(20, "not a folder")
+    return FilesystemProvider(config.root)
+
+
 def build_services(config: Config) -> Services:
     """The provider, stores, users and access rules a configuration describes; raises
     ConfigError naming the option when a configured file or folder cannot be used."""
     with _naming("[storage] root", config.root):
-        if os.path.exists(config.root) and not os.path.isdir(config.root):
-            raise NotADirectoryError(20, "not a folder")
-        provider = FilesystemProvider(config.root)
+        provider = _provider(config)
     state = config.resolved_state_dir()
     stores = _shared_stores(config.database) if config.database else _local_stores(state)
     authenticator = None
@@ -137,9 +151,10 @@ class DavServer:
         if recovered:
             log.info("finished or undid %d changes interrupted by a crash", recovered)
         self.httpd.prepare()
-        provider = self.services.provider
-        if isinstance(provider, FilesystemProvider):
-            threading.Thread(target=provider.sweep_temp_files, name="sweep", daemon=True).start()
+        # What a crash left: temporary files on a disk, unfinished uploads in a bucket.
+        sweep = getattr(self.services.provider, "sweep_temp_files", None)
+        if sweep is not None:
+            threading.Thread(target=sweep, name="sweep", daemon=True).start()
 
     @property
     def port(self) -> int:

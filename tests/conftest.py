@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+import s3server
 from pg import PostgresServer
 
 from davserver.config import Config, load
@@ -122,6 +123,13 @@ def services(tmp_path: Path) -> Iterator[Services]:
     built = build_services(config)
     yield built
     close_services(built)
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.S3Store]:
+    """A real S3 store (SeaweedFS) for the whole run, started by the first test needing it."""
+    with s3server.running(tmp_path_factory.mktemp("s3")) as store:
+        yield store
 
 
 # The variables that lead a program to the user's own files.

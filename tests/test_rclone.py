@@ -139,8 +139,13 @@ class Rclone:
 
 @pytest.fixture
 def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone]]:
-    program = require_rclone()
     server = make_server(htpasswd=write_users(tmp_path / "users.htpasswd", {USER: PASSWORD}))
+    yield server, rclone_for(server, tmp_path)
+
+
+def rclone_for(server: LiveServer, tmp_path: Path) -> Rclone:
+    """rclone with the remote `dav:` set up for `server` (which has the user USER)."""
+    program = require_rclone()
     home = tmp_path / "home"
     home.mkdir()
     config = tmp_path / "rclone.conf"
@@ -169,7 +174,7 @@ def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone
         "RCLONE_CONFIG_DAV_USER": USER,
         "RCLONE_CONFIG_DAV_PASS": obscured,
     }
-    yield server, Rclone(program, env)
+    return Rclone(program, env)
 
 
 @pytest.fixture(autouse=True)
