@@ -145,6 +145,8 @@ def test_satisfies_checks_below_only_for_a_tree_need() -> None:
     policy = Policy([Rule("/", "bob", "write"), Rule("/a/private", "bob", "none")])
     assert policy.satisfies("bob", Need("/a", "write"))
     assert not policy.satisfies("bob", Need("/a", "write", tree=True))
+    # And below it, for the user asking (anonymous has no rule here).
+    assert policy.satisfies("bob", Need("/b", "write", tree=True))
 
 
 # -- needs -----------------------------------------------------------------------------------
@@ -227,6 +229,11 @@ def test_require_passes_when_every_need_is_met(authenticator: Authenticator) -> 
     require(_POLICY, None, None, [])
 
 
+def test_require_judges_the_user_asking(authenticator: Authenticator) -> None:
+    policy = Policy([Rule("/", "bob", "write"), Rule("/", ANONYMOUS, "read")])
+    require(policy, authenticator, "bob", [Need("/a", "write"), Need("/b", "write", tree=True)])
+
+
 def test_require_refuses_a_user_with_403(authenticator: Authenticator) -> None:
     with pytest.raises(Forbidden) as info:
         require(_POLICY, authenticator, "bob", [Need("/a", "read"), Need("/a", "write")])
@@ -269,3 +276,5 @@ def test_by_default_users_write_everywhere_and_configured_rules_come_later() -> 
     # A configured rule on the root replaces the default for its user class.
     policy = default_policy(True, "", [Rule("/", ANY_USER, "read")])
     assert policy.access("bob", "/a") == "read"
+    policy = default_policy(True, "", [Rule("/", ANONYMOUS, "read")])
+    assert policy.access(None, "/a") == "read"
