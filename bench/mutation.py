@@ -86,7 +86,9 @@ EQUIVALENT: dict[str, str] = {
         "a provider path starts with '/', so rsplit('/') with or without a limit ends with "
         "the same last segment"
     ),
-    "davserver.paths.x_name__mutmut_7": "the same: rsplit('/', 2) ends with the same segment",
+    "davserver.paths.x_name__mutmut_7": (
+        "rsplit('/', 2) of a provider path ends with the same last segment as rsplit('/', 1)"
+    ),
     "davserver.paths.x_name__mutmut_8": (
         "rsplit('/', 1) of a path starting with '/' has exactly two items, so [1] is [-1]"
     ),
@@ -151,13 +153,61 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (5, 8, 9)
     },
+    **{
+        f"davserver.store.sqlite.{name}": (
+            "the same SQL in other letter case: SQLite's keywords, pragma names and values, "
+            "table and column names ignore case"
+        )
+        for name in (
+            "x__where_any__mutmut_17",
+            *(f"xǁDatabaseǁconnection__mutmut_{n}" for n in (25, 26, 29, 30)),
+            *(f"xǁSqlitePropertyStoreǁmembers_with_properties__mutmut_{n}" for n in (7, 8)),
+            *(f"xǁSqlitePropertyStoreǁpatch__mutmut_{n}" for n in (7, 8, 14, 15, 17)),
+            *(f"xǁSqlitePropertyStoreǁ_transfer__mutmut_{n}" for n in (9, 18, 45, 46)),
+            *(f"xǁSqlitePropertyStoreǁdelete__mutmut_{n}" for n in (11, 13)),
+            *(f"xǁSqlitePropertyStoreǁdescribed__mutmut_{n}" for n in (11, 19, 20)),
+            *(f"xǁSqliteLockStoreǁ_around__mutmut_{n}" for n in (12, 21)),
+            *(f"xǁSqliteLockStoreǁacquire__mutmut_{n}" for n in (6, 7)),
+            *(f"xǁSqliteLockStoreǁrefresh__mutmut_{n}" for n in (6, 7)),
+            *(f"xǁSqliteLockStoreǁrelease__mutmut_{n}" for n in (6, 7)),
+            *(f"xǁSqliteLockStoreǁdelete__mutmut_{n}" for n in (11, 13)),
+        )
+    },
+    "davserver.store.sqlite.xǁDatabaseǁ__init____mutmut_13": (
+        "the first generation number 1 for 0: a connection only compares it with the "
+        "generation it was made in"
+    ),
+    "davserver.store.sqlite.xǁDatabaseǁclose__mutmut_2": (
+        "generations counting down (-1, -2, ...) are as distinct as counting up"
+    ),
+    "davserver.store.sqlite.xǁDatabaseǁclose__mutmut_3": (
+        "generations by steps of 2 are as distinct as by steps of 1"
+    ),
+    "davserver.store.sqlite.xǁDatabaseǁconnection__mutmut_18": (
+        "sqlite3's implicit transactions (isolation_level left at its default) never start: "
+        "every write runs inside Database.write()'s explicit BEGIN IMMEDIATE ... COMMIT, and "
+        "reads need no transaction"
+    ),
+    "davserver.store.sqlite.xǁDatabaseǁdelete_where__mutmut_2": (
+        "groups of 50 keys instead of 500 for a plain IN (...): more statements, the same rows "
+        "deleted"
+    ),
+    "davserver.store.sqlite.xǁSqlitePropertyStoreǁget__mutmut_9": (
+        "exactly 500 names wanted are then fetched all and filtered here instead of by IN "
+        "(...): the same properties"
+    ),
+    "davserver.store.sqlite.xǁSqlitePropertyStoreǁmove__mutmut_4": (
+        "keep_source=None for False: only read for its truth"
+    ),
     "davserver.auth.x_needs__mutmut_77": (
         'the Depth is only compared with "0", which has no case: upper() decides alike'
     ),
     "davserver.auth.x_needs__mutmut_79": (
         'the default Depth is only compared with "0": any other word means infinity'
     ),
-    "davserver.auth.x_needs__mutmut_80": "the same, spelled INFINITY",
+    "davserver.auth.x_needs__mutmut_80": (
+        'a default Depth spelled "INFINITY" is not "0" either: it still means infinity'
+    ),
 }
 
 # Mutants mutmut calls "suspicious" (the test process ended oddly) that the tests did catch.
@@ -264,6 +314,15 @@ def table(scores: list[Score]) -> str:
     return "\n".join(lines)
 
 
+def explained() -> list[str]:
+    """The equivalent and the otherwise caught survivors with their reasons, as markdown."""
+    lines = ["Equivalent survivors (not counted in the score):", ""]
+    lines += [f"- `{mutant}`: {reason}." for mutant, reason in sorted(EQUIVALENT.items())]
+    lines += ["", 'Caught although mutmut says "suspicious" (counted as killed):', ""]
+    lines += [f"- `{mutant}`: {reason}." for mutant, reason in sorted(CAUGHT.items())]
+    return lines
+
+
 def write_doc(scores: list[Score]) -> None:
     """Replace the rows of the targets just run in the generated table of docs/mutation.md."""
     text = DOC.read_text(encoding="utf-8")
@@ -273,7 +332,7 @@ def write_doc(scores: list[Score]) -> None:
     fresh = table(scores).splitlines()
     rows.update({s.name: row for s, row in zip(scores, fresh[2:], strict=True)})
     ordered = [rows[name] for name in TARGETS if name in rows]
-    body = "\n".join([*fresh[:2], *ordered])
+    body = "\n".join([*fresh[:2], *ordered, "", *explained()])
     DOC.write_text(f"{head}{TABLE_START}\n{body}\n{TABLE_END}{tail}", encoding="utf-8")
 
 
