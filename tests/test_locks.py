@@ -492,7 +492,9 @@ def test_unlock_token_without_angle_brackets_is_accepted(tree: LiveServer) -> No
 
 def test_unlock_without_lock_token_is_400(tree: LiveServer) -> None:
     locked(tree, "/file.txt")
-    assert tree.request("UNLOCK", "/file.txt").status_code == 400
+    response = tree.request("UNLOCK", "/file.txt")
+    assert response.status_code == 400
+    assert response.text == "UNLOCK needs a Lock-Token header\n"
 
 
 @pytest.mark.parametrize(
