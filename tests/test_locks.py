@@ -483,6 +483,14 @@ def test_unlock_with_unknown_token_is_409(tree: LiveServer) -> None:
     assert [lock["token"] for lock in discovery(tree, "/file.txt")] == [token]
 
 
+def test_unlock_token_with_one_angle_bracket_names_no_lock(tree: LiveServer) -> None:
+    # Only a whole <...> is stripped: "<token]" is not the token.
+    token = locked(tree, "/file.txt")
+    response = tree.request("UNLOCK", "/file.txt", headers={"Lock-Token": f"<{token}]"})
+    assert response.status_code == 409
+    assert [lock["token"] for lock in discovery(tree, "/file.txt")] == [token]
+
+
 def test_unlock_token_without_angle_brackets_is_accepted(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     response = tree.request("UNLOCK", "/file.txt", headers={"Lock-Token": token})
@@ -854,7 +862,9 @@ def test_bulk_delete_keeps_locked_member_and_its_ancestors(tree: LiveServer) -> 
 
 
 def test_if_no_lock(tree: LiveServer) -> None:
-    assert put(tree, "/file.txt", b"new", If="(<DAV:no-lock>)").status_code == 412
+    response = put(tree, "/file.txt", b"new", If="(<DAV:no-lock>)")
+    assert response.status_code == 412
+    assert response.text == "the If header does not match the current state\n"
     assert (tree.root / "file.txt").read_bytes() == b"original"
     assert put(tree, "/file.txt", b"new", If="(Not <DAV:no-lock>)").status_code == 204
     assert (tree.root / "file.txt").read_bytes() == b"new"
@@ -907,6 +917,12 @@ def test_malformed_if_header_is_400(tree: LiveServer) -> None:
     for value in ["(<urn:uuid:x>", "<urn:uuid:x>", "([unquoted])", "()", "garbage", "(<a> (<b>)"]:
         assert put(tree, "/file.txt", b"new", If=value).status_code == 400, value
     assert (tree.root / "file.txt").read_bytes() == b"original"
+    # The body says where the header went wrong.
+    response = put(tree, "/file.txt", b"new", If="()")
+    assert response.text == (
+        "invalid If header: expected 'Not', '<' or '[' at offset 1, found ')'"
+        " (a list needs at least one condition)\n"
+    )
 
 
 def test_tag_for_another_host_is_false(tree: LiveServer) -> None:
