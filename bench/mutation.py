@@ -203,10 +203,47 @@ EQUIVALENT: dict[str, str] = {
     "davserver.store.sqlite.xǁSqlitePropertyStoreǁmove__mutmut_4": (
         "keep_source=None for False: only read for its truth"
     ),
-    "davserver.locking.x_existing_lock__mutmut_36": (
-        "the message of an error with a precondition element: the answer is the <D:error> "
-        "document, and only a 500's message is logged"
+    **{
+        f"davserver.locking.{name}": (
+            "the message of an error with a precondition element: the answer is the <D:error> "
+            "document, and only a 500's message is logged"
+        )
+        for name in (
+            "xǁGuardǁ_blocked__mutmut_1",
+            "xǁGuardǁ_blocked__mutmut_4",
+            *(f"x_existing_lock__mutmut_{n}" for n in (33, 36, 39, 40)),
+        )
+    },
+    **{
+        f"davserver.locking.{name}": (
+            "a header name in other letter case: Request.header upper-cases it for the WSGI key"
+        )
+        for name in (
+            "xǁGuardǁ__init____mutmut_7",
+            "xǁGuardǁ__init____mutmut_8",
+            "x_existing_lock__mutmut_5",
+            "x_existing_lock__mutmut_6",
+        )
+    },
+    "davserver.locking.xǁGuardǁ_state__mutmut_7": (
+        "exists=None for False: ifheader only reads it for its truth"
     ),
+    "davserver.locking.xǁGuardǁ_state__mutmut_12": (
+        "a tag that names no resource of ours said to exist: with no entity tag and no lock "
+        "token every condition on it evaluates the same (ifheader._condition_holds)"
+    ),
+    **{
+        f"davserver.locking.{name}": (
+            "a check of the parent's locks where no membership was asked: every such caller "
+            "(COPY and MOVE) has already called require_membership on the same path, and for "
+            "the root its parent is itself"
+        )
+        for name in (
+            "xǁGuardǁtree_check__mutmut_1",
+            "xǁTreeCheckǁ__init____mutmut_10",
+            "xǁTreeCheckǁ__init____mutmut_12",
+        )
+    },
     "davserver.auth.x_needs__mutmut_77": (
         'the Depth is only compared with "0", which has no case: upper() decides alike'
     ),
