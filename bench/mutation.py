@@ -165,6 +165,7 @@ EQUIVALENT: dict[str, str] = {
         for name in (
             "x__where_any__mutmut_17",
             *(f"xǁDatabaseǁconnection__mutmut_{n}" for n in (25, 26, 29, 30)),
+            *(f"xǁSqlitePropertyStoreǁget__mutmut_{n}" for n in (16, 17)),
             *(f"xǁSqlitePropertyStoreǁmembers_with_properties__mutmut_{n}" for n in (7, 8)),
             *(f"xǁSqlitePropertyStoreǁpatch__mutmut_{n}" for n in (7, 8, 14, 15, 17)),
             *(f"xǁSqlitePropertyStoreǁ_transfer__mutmut_{n}" for n in (9, 18, 45, 46)),
@@ -195,6 +196,10 @@ EQUIVALENT: dict[str, str] = {
     "davserver.store.sqlite.xǁDatabaseǁdelete_where__mutmut_2": (
         "groups of 50 keys instead of 500 for a plain IN (...): more statements, the same rows "
         "deleted"
+    ),
+    "davserver.store.sqlite.xǁDatabaseǁdelete_where__mutmut_18": (
+        "a group starting at every key instead of every step-th: overlapping groups, the same "
+        "rows deleted"
     ),
     "davserver.store.sqlite.xǁSqlitePropertyStoreǁget__mutmut_9": (
         "exactly 500 names wanted are then fetched all and filtered here instead of by IN "
