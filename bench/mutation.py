@@ -301,9 +301,6 @@ class Score:
         scored = len(self.statuses) - len(self.equivalent)
         return 100.0 * self.killed / scored if scored else 100.0
 
-    def command(self) -> str:
-        return f".venv/bin/python bench/mutation.py {self.name}"
-
 
 def prepare(name: str, target: Target) -> Path:
     """A fresh scratch copy of the project whose mutmut settings select `target`."""
