@@ -870,6 +870,15 @@ def test_if_no_lock(tree: LiveServer) -> None:
     assert (tree.root / "file.txt").read_bytes() == b"new"
 
 
+def test_a_collection_has_no_entity_tag_to_match(tree: LiveServer) -> None:
+    # davserver serves no ETag for a collection, so an If header cannot match one, not even
+    # with the validator the provider keeps for the folder.
+    inner = tree.services.provider.stat("/coll").etag
+    response = tree.request("DELETE", "/coll/", headers={"If": f'(["{inner}"])'})
+    assert response.status_code == 412
+    assert (tree.root / "coll").is_dir()
+
+
 def test_if_etag_list(tree: LiveServer) -> None:
     etag = tree.request("HEAD", "/file.txt").headers["ETag"]
     assert put(tree, "/file.txt", b"x", If='(["not-the-etag"])').status_code == 412
