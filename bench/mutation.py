@@ -233,6 +233,10 @@ EQUIVALENT: dict[str, str] = {
     "davserver.locking.xǁGuardǁ_state__mutmut_7": (
         "exists=None for False: ifheader only reads it for its truth"
     ),
+    "davserver.locking.xǁGuardǁ_state__mutmut_26": (
+        "a resource that is not there said to exist: with no entity tag every entity-tag "
+        "condition evaluates the same (ifheader._condition_holds), and its lock tokens are kept"
+    ),
     "davserver.locking.xǁGuardǁ_state__mutmut_12": (
         "a tag that names no resource of ours said to exist: with no entity tag and no lock "
         "token every condition on it evaluates the same (ifheader._condition_holds)"
