@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -458,3 +461,120 @@ def test_if_range_allows() -> None:
     assert not h.if_range_allows(BEFORE, ETAG, MTIME)
     assert not h.if_range_allows(AFTER, ETAG, MTIME)
     assert not h.if_range_allows("garbage", ETAG, MTIME)
+
+
+# -- Found by mutation testing (docs/mutation.md) ----------------------------------------------
+
+
+@pytest.fixture
+def new_york_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local zone other than UTC, as on a server not run in UTC."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("new_york_time")
+@pytest.mark.parametrize("value", ["Sun Nov  6 08:49:37 1994", "Sun, 06 Nov 1994 08:49:37 GMT"])
+def test_a_date_without_a_zone_is_gmt_whatever_the_local_zone(value: str) -> None:
+    # asctime dates carry no zone; HTTP dates are GMT (RFC 9110 5.6.7), not local time.
+    assert h.parse_http_date(value) == SAMPLE
+
+
+def test_rfc3339_date_format() -> None:
+    assert h.rfc3339_date(SAMPLE) == "1994-11-06T08:49:37Z"
+    assert h.rfc3339_date(SAMPLE + 0.9) == "1994-11-06T08:49:37Z"
+
+
+def test_numbers_are_read_up_to_19_digits_and_no_further() -> None:
+    assert h.parse_timeout("Second-" + "9" * 19) == 10**19 - 1
+    with pytest.raises(BadRequest):
+        h.parse_timeout("Second-" + "9" * 20)
+    # A range bound too long to be read makes the header unparsable, hence ignored.
+    assert parse_range("bytes=0-" + "9" * 20, 100) is None
+
+
+def test_an_empty_suffix_range_is_skipped_and_the_others_served() -> None:
+    assert parse_range("bytes=-0,0-1", 10) == [(0, 1)]
+
+
+def test_ranges_after_a_suffix_range_are_served_too() -> None:
+    assert parse_range("bytes=-2,0-1", 10) == [(8, 9), (0, 1)]
+
+
+def test_ranges_with_a_gap_between_them_stay_apart() -> None:
+    assert parse_range("bytes=0-1,3-4", 10) == [(0, 1), (3, 4)]
+    assert parse_range("bytes=0-1,2-4", 10) == [(0, 4)]
+
+
+def test_a_weak_validator_that_reads_as_a_date_is_no_date() -> None:
+    # RFC 9110 13.1.5: If-Range with a weak entity tag never matches, even when its opaque
+    # part happens to parse as an HTTP date equal to the modification time.
+    assert h.parse_http_date('W/"Sun, 06 Nov 1994 08:49:37 GMT"') == SAMPLE
+    assert not h.if_range_allows('W/"Sun, 06 Nov 1994 08:49:37 GMT"', ETAG, SAMPLE)
+
+
+@pytest.mark.parametrize(
+    ("call", "reason"),
+    [
+        (
+            lambda: h.parse_depth("2", "0", ("0", "infinity")),
+            "Depth: '2' is not allowed here (use 0, infinity)",
+        ),
+        (lambda: h.parse_overwrite("x"), "Overwrite must be T or F, not 'x'"),
+        (lambda: h.parse_timeout("soon"), "Timeout 'soon' is neither Infinite nor Second-N"),
+        (lambda: parse_range("bytes=5-", 5), "no range of 'bytes=5-' lies within 5 bytes"),
+        (
+            lambda: h.parse_content_range("bytes 1-0/5"),
+            "Content-Range 'bytes 1-0/5' is not 'bytes first-last/total'",
+        ),
+        (
+            lambda: h.parse_content_range("bytes 0-5/5"),
+            "Content-Range 'bytes 0-5/5' ends beyond its total",
+        ),
+    ],
+)
+def test_a_refused_header_says_what_was_wrong(call: Callable[[], object], reason: str) -> None:
+    with pytest.raises((BadRequest, RangeNotSatisfiable)) as info:
+        call()
+    assert info.value.message == reason
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("bytes 0-0/1", (0, 0, 1)),
+        ("bytes 0-4/5", (0, 4, 5)),
+        ("bytes 2-3/*", (2, 3, None)),
+        ("  BYTES 10-19/100 ", (10, 19, 100)),
+        ("bytes 7-7/8", (7, 7, 8)),
+    ],
+)
+def test_parse_content_range(value: str, expected: tuple[int, int, int | None]) -> None:
+    assert h.parse_content_range(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "bytes",
+        "bytes 0-4",
+        "items 0-4/5",
+        "bytes -4/5",
+        "bytes 0-/5",
+        "bytes 0-4/",
+        "bytes 0-4/x",
+        "bytes 5-4/10",
+        "bytes 0-5/5",
+        "bytes 0-9/5",
+        "bytes=0-4/5",
+        "bytes 0_4/5",
+        "bytes 0-4*5",
+    ],
+)
+def test_parse_content_range_refuses_malformed(value: str) -> None:
+    with pytest.raises(BadRequest):
+        h.parse_content_range(value)

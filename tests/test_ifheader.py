@@ -356,7 +356,13 @@ ERRORS: list[tuple[str, int, str]] = [
     ("(<a:b>) </r> (<c:d>)", 8, "a header that starts untagged cannot have resource tags"),
     ("(<a:b>) x", 8, "expected '(' or end of header"),
     ("(<a:b>) )", 8, "expected '(' or end of header"),
-    ("</r>", 4, "a resource tag must be followed by at least one list"),
+    # The whole message once, so that each part of it is pinned down, not only contained.
+    (
+        "</r>",
+        4,
+        "invalid If header: expected '(' at offset 4, found end of header"
+        " (a resource tag must be followed by at least one list)",
+    ),
     ("</r> </s> (<a:b>)", 5, "a resource tag must be followed by at least one list"),
     ("</r> (<a:b>) </s>", 17, "a resource tag must be followed by at least one list"),
     ("</r> x", 5, "a resource tag must be followed by at least one list"),

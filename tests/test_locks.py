@@ -498,6 +498,14 @@ def test_unlock_with_unknown_token_is_409(tree: LiveServer) -> None:
     assert [lock["token"] for lock in discovery(tree, "/file.txt")] == [token]
 
 
+def test_unlock_token_with_one_angle_bracket_names_no_lock(tree: LiveServer) -> None:
+    # Only a whole <...> is stripped: "<token]" is not the token.
+    token = locked(tree, "/file.txt")
+    response = tree.request("UNLOCK", "/file.txt", headers={"Lock-Token": f"<{token}]"})
+    assert response.status_code == 409
+    assert [lock["token"] for lock in discovery(tree, "/file.txt")] == [token]
+
+
 def test_unlock_token_without_angle_brackets_is_accepted(tree: LiveServer) -> None:
     token = locked(tree, "/file.txt")
     response = tree.request("UNLOCK", "/file.txt", headers={"Lock-Token": token})
@@ -507,7 +515,9 @@ def test_unlock_token_without_angle_brackets_is_accepted(tree: LiveServer) -> No
 
 def test_unlock_without_lock_token_is_400(tree: LiveServer) -> None:
     locked(tree, "/file.txt")
-    assert tree.request("UNLOCK", "/file.txt").status_code == 400
+    response = tree.request("UNLOCK", "/file.txt")
+    assert response.status_code == 400
+    assert response.text == "UNLOCK needs a Lock-Token header\n"
 
 
 @pytest.mark.parametrize(
@@ -883,10 +893,21 @@ def test_bulk_delete_keeps_locked_member_and_its_ancestors(tree: LiveServer) -> 
 
 @pytest.mark.rfc4918("R-185")
 def test_if_no_lock(tree: LiveServer) -> None:
-    assert put(tree, "/file.txt", b"new", If="(<DAV:no-lock>)").status_code == 412
+    response = put(tree, "/file.txt", b"new", If="(<DAV:no-lock>)")
+    assert response.status_code == 412
+    assert response.text == "the If header does not match the current state\n"
     assert (tree.root / "file.txt").read_bytes() == b"original"
     assert put(tree, "/file.txt", b"new", If="(Not <DAV:no-lock>)").status_code == 204
     assert (tree.root / "file.txt").read_bytes() == b"new"
+
+
+def test_a_collection_has_no_entity_tag_to_match(tree: LiveServer) -> None:
+    # davserver serves no ETag for a collection, so an If header cannot match one, not even
+    # with the validator the provider keeps for the folder.
+    inner = tree.services.provider.stat("/coll").etag
+    response = tree.request("DELETE", "/coll/", headers={"If": f'(["{inner}"])'})
+    assert response.status_code == 412
+    assert (tree.root / "coll").is_dir()
 
 
 @pytest.mark.rfc4918("R-185", "R-187")
@@ -938,6 +959,12 @@ def test_malformed_if_header_is_400(tree: LiveServer) -> None:
     for value in ["(<urn:uuid:x>", "<urn:uuid:x>", "([unquoted])", "()", "garbage", "(<a> (<b>)"]:
         assert put(tree, "/file.txt", b"new", If=value).status_code == 400, value
     assert (tree.root / "file.txt").read_bytes() == b"original"
+    # The body says where the header went wrong.
+    response = put(tree, "/file.txt", b"new", If="()")
+    assert response.text == (
+        "invalid If header: expected 'Not', '<' or '[' at offset 1, found ')'"
+        " (a list needs at least one condition)\n"
+    )
 
 
 @pytest.mark.rfc4918("R-186")

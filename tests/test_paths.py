@@ -98,6 +98,7 @@ def test_url_to_path_refuses_escapes_from_the_root(raw: str) -> None:
         "/a%4",
         "/%",
         "/a%g0",
+        "/%XX",  # X is no hex digit, in either case
         "/%ff",
         "/%C3",
         "/%C3%28",
@@ -117,6 +118,24 @@ def test_check_segment() -> None:
     for bad in ("", ".", "..", "a/b", "a\\b", "a\0b"):
         with pytest.raises(Forbidden):
             paths.check_segment(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "reason"),
+    [
+        ("/ok/%FF", BadRequest, "the path segment '%FF' is not valid UTF-8"),
+        ("/ok/a%4", BadRequest, "invalid percent-encoding in 'a%4'"),
+        ("/ok/%2E%2E", Forbidden, "the path segment '..' is not allowed"),
+        ("/ok/a%2Fb", Forbidden, "path segments may not contain '/', '\\' or NUL"),
+    ],
+)
+def test_a_refused_path_says_which_segment_and_why(
+    raw: str, error: type[DavError], reason: str
+) -> None:
+    # The reason is the body of the 400/403: a user has to see which part of the URL is wrong.
+    with pytest.raises(error) as info:
+        url_to_path(raw)
+    assert info.value.message == reason
 
 
 # -- href ------------------------------------------------------------------------------------
@@ -159,6 +178,12 @@ def test_href_never_leaves_xml_or_url_specials_unescaped() -> None:
 def test_quote_path_has_no_prefix_and_no_trailing_slash() -> None:
     assert paths.quote_path("/a b/c") == "/a%20b/c"
     assert paths.quote_path("/") == "/"
+
+
+def test_quote_path_leaves_the_same_characters_plain_with_or_without_escapes() -> None:
+    # Clients compare hrefs as strings: "(1)" must look the same in "/a (1)" as in "/a(1)".
+    assert paths.quote_path("/a(1)!") == "/a(1)!"
+    assert paths.quote_path("/a (1)!") == "/a%20(1)!"
 
 
 # -- path arithmetic ----------------------------------------------------------------------------

@@ -458,6 +458,8 @@ def test_conflict_rules(
         with pytest.raises(LockConflict) as info:
             locks.acquire(wanted, NOW)
         assert info.value.lock == held
+        # What a log shows: which lock, and where.
+        assert str(info.value) == f"conflicts with lock {held.token} on {held.root}"
         assert locks.get(wanted.token, NOW) is None
     else:
         locks.acquire(wanted, NOW)

@@ -73,3 +73,33 @@ def test_the_connection_of_an_ended_thread_is_closed_when_another_connects(
     assert not closed(opened[0])  # still open: its thread is gone, nobody closed it yet
     threading.Thread(target=db.connection).start()
     assert wait_for(lambda: closed(opened[0]))
+
+
+def test_the_store_works_on_after_every_close(tmp_path: Path) -> None:
+    # A server stopped and started again more than once in one process (as tests do).
+    db = Database(str(tmp_path / "s.sqlite3"))
+    store = SqlitePropertyStore(db)
+    for round_ in range(3):
+        store.patch(f"/{round_}", [("{urn:x}p", "<p/>")])
+        db.close()
+    assert store.described("/") == ["/0", "/1", "/2"]
+
+
+def test_a_writer_waits_up_to_30_seconds_for_another(tmp_path: Path) -> None:
+    # Another process's write transaction (a big COPY's properties) may take a while; giving
+    # up after sqlite3's default 5 s would fail requests that only had to queue.
+    db = Database(str(tmp_path / "s.sqlite3"))
+    assert db.connection().execute("PRAGMA busy_timeout").fetchone() == (30000,)
+
+
+def test_described_pages_by_1000_by_default(tmp_path: Path) -> None:
+    db = Database(str(tmp_path / "s.sqlite3"))
+    store = SqlitePropertyStore(db)
+    with db.write() as conn:
+        conn.executemany(
+            "INSERT INTO props (path, parent, name, value) VALUES (?, '/', '{urn:x}p', '<p/>')",
+            [(f"/{i:04d}",) for i in range(1001)],
+        )
+    page = store.described("/")
+    assert len(page) == 1000
+    assert store.described("/", after=page[-1]) == ["/1000"]
