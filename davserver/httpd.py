@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import math
+import re
 import socket
 import ssl
 import threading
@@ -47,8 +48,57 @@ class DeferredTLSAdapter(BuiltinSSLAdapter):
         return tls, {}  # the environ entries come once the handshake is done
 
 
+class _HeaderReader(server.HeaderReader):
+    """cheroot's header reader keeps the last of several Content-Length headers, so a body
+    framed as 3 bytes by one and 5 by the other was read as 5. RFC 9112 6.3 makes a doubled
+    Content-Length a framing error; a ValueError here is cheroot's 400 and closes."""
+
+    def __call__(self, rfile: Any, hdict: Any = None) -> Any:
+        return _OneHeaderBlock()(rfile, hdict)
+
+
+class _OneHeaderBlock(server.HeaderReader):
+    def __init__(self) -> None:
+        self.lengths = 0
+
+    def _allow_header(self, key_name: bytes) -> bool:
+        if key_name == b"Content-Length":
+            self.lengths += 1
+            if self.lengths > 1:
+                raise ValueError("More than one Content-Length header.")
+        return True
+
+
+# RFC 9112 7.1: chunk-size is 1*HEXDIG, then optional extensions.
+_CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+(;[^\r\n]*)?\r\n")
+
+
+class _ChunkSizeLines:
+    """The connection's stream under cheroot's chunked reader, which reads each chunk-size
+    line with int(size, 16): that takes "-5", which it then reads as the last chunk, so a
+    malformed body ended early and was stored. Size lines are checked here; a ValueError is
+    what cheroot raises for its own framing errors. After the last chunk, lines are trailers.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.trailers = False
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self.stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        line = bytes(self.stream.readline(size))
+        if not self.trailers:
+            if not _CHUNK_SIZE_LINE.fullmatch(line):
+                raise ValueError(f"Bad chunked transfer size: {line[:40]!r}")
+            self.trailers = int(line.split(b";", 1)[0], 16) == 0
+        return line
+
+
 class _Request(server.HTTPRequest):
     server: ElasticServer
+    header_reader = _HeaderReader()
 
     def parse_request(self) -> None:
         srv = self.server
@@ -78,8 +128,10 @@ class _Gateway(wsgi.Gateway_10):
     wraps around reading a small body, which `ElasticServer` bounds like headers."""
 
     def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
-        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
         req = self.req
+        if isinstance(req.rfile, server.ChunkedRFile):
+            req.rfile.rfile = _ChunkSizeLines(req.rfile.rfile)
+        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
         environ[BODY_DEADLINE] = functools.partial(req.server.body_deadline, req.conn)
         return environ
 

@@ -24,6 +24,7 @@ class ServerProcess:
         self.extra = extra
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.logged = ""
         self.port = 0
         self.start()
 
@@ -66,10 +67,10 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         if self.proc is not None and self.proc.stderr is not None:
+            self.logged = self.proc.stderr.read().decode(errors="replace")
             self.proc.stderr.close()
 
     def errors(self) -> str:
-        """What the process logged as errors (after it stopped)."""
-        assert self.proc is not None and self.proc.stderr is not None
-        text = self.proc.stderr.read().decode(errors="replace")
-        return "\n".join(line for line in text.splitlines() if re.search(r"ERROR|Traceback", line))
+        """What the process logged as errors (after `stop()`)."""
+        lines = self.logged.splitlines()
+        return "\n".join(line for line in lines if re.search(r"ERROR|Traceback", line))
