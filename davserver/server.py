@@ -64,7 +64,7 @@ def build_services(config: Config) -> Services:
         )
     rules = [Rule(path, user, level) for path, user, level in config.access]  # type: ignore[arg-type]
     policy = default_policy(authenticator is not None, config.anonymous, rules)
-    site = Site.create(config.public_url, config.prefix, config.prefix_mode, config.trusted_proxies)
+    site = site_of(config)
     return Services(
         config,
         provider,
@@ -80,7 +80,9 @@ def build_services(config: Config) -> Services:
 class DavServer:
     """The app served by cheroot; `start()` binds, `serve()` blocks, `stop()` ends it."""
 
-    def __init__(self, config: Config, services: Services | None = None) -> None:
+    def __init__(
+        self, config: Config, services: Services | None = None, reuse_port: bool = False
+    ) -> None:
         self.config = config
         self.services = services or build_services(config)
         self.app = DavApp(self.services)
@@ -93,6 +95,8 @@ class DavServer:
             header_timeout=config.header_timeout,
             server_name="davserver",
             request_queue_size=128,
+            # Worker processes (davserver.prefork) each listen on the port.
+            reuse_port=reuse_port,
         )
         # Headers are small; refuse a flood of them early. Bodies are bounded per method.
         self.httpd.max_request_header_size = 64 * 1024
@@ -117,22 +121,11 @@ class DavServer:
 
     @property
     def public_url(self) -> str:
-        """The URL clients use: the configured public one, or the address served."""
-        site = self.services.site
-        if site.public_host:
-            return f"{site.public_scheme}://{site.public_host}{site.prefix}/"
-        if site.mode == "keep":
-            return self.url.rstrip("/") + site.prefix + "/"
-        return self.url
+        return urls(self.config, self.port, self.services.site)[1]
 
     @property
     def url(self) -> str:
-        host = self.config.host
-        shown = f"[{host}]" if ":" in host else host
-        if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming it
-            shown = "127.0.0.1"
-        scheme = "https" if self.config.tls() else "http"
-        return f"{scheme}://{shown}:{self.port}/"
+        return urls(self.config, self.port, self.services.site)[0]
 
     def serve(self) -> None:
         self.httpd.serve()
@@ -146,6 +139,27 @@ class DavServer:
         """Stop serving, then close the provider and the stores (their files and threads)."""
         self.httpd.stop()
         close_services(self.services)
+
+
+def site_of(config: Config) -> Site:
+    """The public origin and prefix the [proxy] options describe."""
+    return Site.create(config.public_url, config.prefix, config.prefix_mode, config.trusted_proxies)
+
+
+def urls(config: Config, port: int, site: Site) -> tuple[str, str]:
+    """The address served on `port`, and the URL clients use: the configured public one, or
+    that address (with the prefix, when requests carry it)."""
+    host = config.host
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming it
+        shown = "127.0.0.1"
+    scheme = "https" if config.tls() else "http"
+    url = f"{scheme}://{shown}:{port}/"
+    if site.public_host:
+        return url, f"{site.public_scheme}://{site.public_host}{site.prefix}/"
+    if site.mode == "keep":
+        return url, url.rstrip("/") + site.prefix + "/"
+    return url, url
 
 
 def close_services(services: Services) -> None:

@@ -3,6 +3,7 @@ instances behind a load balancer run it: for tests of what must hold across proc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -16,12 +17,20 @@ from helpers import free_port
 
 
 class ServerProcess:
-    """`davserver serve` in a child process; `kill()` is a SIGKILL, as a crash would be."""
+    """`davserver serve` in a child process; `kill()` is a SIGKILL, as a crash would be.
+    `workers` is `--workers` (None: the default, one worker process per CPU)."""
 
-    def __init__(self, root: Path, state: Path, *extra: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        state: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        workers: int | None = None,
+    ):
         self.root = root
         self.state = state
-        self.extra = extra
+        self.extra = extra if workers is None else (*extra, "--workers", str(workers))
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.logged = ""
@@ -37,6 +46,7 @@ class ServerProcess:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its worker processes with it: kill() ends them all
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -55,17 +65,19 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and every worker process at once, as a power cut would."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        # Whatever is left (a worker that outlived its parent) holds stderr open.
+        self.kill()
         if self.proc is not None and self.proc.stderr is not None:
             self.logged = self.proc.stderr.read().decode(errors="replace")
             self.proc.stderr.close()

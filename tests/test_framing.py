@@ -1,6 +1,7 @@
-"""Message framing (RFC 9112 6.3) against a `davserver serve` process, on every engine: a body
-whose length cannot be trusted is an unrecoverable error (400, the connection closed, nothing
-stored), and an upload the client cuts off keeps the old file (issue 16).
+"""Message framing (RFC 9112 6.3) against a `davserver serve` process, in one process and with
+worker processes: a body whose length cannot be trusted is an unrecoverable error (400, the
+connection closed, nothing stored), and an upload the client cuts off keeps the old file
+(issue 16).
 
 Requests are raw bytes on a socket: no client library sends them this way.
 """
@@ -20,11 +21,13 @@ from test_hostile import Answer, read_answer
 OLD = b"old content"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-process", "two-workers"])
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
     base = tmp_path_factory.mktemp("framing")
     (base / "root").mkdir()
-    proc = ServerProcess(base / "root", base / "state")
+    proc = ServerProcess(base / "root", base / "state", workers=request.param)
     yield proc
     proc.stop()
     assert proc.errors() == ""

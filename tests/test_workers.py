@@ -1,0 +1,65 @@
+"""`[server] workers`: several worker processes on one port are one server (issue 16)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import wait_for
+from procs import ServerProcess
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        # Fields after the command name, which may hold spaces: state, then the parent's pid.
+        if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServerProcess]:
+    (tmp_path / "root").mkdir()
+    proc = ServerProcess(tmp_path / "root", tmp_path / "state", workers=2)
+    yield proc
+    proc.stop()
+
+
+def test_two_workers_serve_one_port(served: ServerProcess) -> None:
+    assert served.proc is not None
+    assert len(children(served.proc.pid)) == 2
+    assert requests.put(served.base + "/a.txt", data=b"one", timeout=10).status_code == 201
+    assert requests.get(served.base + "/a.txt", timeout=10).content == b"one"
+
+
+def test_sigterm_stops_every_worker(served: ServerProcess) -> None:
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(30) == 0
+    assert all(gone(pid) for pid in workers)
+
+
+def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
+    """A parent killed outright (no stop()) leaves no worker serving on."""
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    os.kill(served.proc.pid, signal.SIGKILL)
+    served.proc.wait(10)
+    assert wait_for(lambda: all(gone(pid) for pid in workers), 20)
