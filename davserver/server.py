@@ -20,11 +20,13 @@ from .provider.fs import FilesystemProvider
 from .services import Services
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
 from .store.sqlite_claims import SqliteClaimStore
+from .store.sqlite_nonces import SqliteNonceCounts
 
 log = logging.getLogger("davserver")
 
 STORE_FILE = "davserver.sqlite3"
 CLAIMS_FILE = "claims.sqlite3"
+NONCES_FILE = "nonces.sqlite3"
 
 
 @contextlib.contextmanager
@@ -54,6 +56,7 @@ def build_services(config: Config) -> Services:
             users = Users(config.htpasswd, config.digest_file)
         with _naming("[storage] state_dir", state):
             secret = load_secret(state)
+            counts = SqliteNonceCounts(os.path.join(state, NONCES_FILE), config.nonce_lifetime)
         authenticator = Authenticator(
             users,
             config.realm,
@@ -61,6 +64,7 @@ def build_services(config: Config) -> Services:
             digest=bool(config.digest_file),
             secret=secret,
             nonce_lifetime=config.nonce_lifetime,
+            counts=counts,
         )
     rules = [Rule(path, user, level) for path, user, level in config.access]  # type: ignore[arg-type]
     policy = default_policy(authenticator is not None, config.anonymous, rules)
@@ -164,7 +168,8 @@ def urls(config: Config, port: int, site: Site) -> tuple[str, str]:
 
 def close_services(services: Services) -> None:
     """Release what `build_services` opened."""
-    for part in (services.provider, services.props, services.locks, services.claims):
+    parts = (services.provider, services.props, services.locks, services.claims)
+    for part in (*parts, services.authenticator):
         close = getattr(part, "close", None)
         if close is not None:
             close()

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import wait_for
+from helpers import digest_authorization, digest_challenge, wait_for
 from procs import ServerProcess
+
+from davserver.passwords import set_password
 
 
 def children(pid: int) -> list[int]:
@@ -63,3 +65,31 @@ def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
     os.kill(served.proc.pid, signal.SIGKILL)
     served.proc.wait(10)
     assert wait_for(lambda: all(gone(pid) for pid in workers), 20)
+
+
+def test_digest_nonce_replay_is_refused_by_every_process(tmp_path: Path) -> None:
+    """A nonce from one process is good on another (their secret is in the state folder), and
+    a request replayed to another process after it was accepted is refused (RFC 7616 3.4):
+    two single-process servers on one state folder, so each request's process is known."""
+    (tmp_path / "root").mkdir()
+    users = tmp_path / "users"
+    digest = tmp_path / "digest"
+    set_password(str(users), "alice", "secret", str(digest), "davserver")
+    auth = ("--htpasswd", str(users), "--digest-file", str(digest))
+    first = ServerProcess(tmp_path / "root", tmp_path / "state", *auth, workers=1)
+    second = ServerProcess(tmp_path / "root", tmp_path / "state", *auth, workers=1)
+    try:
+        challenge = digest_challenge(requests.get(first.base + "/", timeout=10), "SHA-256")
+
+        def get(proc: ServerProcess, nc: int) -> int:
+            header = digest_authorization("GET", "/", "alice", "secret", challenge, "SHA-256", nc)
+            r = requests.get(proc.base + "/", headers={"Authorization": header}, timeout=10)
+            return r.status_code
+
+        assert get(second, 1) == 200
+        assert get(first, 1) == 401
+        assert get(first, 2) == 200
+        assert get(second, 2) == 401
+    finally:
+        first.stop()
+        second.stop()
