@@ -39,6 +39,7 @@ _SHORTEST_LIFE = 5.0
 # How long stop() waits for the workers to finish what they serve before killing them.
 _STOP_WAIT = 20.0
 _PR_SET_PDEATHSIG = 1
+_STOPPING = (signal.SIGINT, signal.SIGTERM)
 
 
 class Workers:
@@ -101,8 +102,16 @@ class Workers:
     def stop(self) -> None:
         """SIGTERM to every worker (each finishes as a lone server does), then wait."""
         # A second Ctrl-C or SIGTERM must not cut this short and leave workers behind.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
+        handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in _STOPPING}
+        try:
+            self._stop_workers()
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        if self._reserved is not None:
+            self._reserved.close()
+
+    def _stop_workers(self) -> None:
         for pid in self._started:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -119,8 +128,6 @@ class Workers:
                         os.kill(pid, signal.SIGKILL)
                 deadline = float("inf")
             time.sleep(0.02)
-        if self._reserved is not None:
-            self._reserved.close()
 
     def _spawn(self) -> None:
         """Start a worker and return once it listens: the URL printed after start() must

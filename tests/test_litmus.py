@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from helpers import run_litmus
 
 
@@ -16,8 +17,12 @@ def test_litmus_installed() -> None:
     assert shutil.which("litmus"), "litmus is not installed: apt-get install -y litmus"
 
 
-def test_litmus_all_groups_pass_without_warnings(tmp_path: Path) -> None:
-    returncode, report = run_litmus(tmp_path, timeout=900)
+@pytest.mark.parametrize(
+    "workers", [(), ("--workers", "1")], ids=["default-workers", "one-process"]
+)
+def test_litmus_all_groups_pass_without_warnings(tmp_path: Path, workers: tuple[str, ...]) -> None:
+    """On the default start (a worker process per CPU) and in one process."""
+    returncode, report = run_litmus(tmp_path, *workers, timeout=900)
     assert returncode == 0, report
     for group in ("basic", "copymove", "props", "locks", "http"):
         for mode in ("anonymous", "auth"):
