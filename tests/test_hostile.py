@@ -387,6 +387,12 @@ def test_lying_content_length_times_out_and_keeps_the_old_file(
 
 
 def test_slow_connections_do_not_starve_the_server(server: Any):
+    check_slow_connections_do_not_starve(server)
+
+
+def check_slow_connections_do_not_starve(server: Any) -> None:
+    """50 clients trickling headers and 50 trickling PUT bodies, and others still served;
+    `server` has `port`, `root` and `url(path)` (a LiveServer, or tests/test_workers.py's)."""
     (server.root / "f.txt").write_bytes(b"still here")
     sockets: list[socket.socket] = []
     try:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import digest_authorization, digest_challenge, wait_for
+from helpers import digest_authorization, digest_challenge, lockinfo, wait_for
 from procs import ServerProcess
+from test_hostile import check_slow_connections_do_not_starve
 
 from davserver.passwords import set_password
 
@@ -67,6 +68,22 @@ def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
     assert wait_for(lambda: all(gone(pid) for pid in workers), 20)
 
 
+class _Urls:
+    """A ServerProcess as test_hostile's checks use a server."""
+
+    def __init__(self, proc: ServerProcess) -> None:
+        self.port = proc.port
+        self.root = proc.root
+        self.base = proc.base
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def test_slow_connections_do_not_starve_the_workers(served: ServerProcess) -> None:
+    check_slow_connections_do_not_starve(_Urls(served))
+
+
 def test_digest_nonce_replay_is_refused_by_every_process(tmp_path: Path) -> None:
     """A nonce from one process is good on another (their secret is in the state folder), and
     a request replayed to another process after it was accepted is refused (RFC 7616 3.4):
@@ -93,3 +110,19 @@ def test_digest_nonce_replay_is_refused_by_every_process(tmp_path: Path) -> None
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_lock_taken_through_one_worker_binds_them_all(served: ServerProcess) -> None:
+    """Each request on a new connection (the kernel picks its worker): every one sees the
+    lock, and the lock token works whichever worker it reaches."""
+    lock = requests.request("LOCK", served.base + "/locked.txt", data=lockinfo(), timeout=10)
+    assert lock.status_code == 201
+    token = lock.headers["Lock-Token"]
+    for _ in range(12):
+        r = requests.put(served.base + "/locked.txt", data=b"x", timeout=10)
+        assert r.status_code == 423
+    for _ in range(6):
+        r = requests.put(
+            served.base + "/locked.txt", data=b"y", headers={"If": f"({token})"}, timeout=10
+        )
+        assert r.status_code == 204
