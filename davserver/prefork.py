@@ -89,6 +89,10 @@ class Workers:
             began = self._started.pop(pid, None)
             if began is None:
                 continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                # Stopped as asked: Ctrl-C reaches every process of the terminal's group.
+                log.info("worker %d stopped", pid)
+                continue
             how = _describe(status)
             if time.monotonic() - began < _SHORTEST_LIFE:
                 log.error("worker %d %s right after it started; not replaced", pid, how)
@@ -140,6 +144,8 @@ class Workers:
             try:
                 os.close(ready)
                 code = _worker(self.config, parent, self._reserved, listening)
+            except KeyboardInterrupt:
+                code = 0  # stopped before it was serving
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
             finally:
@@ -157,9 +163,6 @@ class Workers:
 def _worker(config: Config, parent: int, reserved: socket.socket | None, listening: int) -> int:
     """One worker process's life: a DavServer on its own SO_REUSEPORT socket; one byte to
     `listening` once it listens."""
-    if reserved is not None:
-        reserved.close()
-    _die_with(parent)
     stopping = False
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -170,7 +173,11 @@ def _worker(config: Config, parent: int, reserved: socket.socket | None, listeni
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as the parent (`cmd &`)
+        signal.signal(signal.SIGINT, stop)
+    if reserved is not None:
+        reserved.close()
+    _die_with(parent)
     server = DavServer(config, reuse_port=True)
     try:
         server.start()

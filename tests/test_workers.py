@@ -59,6 +59,18 @@ def test_sigterm_stops_every_worker(served: ServerProcess) -> None:
     assert all(gone(pid) for pid in workers)
 
 
+def test_ctrl_c_stops_every_worker(served: ServerProcess) -> None:
+    """Ctrl-C: SIGINT to the terminal's whole process group, parent and workers at once."""
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    os.killpg(served.proc.pid, signal.SIGINT)
+    assert served.proc.wait(30) == 0
+    assert all(gone(pid) for pid in workers)
+    assert served.proc.stderr is not None
+    logged = served.proc.stderr.read()
+    assert b"ERROR" not in logged, logged.decode()
+
+
 def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
     """A parent killed outright (no stop()) leaves no worker serving on."""
     assert served.proc is not None
