@@ -35,7 +35,7 @@ log = logging.getLogger("davserver")
 
 # A worker that ends sooner than this after it started is not replaced: it would only fail
 # again (a broken store, a port taken meanwhile), in a loop.
-_SHORTEST_LIFE = 5.0
+SHORTEST_LIFE = 1.0
 # How long stop() waits for the workers to finish what they serve before killing them.
 _STOP_WAIT = 20.0
 _PR_SET_PDEATHSIG = 1
@@ -94,7 +94,7 @@ class Workers:
                 log.info("worker %d stopped", pid)
                 continue
             how = _describe(status)
-            if time.monotonic() - began < _SHORTEST_LIFE:
+            if time.monotonic() - began < SHORTEST_LIFE:
                 log.error("worker %d %s right after it started; not replaced", pid, how)
                 continue
             log.warning("worker %d %s; starting another", pid, how)

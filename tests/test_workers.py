@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from helpers import digest_authorization, digest_challenge, lockinfo, wait_for
 from procs import ServerProcess
 from test_hostile import check_slow_connections_do_not_starve
 
+from davserver import prefork
 from davserver.passwords import set_password
 
 
@@ -69,6 +71,17 @@ def test_ctrl_c_stops_every_worker(served: ServerProcess) -> None:
     assert served.proc.stderr is not None
     logged = served.proc.stderr.read()
     assert b"ERROR" not in logged, logged.decode()
+
+
+def test_a_worker_that_dies_is_replaced(served: ServerProcess) -> None:
+    assert served.proc is not None
+    first = children(served.proc.pid)
+    # A worker that dies right after its start is not replaced (it would fail again).
+    time.sleep(prefork.SHORTEST_LIFE)
+    os.kill(first[0], signal.SIGKILL)
+    assert wait_for(lambda: len(set(children(served.proc.pid)) - {first[0]}) == 2, 20)
+    for _ in range(6):
+        assert requests.get(served.base + "/", timeout=10).status_code == 200
 
 
 def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
