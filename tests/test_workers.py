@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from helpers import digest_authorization, digest_challenge, lockinfo, wait_for
+from helpers import digest_authorization, digest_challenge, lockinfo, temp_files, wait_for
 from procs import ServerProcess
 from test_hostile import check_slow_connections_do_not_starve
 
@@ -151,3 +152,19 @@ def test_a_lock_taken_through_one_worker_binds_them_all(served: ServerProcess) -
             served.base + "/locked.txt", data=b"y", headers={"If": f"({token})"}, timeout=10
         )
         assert r.status_code == 204
+
+
+def test_sigterm_discards_an_upload_in_flight(served: ServerProcess) -> None:
+    """An upload cut short by the stop is not committed, in part or at all."""
+    target = served.root / "kept.txt"
+    target.write_bytes(b"old")
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=20)
+    try:
+        sock.sendall(b"PUT /kept.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nnew")
+        assert wait_for(lambda: bool(temp_files(served.root)), 10)
+        assert served.proc is not None
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(30) == 0
+    finally:
+        sock.close()
+    assert target.read_bytes() == b"old"
