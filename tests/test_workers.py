@@ -168,3 +168,21 @@ def test_sigterm_discards_an_upload_in_flight(served: ServerProcess) -> None:
     finally:
         sock.close()
     assert target.read_bytes() == b"old"
+
+
+def test_every_worker_reloads_the_users_file(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    users = tmp_path / "users"
+    set_password(str(users), "alice", "one")
+    proc = ServerProcess(tmp_path / "root", tmp_path / "state", "--htpasswd", str(users), workers=2)
+    try:
+        for _ in range(6):
+            r = requests.get(proc.base + "/", auth=("alice", "one"), timeout=10)
+            assert r.status_code == 200
+        set_password(str(users), "bob", "two")
+        # Each on a new connection: the kernel spreads them over both workers.
+        for _ in range(12):
+            r = requests.get(proc.base + "/", auth=("bob", "two"), timeout=10)
+            assert r.status_code == 200
+    finally:
+        proc.stop()
