@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from helpers import free_port
@@ -63,6 +64,14 @@ class ServerProcess:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """As LiveServer.request, on a new connection each time."""
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, self.base + path, **kwargs)
 
     def kill(self) -> None:
         """SIGKILL to the server and every worker process at once, as a power cut would."""

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 from clients_util import no_server_errors
 from helpers import write_users
+from procs import ServerProcess
 
 if TYPE_CHECKING:
     from conftest import LiveServer
@@ -137,10 +138,21 @@ class Rclone:
         return result
 
 
-@pytest.fixture
-def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone]]:
+@pytest.fixture(params=["in-process", "default-start"])
+def rclone_env(
+    make_server, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[LiveServer | ServerProcess, Rclone]]:
+    """rclone and a server: in this process, or the default start (`davserver serve`, a worker
+    process per CPU: a checksum stored through one is reported by another)."""
     program = require_rclone()
-    server = make_server(htpasswd=write_users(tmp_path / "users.htpasswd", {USER: PASSWORD}))
+    users = write_users(tmp_path / "users.htpasswd", {USER: PASSWORD})
+    server: LiveServer | ServerProcess
+    if request.param == "in-process":
+        server = make_server(htpasswd=users)
+    else:
+        (tmp_path / "root").mkdir()
+        server = ServerProcess(tmp_path / "root", tmp_path / "state", "--htpasswd", users)
+        request.addfinalizer(lambda: _stopped_without_errors(server))
     home = tmp_path / "home"
     home.mkdir()
     config = tmp_path / "rclone.conf"
@@ -170,6 +182,11 @@ def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone
         "RCLONE_CONFIG_DAV_PASS": obscured,
     }
     yield server, Rclone(program, env)
+
+
+def _stopped_without_errors(server: ServerProcess) -> None:
+    server.stop()
+    assert server.errors() == ""
 
 
 @pytest.fixture(autouse=True)
