@@ -7,8 +7,9 @@ dozen such connections starve everyone else. This server starts `threads` worker
 a connection arrives with none idle, adds more in the background, up to `max_threads`; each
 stalled connection is still closed after the configured timeout of silence. A client that
 never falls silent but sends its headers a byte at a time is cut off once `header_timeout`
-has passed since a worker began reading them: at once for a new connection (cheroot hands it
-to a worker when accepted), at the first byte for a kept-alive one (it waits in a selector).
+has passed since a worker began reading them, at their first byte: until then a connection,
+new or kept alive, waits in cheroot's selector and holds no thread (a new one that sends
+nothing is closed `header_timeout` after it was accepted).
 
 cheroot does each TLS handshake on the one thread that accepts connections, so a client that
 connected to the HTTPS port and sent nothing stalled every new connection until its timeout.
@@ -139,6 +140,8 @@ class _Gateway(wsgi.Gateway_10):
 class _Connection(server.HTTPConnection):
     RequestHandlerClass = _Request
     server: ElasticServer
+    # Whether the connection has waited in the selector for its first byte (`process_conn`).
+    awaited = False
 
     def communicate(self) -> bool:
         if isinstance(self.socket, ssl.SSLSocket) and not self.ssl_env and not self._handshake():
@@ -244,6 +247,15 @@ class ElasticServer(wsgi.Server):
         self._supervisor.start()
 
     def process_conn(self, conn: Any) -> None:
+        if not conn.awaited:
+            # A new connection waits for its first byte in cheroot's selector, as a kept-alive
+            # one does, rather than on a worker thread: a thousand silent connections hold no
+            # thread. One that stays silent is closed `header_timeout` after it was accepted
+            # (the selector closes connections idle for `timeout` since `last_used`).
+            conn.awaited = True
+            self._connections.put(conn)  # type: ignore[attr-defined]
+            conn.last_used -= max(0.0, self.timeout - self.header_timeout)
+            return
         super().process_conn(conn)
         # Called by the connection manager's thread: only signal here, since growing the pool
         # waits for new threads to start.

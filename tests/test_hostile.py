@@ -390,6 +390,22 @@ def test_slow_connections_do_not_starve_the_server(server: Any):
     check_slow_connections_do_not_starve(server)
 
 
+def test_silent_connections_hold_no_worker_thread(server: Any):
+    """More silent connections than `max_threads`: a new client is still served, since a
+    connection waits for its first byte without a thread (issue 16)."""
+    (server.root / "f.txt").write_bytes(b"still here")
+    silent = [
+        socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        for _ in range(server.config.max_threads + 44)
+    ]
+    try:
+        # A liveness bound, not a benchmark: before, this waited for header_timeout (30 s).
+        assert requests.get(server.url("/f.txt"), timeout=10).content == b"still here"
+    finally:
+        for sock in silent:
+            sock.close()
+
+
 def check_slow_connections_do_not_starve(server: Any) -> None:
     """50 clients trickling headers and 50 trickling PUT bodies, and others still served;
     `server` has `port`, `root` and `url(path)` (a LiveServer, or tests/test_workers.py's)."""
