@@ -27,6 +27,8 @@ log = logging.getLogger("davserver")
 STORE_FILE = "davserver.sqlite3"
 CLAIMS_FILE = "claims.sqlite3"
 NONCES_FILE = "nonces.sqlite3"
+# Idle kept-alive connections (and new ones awaiting their first byte) per process.
+KEEP_ALIVE_CONNECTIONS = 1024
 
 
 @contextlib.contextmanager
@@ -104,6 +106,10 @@ class DavServer:
         )
         # Headers are small; refuse a flood of them early. Bodies are bounded per method.
         self.httpd.max_request_header_size = 64 * 1024
+        # cheroot keeps at most 10 idle connections by default and closes the rest after
+        # their answer; clients then reconnect for every request. Idle ones hold no thread,
+        # and new connections wait among them for their first byte (httpd.process_conn).
+        self.httpd.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
         if config.tls():
             self.httpd.ssl_adapter = DeferredTLSAdapter(config.cert, config.key)
 
