@@ -291,6 +291,10 @@ class ElasticServer(wsgi.Server):
     def stop(self) -> None:
         self._stopped.set()
         self._wanted.set()
+        # A thread the supervisor adds while cheroot stops would get no shutdown request, and
+        # cheroot would wait for it forever.
+        if self._supervisor is not None:
+            self._supervisor.join()
         # Connections still in their handshake or headers carry no request yet: end them
         # rather than wait for their clients.
         self._cut_off_overdue(math.inf)

@@ -43,6 +43,9 @@ def gone(pid: int) -> bool:
 def served(tmp_path: Path) -> Iterator[ServerProcess]:
     (tmp_path / "root").mkdir()
     proc = ServerProcess(tmp_path / "root", tmp_path / "state", workers=2)
+    # The first worker answers before the parent has started the second.
+    assert proc.proc is not None
+    assert wait_for(lambda: len(children(proc.proc.pid)) == 2, 20)
     yield proc
     proc.stop()
 
