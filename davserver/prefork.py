@@ -24,8 +24,8 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
-from types import FrameType
 
 from .config import Config
 from .ordering import recover_orphans
@@ -163,18 +163,12 @@ class Workers:
 def _worker(config: Config, parent: int, reserved: socket.socket | None, listening: int) -> int:
     """One worker process's life: a DavServer on its own SO_REUSEPORT socket; one byte to
     `listening` once it listens."""
-    stopping = False
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        # Ctrl-C reaches the workers and the parent, which then sends SIGTERM too: stop once.
-        if not stopping:
-            stopping = True
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    # The handlers only set a flag: an exception raised from a signal handler can land
+    # inside a lock (cheroot's, logging's) and leave it held, and the stop then waits forever.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as the parent (`cmd &`)
-        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
     if reserved is not None:
         reserved.close()
     _die_with(parent)
@@ -183,9 +177,8 @@ def _worker(config: Config, parent: int, reserved: socket.socket | None, listeni
         server.start()
         os.write(listening, b".")
         os.close(listening)
-        server.serve()
-    except KeyboardInterrupt:
-        pass
+        server.serve_in_thread()
+        stopping.wait()
     finally:
         server.stop()
     return 0
