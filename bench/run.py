@@ -50,7 +50,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 # What a failing server or client run raises; it becomes a warning, and the run goes on.
 MEASURE_ERRORS = (BenchError, OSError, http.client.HTTPException, subprocess.SubprocessError)
 PROP_NS = "urn:x-davserver-bench:"
-SERVERS = ("davserver", "davserver-gunicorn", "wsgidav", "apache")
+SERVERS = ("davserver", "davserver-workers", "davserver-gunicorn", "wsgidav", "apache")
 
 ALLPROP = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
@@ -369,7 +369,7 @@ def tree_scenario(sizes: data.Sizes) -> Scenario:
     return Scenario([put_fig, copy_fig, delete_fig], measure, warmup=False, sync=True)
 
 
-DAVSERVERS = ("davserver", "davserver-gunicorn")
+DAVSERVERS = ("davserver", "davserver-workers", "davserver-gunicorn")
 
 
 def _small_files(folder: str, count: int) -> list[str]:
@@ -664,6 +664,7 @@ def started_servers(settings: Settings, workdir: str, master: str) -> Iterator[l
     """Per-server roots, and the servers on them; all stopped on the way out."""
     classes: dict[str, type[Server]] = {
         "davserver": servers.Davserver,
+        "davserver-workers": servers.DavserverWorkers,
         "davserver-gunicorn": servers.DavserverGunicorn,
         "wsgidav": servers.Wsgidav,
         "apache": servers.Apache,
@@ -711,7 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--servers",
         default=",".join(SERVERS),
         help=f"comma-separated subset of {','.join(SERVERS)} (default: all available); "
-        "davserver is the app on cheroot (its own server, the baseline of the ratios), "
+        "davserver is the app on cheroot in one process (the baseline of the ratios), "
+        "davserver-workers the default start (a cheroot worker process per CPU), "
         "davserver-gunicorn the same app under gunicorn (gthread, 2 workers x 8 threads)",
     )
     parser.add_argument(

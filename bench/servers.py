@@ -176,6 +176,34 @@ class Davserver(Server):
         return f"davserver {version('davserver')} on cheroot {version('cheroot')}"
 
 
+class DavserverWorkers(Server):
+    """davserver's default start (`davserver serve ROOT`): a cheroot worker process per CPU
+    on one port (davserver.prefork)."""
+
+    name = "davserver-workers"
+
+    def start(self) -> None:
+        state = os.path.join(self.workdir, "davserver-workers-state")
+        self.port = free_port()
+        self._spawn(
+            [
+                *(sys.executable, "-m", "davserver", "serve", self.root),
+                *("--port", str(self.port), "--state-dir", state),
+                *("--no-access-log", "--log-level", "warning"),
+            ]
+        )
+        # The command prints its URL once every worker listens; answering is enough here.
+        _wait_until_answering(self, "davserver-workers")
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return (
+            f"davserver {version('davserver')} on cheroot {version('cheroot')} "
+            f"({len(os.sched_getaffinity(0))} worker processes)"
+        )
+
+
 class DavserverGunicorn(Server):
     """The same davserver app under gunicorn: 2 worker processes of 8 threads (gthread)."""
 

@@ -92,7 +92,8 @@ class DavApp:
         if _needs_zero_length(response, headers):
             # Without it an empty answer would be sent chunked or read until EOF.
             headers.append(("Content-Length", "0"))
-        if (req is None or not req.body_consumed) and _declares_body(environ):
+        closing = any(k.lower() == "connection" and v == "close" for k, v in headers)
+        if not closing and (req is None or not req.body_consumed) and _declares_body(environ):
             # The body was refused unread: close rather than let the server read (and throw
             # away) what may be gigabytes, or mistake a chunked body for the next request.
             headers.append(("Connection", "close"))
@@ -133,7 +134,9 @@ class DavApp:
         if script:
             origin = replace(origin, prefix=origin.prefix + script)
         path = paths.url_to_path(raw_path)
-        return Request(environ, method, path, origin, slash=raw_path.endswith("/"))
+        req = Request(environ, method, path, origin, slash=raw_path.endswith("/"))
+        req.check_framing()
+        return req
 
     def _dispatch(self, req: Request) -> Response:
         handler = HANDLERS.get(req.method)

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from . import paths
 from .errors import Forbidden, Unauthorized
@@ -157,6 +157,7 @@ class Authenticator:
         digest: bool,
         secret: bytes,
         nonce_lifetime: int,
+        counts: NonceCounts | None = None,
     ) -> None:
         self.users = users
         self.realm = realm
@@ -167,7 +168,7 @@ class Authenticator:
         self._lock = threading.Lock()
         # Checking a bcrypt hash costs tens of milliseconds; remember good credentials briefly.
         self._basic_ok: OrderedDict[bytes, float] = OrderedDict()
-        self._nonce_counts: OrderedDict[str, int] = OrderedDict()
+        self.counts = counts or MemoryNonceCounts()
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -288,14 +289,41 @@ class Authenticator:
             count = int(nc, 16)
         except ValueError:
             raise self.unauthorized("malformed nonce count") from None
+        if not self.counts.advance(nonce, count):
+            raise self.unauthorized("replayed request (nonce count reused)", stale=True)
+
+    def close(self) -> None:
+        """Release the nonce counts' store."""
+        close = getattr(self.counts, "close", None)
+        if close is not None:
+            close()
+
+
+class NonceCounts(Protocol):
+    """The highest nonce count seen with each nonce (RFC 7616 3.4)."""
+
+    def advance(self, nonce: str, count: int) -> bool:
+        """Record `count` for `nonce` and return True if it is higher than any before it;
+        False (a replay) otherwise."""
+        ...
+
+
+class MemoryNonceCounts:
+    """`NonceCounts` for one process: the most recent 65,536 nonces."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: OrderedDict[str, int] = OrderedDict()
+
+    def advance(self, nonce: str, count: int) -> bool:
         with self._lock:
-            last = self._nonce_counts.get(nonce, 0)
-            if count <= last:
-                raise self.unauthorized("replayed request (nonce count reused)", stale=True)
-            self._nonce_counts[nonce] = count
-            self._nonce_counts.move_to_end(nonce)
-            while len(self._nonce_counts) > 65536:
-                self._nonce_counts.popitem(last=False)
+            if count <= self._counts.get(nonce, 0):
+                return False
+            self._counts[nonce] = count
+            self._counts.move_to_end(nonce)
+            while len(self._counts) > 65536:
+                self._counts.popitem(last=False)
+            return True
 
 
 def _hash(algorithm: str) -> Callable[[str], str]:

@@ -13,8 +13,9 @@ from types import FrameType
 from typing import Any
 
 from . import __version__
-from .config import ConfigError, load
+from .config import ENGINES, ConfigError, load
 from .passwords import set_password
+from .prefork import Workers
 from .server import DavServer
 
 COMMANDS = ("serve", "passwd")
@@ -72,7 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="keep properties and locks in PostgreSQL, shared by several instances",
     )
-    serve.add_argument("--threads", type=int, help="worker threads (default 32)")
+    serve.add_argument(
+        "--engine", choices=ENGINES, help="the HTTP server that runs davserver (default cheroot)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes on the one port (default 0: one per CPU; 1: this process only)",
+    )
+    serve.add_argument("--threads", type=int, help="worker threads per process (default 32)")
     serve.add_argument("--htpasswd", metavar="FILE", help="require users from this file")
     serve.add_argument(
         "--digest-file", metavar="FILE", help="offer HTTP Digest with hashes from this file"
@@ -152,6 +162,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "readonly": args.readonly,
         "state_dir": args.state_dir,
         "database": args.database,
+        "engine": args.engine,
+        "workers": args.workers,
         "threads": args.threads,
         "log_level": args.log_level,
         "access_log": args.access_log,
@@ -193,13 +205,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("davserver.access").setLevel(
         logging.INFO if config.access_log else logging.WARNING
     )
+    workers = config.worker_count()
+    server: DavServer | Workers
+    # From here on: worker processes answer as soon as they listen, before this one is done.
+    _stop_on_sigterm()
     try:
-        server = DavServer(config)
+        server = DavServer(config) if workers == 1 else Workers(config, workers)
+        server.start()
+    except KeyboardInterrupt:
+        print("davserver: stopped before it was serving", flush=True)
+        return 0
     except ConfigError as exc:
         print(f"davserver: {exc}", file=sys.stderr)
         return 2
-    try:
-        server.start()
     except OSError as exc:
         print(f"davserver: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
@@ -212,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .store.postgresql import masked
 
         print(f"  database: {masked(config.database)}", flush=True)
-    _stop_on_sigterm()
+    if workers > 1:
+        print(f"  {workers} worker processes", flush=True)
     try:
         server.serve()
     except KeyboardInterrupt:

@@ -46,6 +46,17 @@ def _positive(v: Any) -> str | None:
     return None if isinstance(v, int) and v > 0 else "a positive integer"
 
 
+def _non_negative(v: Any) -> str | None:
+    return None if isinstance(v, int) and v >= 0 else "0 or a positive integer"
+
+
+ENGINES = ("cheroot",)
+
+
+def _engine(v: Any) -> str | None:
+    return None if v in ENGINES else "one of " + ", ".join(ENGINES)
+
+
 def _anonymous(v: Any) -> str | None:
     allowed = ("", "none", "read", "write")
     return None if v in allowed else '"" (automatic), "none", "read" or "write"'
@@ -101,6 +112,10 @@ class Config:
     # [server]
     host: str = _opt("server", "127.0.0.1", "address to listen on")
     port: int = _opt("server", 8080, "TCP port; 0 picks a free one", _port)
+    engine: str = _opt("server", "cheroot", "the HTTP server that runs the app", _engine)
+    workers: int = _opt(
+        "server", 0, "worker processes on the one port; 0: one per CPU", _non_negative
+    )
     threads: int = _opt("server", 32, "worker threads started at once", _positive)
     max_threads: int = _opt(
         "server", 256, "the most worker threads when every one is busy", _positive
@@ -213,6 +228,10 @@ class Config:
     # [log]
     log_level: str = _opt("log", "info", "debug, info, warning or error", _level)
     access_log: bool = _opt("log", True, "one line per request on standard error")
+
+    def worker_count(self) -> int:
+        """`workers`, with 0 read as the number of CPUs this process may run on."""
+        return self.workers or len(os.sched_getaffinity(0))
 
     def tls(self) -> bool:
         return bool(self.cert and self.key)

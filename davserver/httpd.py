@@ -7,8 +7,9 @@ dozen such connections starve everyone else. This server starts `threads` worker
 a connection arrives with none idle, adds more in the background, up to `max_threads`; each
 stalled connection is still closed after the configured timeout of silence. A client that
 never falls silent but sends its headers a byte at a time is cut off once `header_timeout`
-has passed since a worker began reading them: at once for a new connection (cheroot hands it
-to a worker when accepted), at the first byte for a kept-alive one (it waits in a selector).
+has passed since a worker began reading them, at their first byte: until then a connection,
+new or kept alive, waits in cheroot's selector and holds no thread (a new one that sends
+nothing is closed `header_timeout` after it was accepted).
 
 cheroot does each TLS handshake on the one thread that accepts connections, so a client that
 connected to the HTTPS port and sent nothing stalled every new connection until its timeout.
@@ -22,6 +23,7 @@ import contextlib
 import functools
 import logging
 import math
+import re
 import socket
 import ssl
 import threading
@@ -47,8 +49,57 @@ class DeferredTLSAdapter(BuiltinSSLAdapter):
         return tls, {}  # the environ entries come once the handshake is done
 
 
+class _HeaderReader(server.HeaderReader):
+    """cheroot's header reader keeps the last of several Content-Length headers, so a body
+    framed as 3 bytes by one and 5 by the other was read as 5. RFC 9112 6.3 makes a doubled
+    Content-Length a framing error; a ValueError here is cheroot's 400 and closes."""
+
+    def __call__(self, rfile: Any, hdict: Any = None) -> Any:
+        return _OneHeaderBlock()(rfile, hdict)
+
+
+class _OneHeaderBlock(server.HeaderReader):
+    def __init__(self) -> None:
+        self.lengths = 0
+
+    def _allow_header(self, key_name: bytes) -> bool:
+        if key_name == b"Content-Length":
+            self.lengths += 1
+            if self.lengths > 1:
+                raise ValueError("More than one Content-Length header.")
+        return True
+
+
+# RFC 9112 7.1: chunk-size is 1*HEXDIG, then optional extensions.
+_CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+(;[^\r\n]*)?\r\n")
+
+
+class _ChunkSizeLines:
+    """The connection's stream under cheroot's chunked reader, which reads each chunk-size
+    line with int(size, 16): that takes "-5", which it then reads as the last chunk, so a
+    malformed body ended early and was stored. Size lines are checked here; a ValueError is
+    what cheroot raises for its own framing errors. After the last chunk, lines are trailers.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.trailers = False
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self.stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        line = bytes(self.stream.readline(size))
+        if not self.trailers:
+            if not _CHUNK_SIZE_LINE.fullmatch(line):
+                raise ValueError(f"Bad chunked transfer size: {line[:40]!r}")
+            self.trailers = int(line.split(b";", 1)[0], 16) == 0
+        return line
+
+
 class _Request(server.HTTPRequest):
     server: ElasticServer
+    header_reader = _HeaderReader()
 
     def parse_request(self) -> None:
         srv = self.server
@@ -78,8 +129,10 @@ class _Gateway(wsgi.Gateway_10):
     wraps around reading a small body, which `ElasticServer` bounds like headers."""
 
     def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
-        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
         req = self.req
+        if isinstance(req.rfile, server.ChunkedRFile):
+            req.rfile.rfile = _ChunkSizeLines(req.rfile.rfile)
+        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
         environ[BODY_DEADLINE] = functools.partial(req.server.body_deadline, req.conn)
         return environ
 
@@ -87,6 +140,8 @@ class _Gateway(wsgi.Gateway_10):
 class _Connection(server.HTTPConnection):
     RequestHandlerClass = _Request
     server: ElasticServer
+    # Whether the connection has waited in the selector for its first byte (`process_conn`).
+    awaited = False
 
     def communicate(self) -> bool:
         if isinstance(self.socket, ssl.SSLSocket) and not self.ssl_env and not self._handshake():
@@ -192,6 +247,15 @@ class ElasticServer(wsgi.Server):
         self._supervisor.start()
 
     def process_conn(self, conn: Any) -> None:
+        if not conn.awaited:
+            # A new connection waits for its first byte in cheroot's selector, as a kept-alive
+            # one does, rather than on a worker thread: a thousand silent connections hold no
+            # thread. One that stays silent is closed `header_timeout` after it was accepted
+            # (the selector closes connections idle for `timeout` since `last_used`).
+            conn.awaited = True
+            self._connections.put(conn)  # type: ignore[attr-defined]
+            conn.last_used -= max(0.0, self.timeout - self.header_timeout)
+            return
         super().process_conn(conn)
         # Called by the connection manager's thread: only signal here, since growing the pool
         # waits for new threads to start.
@@ -227,6 +291,10 @@ class ElasticServer(wsgi.Server):
     def stop(self) -> None:
         self._stopped.set()
         self._wanted.set()
+        # A thread the supervisor adds while cheroot stops would get no shutdown request, and
+        # cheroot would wait for it forever.
+        if self._supervisor is not None:
+            self._supervisor.join()
         # Connections still in their handshake or headers carry no request yet: end them
         # rather than wait for their clients.
         self._cut_off_overdue(math.inf)

@@ -42,7 +42,7 @@ def _boot_id() -> str:
 
 def _start_time(pid: int) -> str:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22), or "-"
-    where /proc is missing; "" when no such process exists."""
+    where /proc is missing; "" when no such process runs."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
@@ -52,6 +52,10 @@ def _start_time(pid: int) -> str:
         return "-"
     # The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
     fields = raw[raw.rfind(b")") + 2 :].split()
+    if fields and fields[0] == b"Z":
+        # A zombie has ended and only waits to be reaped: a killed server's worker processes
+        # wait for init, which may take a while after a new server started.
+        return ""
     return fields[19].decode() if len(fields) > 19 else "-"
 
 

@@ -23,10 +23,17 @@ BODY_CHUNK = 1024 * 1024
 BODY_DEADLINE = "davserver.body_deadline"
 
 
-class ClientDisconnected(DavError):
-    """The client stopped sending before the body was complete (nobody reads the answer)."""
+class FramingError(BadRequest):
+    """Where the request's body ends cannot be trusted (RFC 9112 6.3): a malformed or doubled
+    Content-Length, one beside Transfer-Encoding, broken chunked coding. Unrecoverable: the
+    answer closes the connection, since the next request's start is unknown too."""
 
-    status = 400
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=[("Connection", "close")])
+
+
+class ClientDisconnected(FramingError):
+    """The client stopped sending before the body was complete (nobody reads the answer)."""
 
 
 @dataclass(slots=True)
@@ -73,17 +80,23 @@ class Request:
         raw = self.environ.get("CONTENT_LENGTH")
         if raw in (None, ""):
             return None
-        try:
-            length = int(raw)
-        except ValueError:
-            raise BadRequest(f"Content-Length {raw!r} is not a number") from None
-        if length < 0:
-            raise BadRequest("negative Content-Length")
-        return length
+        # Digits only: int() would also take " 5", "+5" or "5_0"; a server that folds two
+        # Content-Length headers into "3, 5" lands here too.
+        if not str(raw).isdigit() or not str(raw).isascii():
+            raise FramingError(f"Content-Length {raw!r} is not a number")
+        return int(raw)
 
     @property
     def chunked(self) -> bool:
         return "chunked" in (self.header("Transfer-Encoding") or "").lower()
+
+    def check_framing(self) -> None:
+        """Refuse a body whose length two headers state (RFC 9112 6.3: a Content-Length
+        beside Transfer-Encoding may be a smuggling attempt) or whose Content-Length is not
+        a number."""
+        if self.chunked and self.environ.get("CONTENT_LENGTH") not in (None, ""):
+            raise FramingError("Content-Length beside Transfer-Encoding")
+        _ = self.content_length
 
     def has_body(self) -> bool:
         return self.chunked or bool(self.content_length)
@@ -115,8 +128,10 @@ class Request:
             while True:
                 try:
                     chunk = stream.read(size)
-                except (OSError, ValueError) as exc:
+                except OSError as exc:
                     raise ClientDisconnected(f"the upload broke off: {exc}") from None
+                except ValueError as exc:  # cheroot: a bad chunk size or a missing CRLF
+                    raise FramingError(f"malformed chunked body: {exc}") from None
                 if not chunk:
                     # Read the end of the chunked body (trailers, final CRLF) as well: left in
                     # the buffer, cheroot takes it for the start of another request and a

@@ -24,11 +24,15 @@ from .services import Services
 from .store.base import ClaimStore, LockStore, PropertyStore
 from .store.sqlite import Database, SqliteLockStore, SqlitePropertyStore
 from .store.sqlite_claims import SqliteClaimStore
+from .store.sqlite_nonces import SqliteNonceCounts
 
 log = logging.getLogger("davserver")
 
 STORE_FILE = "davserver.sqlite3"
 CLAIMS_FILE = "claims.sqlite3"
+NONCES_FILE = "nonces.sqlite3"
+# Idle kept-alive connections (and new ones awaiting their first byte) per process.
+KEEP_ALIVE_CONNECTIONS = 1024
 
 
 @contextlib.contextmanager
@@ -68,6 +72,7 @@ def build_services(config: Config) -> Services:
             users = Users(config.htpasswd, config.digest_file)
         with _naming("[storage] state_dir", state):
             secret = load_secret(state)
+            counts = SqliteNonceCounts(os.path.join(state, NONCES_FILE), config.nonce_lifetime)
         authenticator = Authenticator(
             users,
             config.realm,
@@ -75,10 +80,11 @@ def build_services(config: Config) -> Services:
             digest=bool(config.digest_file),
             secret=secret,
             nonce_lifetime=config.nonce_lifetime,
+            counts=counts,
         )
     rules = [Rule(path, user, level) for path, user, level in config.access]  # type: ignore[arg-type]
     policy = default_policy(authenticator is not None, config.anonymous, rules)
-    site = Site.create(config.public_url, config.prefix, config.prefix_mode, config.trusted_proxies)
+    site = site_of(config)
     return Services(
         config,
         provider,
@@ -124,7 +130,9 @@ def _shared_stores(url: str) -> tuple[PropertyStore, LockStore, ClaimStore, Call
 class DavServer:
     """The app served by cheroot; `start()` binds, `serve()` blocks, `stop()` ends it."""
 
-    def __init__(self, config: Config, services: Services | None = None) -> None:
+    def __init__(
+        self, config: Config, services: Services | None = None, reuse_port: bool = False
+    ) -> None:
         self.config = config
         self.services = services or build_services(config)
         self.app = DavApp(self.services)
@@ -137,9 +145,15 @@ class DavServer:
             header_timeout=config.header_timeout,
             server_name="davserver",
             request_queue_size=128,
+            # Worker processes (davserver.prefork) each listen on the port.
+            reuse_port=reuse_port,
         )
         # Headers are small; refuse a flood of them early. Bodies are bounded per method.
         self.httpd.max_request_header_size = 64 * 1024
+        # cheroot keeps at most 10 idle connections by default and closes the rest after
+        # their answer; clients then reconnect for every request. Idle ones hold no thread,
+        # and new connections wait among them for their first byte (httpd.process_conn).
+        self.httpd.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
         if config.tls():
             self.httpd.ssl_adapter = DeferredTLSAdapter(config.cert, config.key)
 
@@ -162,22 +176,11 @@ class DavServer:
 
     @property
     def public_url(self) -> str:
-        """The URL clients use: the configured public one, or the address served."""
-        site = self.services.site
-        if site.public_host:
-            return f"{site.public_scheme}://{site.public_host}{site.prefix}/"
-        if site.mode == "keep":
-            return self.url.rstrip("/") + site.prefix + "/"
-        return self.url
+        return urls(self.config, self.port, self.services.site)[1]
 
     @property
     def url(self) -> str:
-        host = self.config.host
-        shown = f"[{host}]" if ":" in host else host
-        if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming it
-            shown = "127.0.0.1"
-        scheme = "https" if self.config.tls() else "http"
-        return f"{scheme}://{shown}:{self.port}/"
+        return urls(self.config, self.port, self.services.site)[0]
 
     def serve(self) -> None:
         self.httpd.serve()
@@ -193,9 +196,31 @@ class DavServer:
         close_services(self.services)
 
 
+def site_of(config: Config) -> Site:
+    """The public origin and prefix the [proxy] options describe."""
+    return Site.create(config.public_url, config.prefix, config.prefix_mode, config.trusted_proxies)
+
+
+def urls(config: Config, port: int, site: Site) -> tuple[str, str]:
+    """The address served on `port`, and the URL clients use: the configured public one, or
+    that address (with the prefix, when requests carry it)."""
+    host = config.host
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming it
+        shown = "127.0.0.1"
+    scheme = "https" if config.tls() else "http"
+    url = f"{scheme}://{shown}:{port}/"
+    if site.public_host:
+        return url, f"{site.public_scheme}://{site.public_host}{site.prefix}/"
+    if site.mode == "keep":
+        return url, url.rstrip("/") + site.prefix + "/"
+    return url, url
+
+
 def close_services(services: Services) -> None:
     """Release what `build_services` opened."""
-    for part in (services.provider, services.props, services.locks, services.claims):
+    parts = (services.provider, services.props, services.locks, services.claims)
+    for part in (*parts, services.authenticator):
         close = getattr(part, "close", None)
         if close is not None:
             close()

@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", nargs="*", default=list(GROUPS), choices=GROUPS)
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument(
+        "--workers", type=int, help="davserver's worker processes (default: its own default)"
+    )
     parser.add_argument("--url", help="test an already running server instead")
     parser.add_argument("--user", help="user name for a server that requires one")
     parser.add_argument("--password", help="password for --user")
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 url = args.url
                 credentials = [args.user, args.password] if args.user else []
             else:
-                server = _start(tmp, group, mode)
+                server = _start(tmp, group, mode, args.workers)
                 url = server.url
                 credentials = [USER, PASSWORD] if mode == "auth" else []
             try:
@@ -132,9 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _start(tmp: str, group: str, mode: str):  # type: ignore[no-untyped-def]
+def _start(tmp: str, group: str, mode: str, workers: int | None):  # type: ignore[no-untyped-def]
     from davserver.config import load
     from davserver.passwords import set_password
+    from davserver.prefork import Workers
     from davserver.server import DavServer
 
     base = tempfile.mkdtemp(prefix=f"{group}-{mode}-", dir=tmp)
@@ -143,12 +147,18 @@ def _start(tmp: str, group: str, mode: str):  # type: ignore[no-untyped-def]
         "state_dir": os.path.join(base, "state"),
         "port": 0,
         "access_log": False,
+        "workers": workers,
     }
     if mode == "auth":
         users, digest = os.path.join(base, "users"), os.path.join(base, "users.digest")
         set_password(users, USER, PASSWORD, digest, "davserver")
         overrides.update(htpasswd=users, digest_file=digest)
     config = load(None, overrides)
+    if config.worker_count() > 1:
+        # Forked from this process; nothing here needs the parent's watching loop.
+        workers = Workers(config, config.worker_count())
+        workers.start()
+        return workers
     server = DavServer(config)
     server.start()
     server.serve_in_thread()

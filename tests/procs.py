@@ -3,6 +3,7 @@ instances behind a load balancer run it: for tests of what must hold across proc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -10,20 +11,30 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from helpers import free_port
 
 
 class ServerProcess:
-    """`davserver serve` in a child process; `kill()` is a SIGKILL, as a crash would be."""
+    """`davserver serve` in a child process; `kill()` is a SIGKILL, as a crash would be.
+    `workers` is `--workers` (None: the default, one worker process per CPU)."""
 
-    def __init__(self, root: Path, state: Path, *extra: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        state: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        workers: int | None = None,
+    ):
         self.root = root
         self.state = state
-        self.extra = extra
+        self.extra = extra if workers is None else (*extra, "--workers", str(workers))
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.logged = ""
         self.port = 0
         self.start()
 
@@ -36,6 +47,7 @@ class ServerProcess:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its worker processes with it: kill() ends them all
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -54,23 +66,33 @@ class ServerProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """As LiveServer.request, on a new connection each time."""
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, self.base + path, **kwargs)
+
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and every worker process at once, as a power cut would."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        # Whatever is left (a worker that outlived its parent) holds stderr open.
+        self.kill()
         if self.proc is not None and self.proc.stderr is not None:
+            self.logged = self.proc.stderr.read().decode(errors="replace")
             self.proc.stderr.close()
 
     def errors(self) -> str:
-        """What the process logged as errors (after it stopped)."""
-        assert self.proc is not None and self.proc.stderr is not None
-        text = self.proc.stderr.read().decode(errors="replace")
-        return "\n".join(line for line in text.splitlines() if re.search(r"ERROR|Traceback", line))
+        """What the process logged as errors (after `stop()`)."""
+        lines = self.logged.splitlines()
+        return "\n".join(line for line in lines if re.search(r"ERROR|Traceback", line))

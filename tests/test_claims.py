@@ -164,6 +164,23 @@ def test_an_owner_whose_process_ended_is_gone() -> None:
     assert not owners.is_alive(dead)
 
 
+def test_an_owner_whose_process_ended_but_is_not_reaped_yet_is_gone() -> None:
+    """A killed server's worker processes are zombies until init reaps them."""
+    code = "from davserver import owners; print(owners.new_owner(), flush=True); input()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    owner = proc.stdout.readline().strip()
+    assert owners.is_alive(owner)
+    proc.stdin.close()  # it ends; not waited for, it stays a zombie
+    assert wait_for(lambda: Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] == "Z")
+    try:
+        assert not owners.is_alive(owner)
+    finally:
+        proc.wait()
+
+
 def test_an_owner_from_a_reused_pid_or_another_boot_is_gone() -> None:
     host, boot, pid, start, nonce = owners.new_owner().split("/")
     assert not owners.is_alive("/".join([host, boot, pid, str(int(start) + 1), nonce]))

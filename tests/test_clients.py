@@ -13,7 +13,9 @@ import random
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -28,6 +30,7 @@ from clients_util import (
 )
 from helpers import shared_names
 from lxml import etree
+from procs import ServerProcess
 
 DAV = "{DAV:}"
 CADAVER_NS = "http://webdav.org/cadaver/custom-properties/"
@@ -38,6 +41,23 @@ def _access_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Capture the server's access log, shown on failure and checked for 5xx answers."""
     capture_server_log(caplog)
     return caplog
+
+
+@pytest.fixture(params=["in-process", "default-start"])
+def server(
+    request: pytest.FixtureRequest, make_server: Callable[..., Any], tmp_path: Path
+) -> Iterator[Any]:
+    """The server cadaver talks to: in this process, or the default start (`davserver serve`,
+    a worker process per CPU), whose log is checked for errors and 5xx answers at the end."""
+    if request.param == "in-process":
+        yield make_server()
+        return
+    (tmp_path / "served").mkdir()
+    proc = ServerProcess(tmp_path / "served", tmp_path / "state", "--access-log")
+    yield proc
+    proc.stop()
+    assert proc.errors() == ""
+    assert not re.findall(r'" 5\d\d \d+ ', proc.logged), proc.logged
 
 
 def url_path(*segments: str, collection: bool = False) -> str:
@@ -314,7 +334,8 @@ def build_tree(root: Path) -> None:
     assert count >= 200
 
 
-def test_davfs2_mount_round_trip(server, tmp_path, caplog):
+def test_davfs2_mount_round_trip(make_server, tmp_path, caplog):
+    server = make_server()
     """Mount, copy a tree in, rename, delete, big file, unmount, check the disk, remount."""
     source = tmp_path / "source"
     build_tree(source)

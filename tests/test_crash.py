@@ -97,7 +97,8 @@ def spaces(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 def _crash(root: Path, state: Path, point: str, method: str, path: str, **kw: object) -> None:
     """Start a server armed with `point`, send one request, and see it die at that point."""
-    dying = ServerProcess(root, state, env={failpoints.VARIABLE: point})
+    # One process: with worker processes, the one that dies is replaced and the server lives.
+    dying = ServerProcess(root, state, env={failpoints.VARIABLE: point}, workers=1)
     try:
         with pytest.raises(requests.ConnectionError):
             requests.request(method, dying.base + path, timeout=30, **kw)  # type: ignore[arg-type]

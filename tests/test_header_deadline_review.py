@@ -145,10 +145,10 @@ def test_a_kept_alive_tls_connection_idle_past_header_timeout_still_serves(
 
 
 def test_a_new_connection_silent_past_header_timeout_is_closed(make_server: Callable[..., Any]):
-    # By design (README, 'Slow and hostile clients'): cheroot gives a new connection to a
-    # worker when it is accepted, so a client that connects and sends nothing holds that worker;
-    # the header deadline, not request_timeout, bounds how long. (A kept-alive connection waits
-    # in a selector instead, and is not cut: test_hostile.py.)
+    # By design (README, 'Slow and hostile clients'): a new connection waits for its first
+    # byte in cheroot's selector, holding no worker; one that sends nothing is closed by the
+    # header deadline, not request_timeout. (A kept-alive connection waits there too, and is
+    # not cut: test_hostile.py.)
     live = make_server(request_timeout=30, header_timeout=HEADER_TIMEOUT)
     # The socket's 10 s timeout is the bound: request_timeout (30 s) would raise TimeoutError.
     with (

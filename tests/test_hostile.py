@@ -400,6 +400,45 @@ def test_lying_content_length_times_out_and_keeps_the_old_file(
 
 
 def test_slow_connections_do_not_starve_the_server(server: Any):
+    check_slow_connections_do_not_starve(server)
+
+
+def test_silent_connections_hold_no_worker_thread(server: Any):
+    """More silent connections than `max_threads`: a new client is still served, since a
+    connection waits for its first byte without a thread (issue 16)."""
+    (server.root / "f.txt").write_bytes(b"still here")
+    silent = [
+        socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        for _ in range(server.config.max_threads + 44)
+    ]
+    try:
+        # A liveness bound, not a benchmark: before, this waited for header_timeout (30 s).
+        assert requests.get(server.url("/f.txt"), timeout=10).content == b"still here"
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_many_idle_connections_are_kept_alive(server: Any):
+    """Thirty clients each keep their connection between requests (cheroot alone keeps ten
+    and closes the others after their answer, making every client reconnect)."""
+    request = b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n"
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(30)]
+    try:
+        for _ in range(2):
+            for sock in clients:
+                sock.sendall(request)
+                answer = read_answer(sock, until_closed=False)
+                assert answer.status == 200
+                assert answer.header("Connection") != "close"
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+def check_slow_connections_do_not_starve(server: Any) -> None:
+    """50 clients trickling headers and 50 trickling PUT bodies, and others still served;
+    `server` has `port`, `root` and `url(path)` (a LiveServer, or tests/test_workers.py's)."""
     (server.root / "f.txt").write_bytes(b"still here")
     sockets: list[socket.socket] = []
     try:

@@ -18,8 +18,12 @@ def test_litmus_installed() -> None:
 
 
 @pytest.mark.rfc4918("R-258", "R-259")
-def test_litmus_all_groups_pass_without_warnings(tmp_path: Path) -> None:
-    returncode, report = run_litmus(tmp_path, timeout=900)
+@pytest.mark.parametrize(
+    "workers", [(), ("--workers", "1")], ids=["default-workers", "one-process"]
+)
+def test_litmus_all_groups_pass_without_warnings(tmp_path: Path, workers: tuple[str, ...]) -> None:
+    """On the default start (a worker process per CPU) and in one process."""
+    returncode, report = run_litmus(tmp_path, *workers, timeout=900)
     assert returncode == 0, report
     results = litmus_results(report)
     groups = ("basic", "copymove", "props", "locks", "http")

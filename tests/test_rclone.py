@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 from clients_util import no_server_errors
 from helpers import write_users
+from procs import ServerProcess
 
 if TYPE_CHECKING:
     from conftest import LiveServer
@@ -137,13 +138,24 @@ class Rclone:
         return result
 
 
-@pytest.fixture
-def rclone_env(make_server, tmp_path: Path) -> Iterator[tuple[LiveServer, Rclone]]:
-    server = make_server(htpasswd=write_users(tmp_path / "users.htpasswd", {USER: PASSWORD}))
+@pytest.fixture(params=["in-process", "default-start"])
+def rclone_env(
+    make_server, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[LiveServer | ServerProcess, Rclone]]:
+    """rclone and a server: in this process, or the default start (`davserver serve`, a worker
+    process per CPU: a checksum stored through one is reported by another)."""
+    users = write_users(tmp_path / "users.htpasswd", {USER: PASSWORD})
+    server: LiveServer | ServerProcess
+    if request.param == "in-process":
+        server = make_server(htpasswd=users)
+    else:
+        (tmp_path / "root").mkdir()
+        server = ServerProcess(tmp_path / "root", tmp_path / "state", "--htpasswd", users)
+        request.addfinalizer(lambda: _stopped_without_errors(server))
     yield server, rclone_for(server, tmp_path)
 
 
-def rclone_for(server: LiveServer, tmp_path: Path) -> Rclone:
+def rclone_for(server: LiveServer | ServerProcess, tmp_path: Path) -> Rclone:
     """rclone with the remote `dav:` set up for `server` (which has the user USER)."""
     program = require_rclone()
     home = tmp_path / "home"
@@ -175,6 +187,11 @@ def rclone_for(server: LiveServer, tmp_path: Path) -> Rclone:
         "RCLONE_CONFIG_DAV_PASS": obscured,
     }
     return Rclone(program, env)
+
+
+def _stopped_without_errors(server: ServerProcess) -> None:
+    server.stop()
+    assert server.errors() == ""
 
 
 @pytest.fixture(autouse=True)

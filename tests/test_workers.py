@@ -1,0 +1,191 @@
+"""`[server] workers`: several worker processes on one port are one server (issue 16)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import digest_authorization, digest_challenge, lockinfo, temp_files, wait_for
+from procs import ServerProcess
+from test_hostile import check_slow_connections_do_not_starve
+
+from davserver import prefork
+from davserver.passwords import set_password
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        # Fields after the command name, which may hold spaces: state, then the parent's pid.
+        if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServerProcess]:
+    (tmp_path / "root").mkdir()
+    proc = ServerProcess(tmp_path / "root", tmp_path / "state", workers=2)
+    # The first worker answers before the parent has started the second.
+    assert proc.proc is not None
+    assert wait_for(lambda: len(children(proc.proc.pid)) == 2, 20)
+    yield proc
+    proc.stop()
+
+
+def test_two_workers_serve_one_port(served: ServerProcess) -> None:
+    assert served.proc is not None
+    assert len(children(served.proc.pid)) == 2
+    assert requests.put(served.base + "/a.txt", data=b"one", timeout=10).status_code == 201
+    assert requests.get(served.base + "/a.txt", timeout=10).content == b"one"
+
+
+def test_sigterm_stops_every_worker(served: ServerProcess) -> None:
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(30) == 0
+    assert all(gone(pid) for pid in workers)
+
+
+def test_ctrl_c_stops_every_worker(served: ServerProcess) -> None:
+    """Ctrl-C: SIGINT to the terminal's whole process group, parent and workers at once."""
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    os.killpg(served.proc.pid, signal.SIGINT)
+    assert served.proc.wait(30) == 0
+    assert all(gone(pid) for pid in workers)
+    assert served.proc.stderr is not None
+    logged = served.proc.stderr.read()
+    assert b"ERROR" not in logged, logged.decode()
+
+
+def test_a_worker_that_dies_is_replaced(served: ServerProcess) -> None:
+    assert served.proc is not None
+    first = children(served.proc.pid)
+    # A worker that dies right after its start is not replaced (it would fail again).
+    time.sleep(prefork.SHORTEST_LIFE)
+    os.kill(first[0], signal.SIGKILL)
+    assert wait_for(lambda: len(set(children(served.proc.pid)) - {first[0]}) == 2, 20)
+    for _ in range(6):
+        assert requests.get(served.base + "/", timeout=10).status_code == 200
+
+
+def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
+    """A parent killed outright (no stop()) leaves no worker serving on."""
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    os.kill(served.proc.pid, signal.SIGKILL)
+    served.proc.wait(10)
+    assert wait_for(lambda: all(gone(pid) for pid in workers), 20)
+
+
+class _Urls:
+    """A ServerProcess as test_hostile's checks use a server."""
+
+    def __init__(self, proc: ServerProcess) -> None:
+        self.port = proc.port
+        self.root = proc.root
+        self.base = proc.base
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def test_slow_connections_do_not_starve_the_workers(served: ServerProcess) -> None:
+    check_slow_connections_do_not_starve(_Urls(served))
+
+
+def test_digest_nonce_replay_is_refused_by_every_process(tmp_path: Path) -> None:
+    """A nonce from one process is good on another (their secret is in the state folder), and
+    a request replayed to another process after it was accepted is refused (RFC 7616 3.4):
+    two single-process servers on one state folder, so each request's process is known."""
+    (tmp_path / "root").mkdir()
+    users = tmp_path / "users"
+    digest = tmp_path / "digest"
+    set_password(str(users), "alice", "secret", str(digest), "davserver")
+    auth = ("--htpasswd", str(users), "--digest-file", str(digest))
+    first = ServerProcess(tmp_path / "root", tmp_path / "state", *auth, workers=1)
+    second = ServerProcess(tmp_path / "root", tmp_path / "state", *auth, workers=1)
+    try:
+        challenge = digest_challenge(requests.get(first.base + "/", timeout=10), "SHA-256")
+
+        def get(proc: ServerProcess, nc: int) -> int:
+            header = digest_authorization("GET", "/", "alice", "secret", challenge, "SHA-256", nc)
+            r = requests.get(proc.base + "/", headers={"Authorization": header}, timeout=10)
+            return r.status_code
+
+        assert get(second, 1) == 200
+        assert get(first, 1) == 401
+        assert get(first, 2) == 200
+        assert get(second, 2) == 401
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_lock_taken_through_one_worker_binds_them_all(served: ServerProcess) -> None:
+    """Each request on a new connection (the kernel picks its worker): every one sees the
+    lock, and the lock token works whichever worker it reaches."""
+    lock = requests.request("LOCK", served.base + "/locked.txt", data=lockinfo(), timeout=10)
+    assert lock.status_code == 201
+    token = lock.headers["Lock-Token"]
+    for _ in range(12):
+        r = requests.put(served.base + "/locked.txt", data=b"x", timeout=10)
+        assert r.status_code == 423
+    for _ in range(6):
+        r = requests.put(
+            served.base + "/locked.txt", data=b"y", headers={"If": f"({token})"}, timeout=10
+        )
+        assert r.status_code == 204
+
+
+def test_sigterm_discards_an_upload_in_flight(served: ServerProcess) -> None:
+    """An upload cut short by the stop is not committed, in part or at all."""
+    target = served.root / "kept.txt"
+    target.write_bytes(b"old")
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=20)
+    try:
+        sock.sendall(b"PUT /kept.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nnew")
+        assert wait_for(lambda: bool(temp_files(served.root)), 10)
+        assert served.proc is not None
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(30) == 0
+    finally:
+        sock.close()
+    assert target.read_bytes() == b"old"
+
+
+def test_every_worker_reloads_the_users_file(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    users = tmp_path / "users"
+    set_password(str(users), "alice", "one")
+    proc = ServerProcess(tmp_path / "root", tmp_path / "state", "--htpasswd", str(users), workers=2)
+    try:
+        for _ in range(6):
+            r = requests.get(proc.base + "/", auth=("alice", "one"), timeout=10)
+            assert r.status_code == 200
+        set_password(str(users), "bob", "two")
+        # Each on a new connection: the kernel spreads them over both workers.
+        for _ in range(12):
+            r = requests.get(proc.base + "/", auth=("bob", "two"), timeout=10)
+            assert r.status_code == 200
+    finally:
+        proc.stop()
