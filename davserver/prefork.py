@@ -175,8 +175,12 @@ def _worker(config: Config, parent: int, reserved: socket.socket | None, listeni
     server = DavServer(config, reuse_port=True)
     try:
         server.start()
-        os.write(listening, b".")
-        os.close(listening)
+        try:
+            os.write(listening, b".")
+        except BrokenPipeError:
+            return 0  # the parent stopped waiting for it: it is stopping, so is this worker
+        finally:
+            os.close(listening)
         server.serve_in_thread()
         stopping.wait()
     finally:

@@ -50,7 +50,9 @@ def several(tmp_path: Path, url: str, *extra: str) -> Iterator[list[ServerProces
     # Warnings (each 503 logs one) could fill the stderr pipe; errors are checked.
     args = ("--database", url, "--log-level", "error", *extra)
     with ThreadPoolExecutor(3) as pool:
-        started = list(pool.map(lambda i: ServerProcess(root, tmp_path / f"s{i}", *args), range(3)))
+        started = list(
+            pool.map(lambda i: ServerProcess(root, tmp_path / f"s{i}", *args, workers=1), range(3))
+        )
     logged = []
     try:
         yield started

@@ -282,7 +282,7 @@ def test_a_put_killed_mid_upload_leaves_the_old_object_and_no_upload(
     finally:
         setup.stop()
     crashing = {failpoints.VARIABLE: "put.staged"}
-    dying = ServerProcess(root, state, *endpoint, env=crashing)  # type: ignore[arg-type]
+    dying = ServerProcess(root, state, *endpoint, env=crashing, workers=1)  # type: ignore[arg-type]
     try:
         with pytest.raises(requests.ConnectionError):
             requests.put(dying.base + "/a", data=b"n" * (PART_SIZE + 10), timeout=60)
