@@ -16,7 +16,8 @@ from davserver.config import Config, load
 from davserver.server import DavServer, build_services, close_services
 from davserver.services import Services
 
-pytest_plugins = ["rfc4918_plugin"]  # the rfc4918(*ids) marker and its record of outcomes
+# The rfc4918(*ids) marker and its record of outcomes; server processes (two_processes).
+pytest_plugins = ["rfc4918_plugin", "procs"]
 
 
 class LiveServer:

@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from helpers import free_port
 
@@ -96,3 +98,15 @@ class ServerProcess:
         """What the process logged as errors (after `stop()`)."""
         lines = self.logged.splitlines()
         return "\n".join(line for line in lines if re.search(r"ERROR|Traceback", line))
+
+
+@pytest.fixture
+def two_processes(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two davserver processes on one root and one state folder, as two workers."""
+    root, state = tmp_path / "root", tmp_path / "state"
+    root.mkdir()
+    first = ServerProcess(root, state)
+    second = ServerProcess(root, state)
+    yield first, second
+    first.stop()
+    second.stop()

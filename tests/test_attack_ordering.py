@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -382,17 +382,6 @@ def test_recovery_itself_killed_at_start_is_finished_by_the_next_start(tmp_path:
 
 def _batch(base: str, operations: list[dict[str, Any]]) -> requests.Response:
     return requests.post(base + "/", json={"operations": operations}, timeout=60)
-
-
-@pytest.fixture
-def two_processes(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    root, state = tmp_path / "root", tmp_path / "state"
-    root.mkdir()
-    first = ServerProcess(root, state)
-    second = ServerProcess(root, state)
-    yield first, second
-    first.stop()
-    second.stop()
 
 
 def test_batches_moving_files_in_a_ring_across_processes_lose_nothing(

@@ -11,7 +11,7 @@ import shutil
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,18 +92,6 @@ def test_crossing_moves_run_one_after_the_other(server: LiveServer) -> None:
         _two_trees(server.root)
         statuses = _race(_move(server.base, "/A/", "/B/"), _move(server.base, "/B/", "/A/"))
         _check_one_tree_left(server.root, statuses)
-
-
-@pytest.fixture
-def two_processes(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Two davserver processes on one root and one state folder, as two workers."""
-    root, state = tmp_path / "root", tmp_path / "state"
-    root.mkdir()
-    first = ServerProcess(root, state)
-    second = ServerProcess(root, state)
-    yield first, second
-    first.stop()
-    second.stop()
 
 
 def test_crossing_moves_across_processes(

@@ -24,6 +24,7 @@ request from hanging on a database that went silent, and the pool reconnects by 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -604,16 +605,7 @@ class PostgresLockStore:
             conn.execute(
                 f"INSERT INTO locks ({_LOCK_COLUMNS}) "  # noqa: S608
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    lock.token,
-                    lock.root,
-                    lock.depth,
-                    lock.scope,
-                    lock.owner,
-                    lock.principal,
-                    lock.timeout,
-                    lock.expires,
-                ),
+                dataclasses.astuple(lock),  # the fields in _LOCK_COLUMNS' order
             )
 
     def refresh(self, token: str, timeout: int, now: float) -> Lock | None:

@@ -9,6 +9,7 @@ connection (sqlite3 connections are not shared between threads).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -292,16 +293,7 @@ class SqliteLockStore:
                 raise LockConflict(conflict)
             conn.execute(
                 f"INSERT INTO locks ({_LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                (
-                    lock.token,
-                    lock.root,
-                    lock.depth,
-                    lock.scope,
-                    lock.owner,
-                    lock.principal,
-                    lock.timeout,
-                    lock.expires,
-                ),
+                dataclasses.astuple(lock),  # the fields in _LOCK_COLUMNS' order
             )
 
     def refresh(self, token: str, timeout: int, now: float) -> Lock | None:
