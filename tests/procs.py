@@ -9,10 +9,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
@@ -51,11 +52,17 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,  # its worker processes with it: kill() ends them all
         )
+        # Read as it comes: a full pipe would block the server in its next log line.
+        assert self.proc.stderr is not None
+        self._reader = threading.Thread(
+            target=self._read_stderr, args=(self.proc.stderr,), daemon=True
+        )
+        self._reader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                assert self.proc.stderr is not None
-                raise RuntimeError(f"davserver exited: {self.proc.stderr.read().decode()}")
+                self._reader.join(10)
+                raise RuntimeError(f"davserver exited: {self.logged}")
             try:
                 requests.request("OPTIONS", self.base + "/", timeout=10)
                 return
@@ -63,6 +70,11 @@ class ServerProcess:
                 # Not listening yet, or too busy to answer in time on a loaded machine.
                 time.sleep(0.05)
         raise RuntimeError("davserver did not start within 30 s")
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        with stream:
+            for line in stream:
+                self.logged += line.decode(errors="replace")
 
     @property
     def base(self) -> str:
@@ -90,9 +102,7 @@ class ServerProcess:
                 self.proc.wait(30)
         # Whatever is left (a worker that outlived its parent) holds stderr open.
         self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.logged = self.proc.stderr.read().decode(errors="replace")
-            self.proc.stderr.close()
+        self._reader.join(10)
 
     def errors(self) -> str:
         """What the process logged as errors (after `stop()`)."""
