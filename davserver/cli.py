@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from . import __version__
-from .config import ENGINES, ConfigError, load
+from .config import BASIC_MODES, ENGINES, ConfigError, load
 from .passwords import set_password
 from .prefork import Workers
 from .server import DavServer, stopping_on_signals
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--htpasswd", metavar="FILE", help="require users from this file")
     serve.add_argument(
         "--digest-file", metavar="FILE", help="offer HTTP Digest with hashes from this file"
+    )
+    serve.add_argument(
+        "--basic",
+        choices=BASIC_MODES,
+        help="when HTTP Basic is offered: https (default: over HTTPS only), always, or never",
     )
     serve.add_argument(
         "--anonymous", choices=("none", "read", "write"), help="what anonymous users may do"
@@ -170,6 +175,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "access_log": args.access_log,
         "htpasswd": args.htpasswd,
         "digest_file": args.digest_file,
+        "basic": args.basic,
         "anonymous": args.anonymous,
         "public_url": args.public_url,
         "prefix": args.prefix,

@@ -178,7 +178,15 @@ def test_every_worker_reloads_the_users_file(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     users = tmp_path / "users"
     set_password(str(users), "alice", "one")
-    proc = ServerProcess(tmp_path / "root", tmp_path / "state", "--htpasswd", str(users), workers=2)
+    proc = ServerProcess(
+        tmp_path / "root",
+        tmp_path / "state",
+        "--htpasswd",
+        str(users),
+        "--basic",
+        "always",
+        workers=2,
+    )
     try:
         for _ in range(6):
             r = requests.get(proc.base + "/", auth=("alice", "one"), timeout=10)
