@@ -20,6 +20,10 @@ import requests
 from helpers import free_port
 
 
+class PortTaken(RuntimeError):
+    """The port chosen for a server was taken by someone else before it could bind it."""
+
+
 class ServerProcess:
     """`davserver serve` in a child process; `kill()` is a SIGKILL, as a crash would be.
     `workers` is `--workers` (None: the default, one worker process per CPU)."""
@@ -42,7 +46,18 @@ class ServerProcess:
         self.start()
 
     def start(self) -> None:
-        self.port = free_port()
+        # Another program may take the free port before the server binds it (the machine is
+        # shared): then a new port, a few times.
+        for attempt in range(4):
+            try:
+                self._start_on(free_port())
+                return
+            except PortTaken:
+                if attempt == 3:
+                    raise
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
         args = [sys.executable, "-m", "davserver", "serve", str(self.root)]
         args += ["--port", str(self.port), "--state-dir", str(self.state), "--no-access-log"]
         self.proc = subprocess.Popen(
@@ -62,6 +77,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self._reader.join(10)
+                if "Address already in use" in self.logged:
+                    raise PortTaken(self.logged)
                 raise RuntimeError(f"davserver exited: {self.logged}")
             try:
                 requests.request("OPTIONS", self.base + "/", timeout=10)
