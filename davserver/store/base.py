@@ -22,6 +22,13 @@ class PropertyStore(Protocol):
         """The resource's properties (only `names` when given; unknown names are left out)."""
         ...
 
+    def get_many(
+        self, paths: Sequence[str], names: Collection[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """`get` for several resources in one query (a listing's page of members): path ->
+        its properties; a resource with none (of `names`) is left out."""
+        ...
+
     def members_with_properties(self, parent: str) -> set[str]:
         """The direct members of `parent` that have any property, in one query, so that a
         listing asks `get` only for those."""

@@ -508,6 +508,24 @@ class PostgresPropertyStore:
                 )
             return dict(rows.fetchall())
 
+    def get_many(
+        self, paths_: Sequence[str], names: Collection[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        with self.db.connection() as conn:
+            if names is None:
+                rows = conn.execute(
+                    "SELECT path, name, value FROM props WHERE path = ANY(%s)", (list(paths_),)
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT path, name, value FROM props WHERE path = ANY(%s) AND name = ANY(%s)",
+                    (list(paths_), list(names)),
+                )
+            for path, name, value in rows:
+                found.setdefault(path, {})[name] = value
+        return found
+
     def members_with_properties(self, parent: str) -> set[str]:
         with self.db.connection() as conn:
             rows = conn.execute(
