@@ -232,3 +232,64 @@ def test_assets_are_package_data() -> None:
     assert {p.name for p in static.iterdir()} >= {"app.js", "app.css"}
     text = (Path(__file__).parent.parent / "pyproject.toml").read_text()
     assert '"davserver.ui" = ["static/*"]' in text
+
+
+def _listing(server: LiveServer, target: str) -> list[dict[str, Any]]:
+    answer = server.request("GET", target)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Cache-Control"] == "no-store"
+    members: list[dict[str, Any]] = answer.json()["members"]
+    return sorted(members, key=lambda m: str(m["path"]))
+
+
+def test_the_json_listing_has_what_the_page_shows(server: LiveServer) -> None:
+    make_tree(server.root, {"f/a.txt": b"alpha", 'f/<"ü">.png': b"", "f/sub/deep.txt": b"d"})
+    os.utime(server.root / "f" / "a.txt", (1_700_000_000, 1_700_000_000))
+    members = _listing(server, "/f/?list")
+    assert members == [
+        {
+            "path": '<"ü">.png',
+            "folder": False,
+            "size": 0,
+            "modified": members[0]["modified"],
+            "type": "image/png",
+        },
+        {
+            "path": "a.txt",
+            "folder": False,
+            "size": 5,
+            "modified": 1_700_000_000,
+            "type": "text/plain; charset=utf-8",
+        },
+        {"path": "sub", "folder": True, "size": 0, "modified": members[2]["modified"], "type": ""},
+    ]
+    assert _listing(server, "/f/?list=1") == members
+    everything = _listing(server, "/f/?list=infinity")
+    assert [m["path"] for m in everything] == ['<"ü">.png', "a.txt", "sub", "sub/deep.txt"]
+    head = server.request("HEAD", "/f/?list")
+    assert head.status_code == 200 and head.content == b""
+    assert server.request("GET", "/f/?list=2").status_code == 400
+
+
+def test_the_json_listing_leaves_out_what_the_user_may_not_read(make_server: Any) -> None:
+    server = make_server(access=(("/f/secret", "anonymous", "none"),), hide_apple_metadata=True)
+    make_tree(
+        server.root,
+        {"f/open.txt": b"o", "f/secret/s.txt": b"s", "f/secretly.txt": b"x", "f/._open.txt": b""},
+    )
+    assert [m["path"] for m in _listing(server, "/f/?list")] == ["open.txt", "secretly.txt"]
+    assert [m["path"] for m in _listing(server, "/f/?list=infinity")] == [
+        "open.txt",
+        "secretly.txt",
+    ]
+
+
+def test_the_deep_json_listing_is_bounded_like_depth_infinity(make_server: Any) -> None:
+    server = make_server(max_propfind_resources=5)
+    make_tree(server.root, {f"f/{i}.txt": b"x" for i in range(5)})
+    answer = server.request("GET", "/f/?list=infinity")
+    assert answer.status_code == 403
+    assert "more than 5 resources" in answer.text
+    assert len(_listing(server, "/f/?list")) == 5  # one level is not bounded, as Depth: 1
