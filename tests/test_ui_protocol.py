@@ -4,6 +4,7 @@ files, the refusal of changes from foreign origins, the zip download and the pag
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import zipfile
@@ -11,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from davserver import listing, paths
+from davserver.model import Resource
 from tests.conftest import LiveServer
 from tests.helpers import make_tree
 
@@ -293,3 +298,39 @@ def test_the_deep_json_listing_is_bounded_like_depth_infinity(make_server: Any) 
     assert answer.status_code == 403
     assert "more than 5 resources" in answer.text
     assert len(_listing(server, "/f/?list")) == 5  # one level is not bounded, as Depth: 1
+
+
+# Any name a provider path may hold (paths.py): no "/", NUL or backslash, never "." or "..".
+SEGMENTS = st.text(st.characters(blacklist_characters="/\\\x00"), min_size=1).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@given(
+    base=st.lists(SEGMENTS, max_size=2),
+    members=st.lists(
+        st.tuples(st.lists(SEGMENTS, min_size=1, max_size=3), st.booleans(), st.integers(0, 2**53)),
+        max_size=20,
+    ),
+)
+def test_the_json_listing_is_json_whatever_the_names(
+    base: list[str], members: list[tuple[list[str], bool, int]]
+) -> None:
+    folder = Resource(paths.join(base), True, 0, 0.0, 0.0, "")
+    resources = [
+        Resource(paths.join([*base, *rel]), is_dir, size, 1e9 + 0.7, 0.0, "e")
+        for rel, is_dir, size in members
+    ]
+    text = b"".join(listing._json(iter(resources), folder, lambda r: 'a/"b"\\'))
+    assert json.loads(text) == {
+        "members": [
+            {
+                "path": "/".join(rel),
+                "folder": is_dir,
+                "size": 0 if is_dir else size,
+                "modified": 1_000_000_000,
+                "type": "" if is_dir else 'a/"b"\\',
+            }
+            for rel, is_dir, size in members
+        ]
+    }
