@@ -588,6 +588,7 @@ function pickFolder(title, verb) {
       node.setAttribute("tabindex", "0");
       node.focus();
       target.textContent = `${verb} to: /${where.get(node).join("/")}`;
+      take.disabled = false;
     }
 
     async function open(node) {
@@ -648,11 +649,11 @@ function pickFolder(title, verb) {
       else await open(node);
     });
 
+    // Usable once a folder is chosen: the tree is read from the server first.
+    const take = button(`${verb} here`, () => { result = where.get(current); dialog.close(); }, { disabled: true });
     const dialog = modal(title, () => resolve(result),
       el("h2", { text: title }), tree, target,
-      el("div", { class: "bar" },
-        button(`${verb} here`, () => { result = where.get(current); dialog.close(); }),
-        button("Cancel", () => dialog.close())));
+      el("div", { class: "bar" }, take, button("Cancel", () => dialog.close())));
 
     // Opened down to the folder on screen, which is chosen at first.
     (async () => {
