@@ -451,11 +451,11 @@ async function dropped(transfer) {
 }
 
 async function upload(files) {
-  const list = [...(await files)];
-  if (!list.length) return;
+  const picked = [...(await files)];
+  if (!picked.length) return;
   const folders = new Set();
   uploads.replaceChildren();
-  jobs = list.map((file) => {
+  jobs = picked.map((file) => {
     const relative = file.webkitRelativePath || file.relativePath || file.name;
     const parts = relative.split("/");
     for (let i = 1; i < parts.length; i += 1) folders.add(parts.slice(0, i).join("/"));
