@@ -4,6 +4,7 @@ files, the refusal of changes from foreign origins, the zip download and the pag
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import zipfile
@@ -11,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from davserver import listing, paths
+from davserver.model import Resource
 from tests.conftest import LiveServer
 from tests.helpers import make_tree
 
@@ -181,9 +186,12 @@ def test_a_browser_gets_the_page_and_other_clients_the_listing(
 def test_the_page_has_a_strict_policy_and_no_inline_script(server: LiveServer) -> None:
     answer = server.request("GET", "/", headers={"Accept": "text/html"})
     policy = answer.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in policy
-    assert "script-src 'self';" in policy
-    assert "frame-ancestors 'none'" in policy
+    # Nothing but what the page uses: its own script, style, images and requests; no frames,
+    # no media, no blob: or data: URLs, no form posts, no <base>, no framing by anyone.
+    assert policy == (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     scripts = re.findall(r"<script[^>]*>(.*?)</script>", answer.text, re.S)
     assert scripts == [""]
@@ -232,3 +240,100 @@ def test_assets_are_package_data() -> None:
     assert {p.name for p in static.iterdir()} >= {"app.js", "app.css"}
     text = (Path(__file__).parent.parent / "pyproject.toml").read_text()
     assert '"davserver.ui" = ["static/*"]' in text
+
+
+def _listing(server: LiveServer, target: str) -> list[dict[str, Any]]:
+    answer = server.request("GET", target)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Cache-Control"] == "no-store"
+    members: list[dict[str, Any]] = answer.json()["members"]
+    return sorted(members, key=lambda m: str(m["path"]))
+
+
+def test_the_json_listing_has_what_the_page_shows(server: LiveServer) -> None:
+    make_tree(server.root, {"f/a.txt": b"alpha", 'f/<"ü">.png': b"", "f/sub/deep.txt": b"d"})
+    os.utime(server.root / "f" / "a.txt", (1_700_000_000, 1_700_000_000))
+    members = _listing(server, "/f/?list")
+    assert members == [
+        {
+            "path": '<"ü">.png',
+            "folder": False,
+            "size": 0,
+            "modified": members[0]["modified"],
+            "type": "image/png",
+        },
+        {
+            "path": "a.txt",
+            "folder": False,
+            "size": 5,
+            "modified": 1_700_000_000,
+            "type": "text/plain; charset=utf-8",
+        },
+        {"path": "sub", "folder": True, "size": 0, "modified": members[2]["modified"], "type": ""},
+    ]
+    assert _listing(server, "/f/?list=1") == members
+    everything = _listing(server, "/f/?list=infinity")
+    assert [m["path"] for m in everything] == ['<"ü">.png', "a.txt", "sub", "sub/deep.txt"]
+    head = server.request("HEAD", "/f/?list")
+    assert head.status_code == 200 and head.content == b""
+    assert server.request("GET", "/f/?list=2").status_code == 400
+
+
+def test_the_json_listing_leaves_out_what_the_user_may_not_read(make_server: Any) -> None:
+    server = make_server(access=(("/f/secret", "anonymous", "none"),), hide_apple_metadata=True)
+    make_tree(
+        server.root,
+        {"f/open.txt": b"o", "f/secret/s.txt": b"s", "f/secretly.txt": b"x", "f/._open.txt": b""},
+    )
+    assert [m["path"] for m in _listing(server, "/f/?list")] == ["open.txt", "secretly.txt"]
+    assert [m["path"] for m in _listing(server, "/f/?list=infinity")] == [
+        "open.txt",
+        "secretly.txt",
+    ]
+
+
+def test_the_deep_json_listing_is_bounded_like_depth_infinity(make_server: Any) -> None:
+    server = make_server(max_propfind_resources=5)
+    make_tree(server.root, {f"f/{i}.txt": b"x" for i in range(5)})
+    answer = server.request("GET", "/f/?list=infinity")
+    assert answer.status_code == 403
+    assert "more than 5 resources" in answer.text
+    assert len(_listing(server, "/f/?list")) == 5  # one level is not bounded, as Depth: 1
+
+
+# Any name a provider path may hold (paths.py): no "/", NUL or backslash, never "." or "..".
+SEGMENTS = st.text(st.characters(blacklist_characters="/\\\x00"), min_size=1).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@given(
+    base=st.lists(SEGMENTS, max_size=2),
+    members=st.lists(
+        st.tuples(st.lists(SEGMENTS, min_size=1, max_size=3), st.booleans(), st.integers(0, 2**53)),
+        max_size=20,
+    ),
+)
+def test_the_json_listing_is_json_whatever_the_names(
+    base: list[str], members: list[tuple[list[str], bool, int]]
+) -> None:
+    folder = Resource(paths.join(base), True, 0, 0.0, 0.0, "")
+    resources = [
+        Resource(paths.join([*base, *rel]), is_dir, size, 1e9 + 0.7, 0.0, "e")
+        for rel, is_dir, size in members
+    ]
+    text = b"".join(listing._json(iter(resources), folder, lambda r: 'a/"b"\\'))
+    assert json.loads(text) == {
+        "members": [
+            {
+                "path": "/".join(rel),
+                "folder": is_dir,
+                "size": 0 if is_dir else size,
+                "modified": 1_000_000_000,
+                "type": "" if is_dir else 'a/"b"\\',
+            }
+            for rel, is_dir, size in members
+        ]
+    }

@@ -24,7 +24,7 @@ from ..errors import DavError, Forbidden
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
-from ..tree import count, walk
+from ..tree import count
 
 READ_CHUNK = 256 * 1024
 # The earliest time a zip entry can carry (MS-DOS dates start in 1980).
@@ -98,6 +98,11 @@ def _roots(services: Services, collection: Resource, names: list[str]) -> list[R
     return [services.provider.stat(path) for path in kept]
 
 
+def _members(services: Services, user: str | None, roots: list[Resource]) -> Iterator[Resource]:
+    for root in roots:
+        yield from listing.visible(services, user, root, "infinity")
+
+
 def _ascii_name(name: str) -> str:
     """A fallback file name for clients that ignore `filename*` (RFC 6266 4.3)."""
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
@@ -107,7 +112,7 @@ def _archive(services: Services, req: Request, base: str, roots: list[Resource])
     sink = _Sink()
     # STORED: the bytes pass through as they are; most large files are compressed already.
     with zipfile.ZipFile(cast(IO[bytes], sink), "w", zipfile.ZIP_STORED) as archive:
-        for resource in _members(services, req, roots):
+        for resource in _members(services, req.user, roots):
             name = "/".join(paths.split(resource.path)[len(paths.split(base)) :])
             info = zipfile.ZipInfo(name + ("/" if resource.is_collection else ""), _when(resource))
             if resource.is_collection:
@@ -119,20 +124,6 @@ def _archive(services: Services, req: Request, base: str, roots: list[Resource])
             if sink.parts:
                 yield sink.take()
     yield sink.take()
-
-
-def _members(services: Services, req: Request, roots: list[Resource]) -> Iterator[Resource]:
-    policy, user = services.policy, req.user
-
-    def visible(resource: Resource) -> bool:
-        return policy.allows(user, resource.path, "read") and not listing.hidden(
-            services, resource.path
-        )
-
-    for root in roots:
-        for resource in walk(services.provider, root, "infinity", descend=visible):
-            if visible(resource):
-                yield resource
 
 
 def _add_file(

@@ -132,6 +132,10 @@ def _collection(services: Services, req: Request, resource: Resource, head: bool
     query = parse_qs(str(req.environ.get("QUERY_STRING", "")), keep_blank_values=True)
     if "zip" in query:
         return archive.zip_response(services, req, resource, query.get("name", []), head)
+    if "list" in query:
+        return listing.collection_json(
+            services, req, resource, query["list"][0], head, content_type
+        )
     if "ui" in query:
         return ui.asset(req, query["ui"][0], head)
     if ui.wants_page(req):

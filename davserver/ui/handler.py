@@ -22,9 +22,8 @@ from ..services import Services
 # The page runs only its own script and style; it may talk to its own origin and nothing else,
 # and no other site may frame it (clickjacking).
 PAGE_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-    "media-src 'self'; frame-src 'self'; connect-src 'self'; form-action 'none'; "
-    "base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 ASSETS = ("app.js", "app.css")
@@ -68,11 +67,14 @@ def asset(req: Request, name: str, head: bool) -> Response:
     return Response(200, headers, () if head else [data])
 
 
+# The folder's JSON listing is preloaded: it comes while the script loads, and the script's
+# fetch of the same URL (same mode and credentials as `crossorigin="anonymous"`) takes it.
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <link rel="stylesheet" href="?ui=app.css&amp;v={css}">
+<link rel="preload" href="?list" as="fetch" crossorigin="anonymous">
 <script type="module" src="?ui=app.js&amp;v={js}"></script>
 </head>
 <body data-root="{root}" data-writable="{writable}">
