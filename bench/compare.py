@@ -82,8 +82,15 @@ print(json.dumps(results))
 
 def run(checkout: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # `-c` puts the working folder first on sys.path, before PYTHONPATH: run in the checkout,
+    # or both children would import whichever davserver this command was started beside.
     out = subprocess.run(
-        [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
