@@ -4,6 +4,7 @@ store (SeaweedFS, tests/s3server.py), talked to over HTTP."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import requests
 import s3server
 import test_rclone
+from clients_util import CadaverSession, assert_no_server_errors, capture_server_log
 from conftest import LiveServer
 from helpers import free_port, litmus_results, run_litmus, wait_for, write_users
 from lxml import etree
@@ -345,3 +347,60 @@ def test_a_folder_of_several_listing_pages_is_set_aside_and_put_back_whole(
         assert objects(s3_store, root) == {"big/": b"", **{n: n.encode() for n in names}}
     finally:
         provider.close()
+
+
+def test_cadaver_round_trip_on_an_s3_root(
+    s3_server: LiveServer,
+    s3_store: s3server.S3Store,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cadaver session: mkcol, put, ls, get, properties, copy (also over an existing
+    file), move, lock, delete; checked in the bucket and over HTTP."""
+    capture_server_log(caplog)
+    local = tmp_path / "local"
+    local.mkdir()
+    report = bytes(range(256)) * 64 + b"\x00" * 150_000
+    (local / "report ü.bin").write_bytes(report)
+    (local / "notes.txt").write_text("first line\nsecond: ünïcödé\n", encoding="utf-8")
+    notes = (local / "notes.txt").read_bytes()
+    root = s3_server.config.root
+    dav = CadaverSession(s3_server.url("/"), tmp_path / "home", local)
+    try:
+        dav.ok('mkcol "projects ü"')
+        dav.ok('cd "projects ü"', expect="")
+        dav.ok('put "report ü.bin"')
+        dav.ok("put notes.txt")
+        listing = dav.ok("ls")
+        assert re.search(rf"report ü\.bin\s+{len(report)}\s", listing), listing
+        dav.ok('get "report ü.bin" back.bin')
+        assert (local / "back.bin").read_bytes() == report
+        dav.ok("propset notes.txt color blue")
+        assert "Value of color is: blue" in dav.run("propget notes.txt color")
+        dav.ok("cd ..", expect="")
+        dav.ok('copy "projects ü" backup')
+        dav.ok("propset backup/notes.txt color old")
+        # Over an existing file: the replaced one is set aside, then dropped.
+        dav.ok('copy "projects ü/notes.txt" backup/notes.txt')
+        assert "Value of color is: blue" in dav.run("propget backup/notes.txt color")
+        dav.ok('move "projects ü/notes.txt" "moved notes.txt"')
+        dav.ok('lock "moved notes.txt"')
+        assert s3_server.request("DELETE", "/moved%20notes.txt").status_code == 423
+        dav.ok('unlock "moved notes.txt"')
+        assert objects(s3_store, root) == {
+            "projects ü/": b"",
+            "projects ü/report ü.bin": report,
+            "backup/": b"",
+            "backup/report ü.bin": report,
+            "backup/notes.txt": notes,
+            "moved notes.txt": notes,
+        }
+        dav.ok('delete "moved notes.txt"')
+        dav.ok("rmcol backup")
+        dav.ok('rmcol "projects ü"')
+        assert "collection is empty" in dav.ok("ls", expect="collection is empty")
+        dav.quit()
+    finally:
+        dav.kill()
+    assert objects(s3_store, root) == {}
+    assert_no_server_errors(caplog)
