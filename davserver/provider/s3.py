@@ -18,6 +18,7 @@ AWS variables and files, through boto3's own chain, and are never logged.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import itertools
 import logging
@@ -63,6 +64,8 @@ RETRY_AFTER_SECONDS = "5"
 # Multipart uploads older than this, under the root, are a crashed server's (see
 # sweep_temp_files).
 STALE_UPLOAD_SECONDS = 86400.0
+# The lifecycle rule that aborts a root's unfinished uploads: this, and a hash of the prefix.
+LIFECYCLE_RULE_PREFIX = "davserver-abort-uploads-"
 # The object that says a resource set aside was copied whole (see set_aside).
 KEPT = "kept"
 # Objects copied or deleted per round of POOL_WORKERS requests while setting aside.
@@ -72,7 +75,9 @@ LIST_PAGE = 1000
 
 T = TypeVar("T")
 
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
+_MISSING = frozenset(
+    {"404", "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchLifecycleConfiguration"}
+)
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId"})
 _FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "StorageFull", "XMinioStorageFull"})
 
@@ -562,11 +567,41 @@ class S3Provider:
         is logged, not raised (this runs in the background)."""
         aborted = 0
         try:
+            self.keep_lifecycle_rule()
+        except DavError as exc:  # a store without lifecycle rules, or a key not allowed to
+            log.warning("could not set the rule that ends unfinished uploads: %s", exc)
+        try:
             aborted += self._abort_dead_owners()
             aborted += self._abort_older_than(time.time() - older_than)
         except DavError as exc:
             log.warning("could not look for unfinished uploads: %s", exc)
         return aborted
+
+    def keep_lifecycle_rule(self) -> None:
+        """Have the store itself abort multipart uploads under the root a day after they
+        began (a rule of the bucket's lifecycle), so that none outlives a crash even when no
+        server starts again. The bucket's other rules are kept; the rule is added once."""
+        rule_id = LIFECYCLE_RULE_PREFIX + hashlib.sha256(self.prefix.encode()).hexdigest()[:16]
+        try:
+            with _mapped(paths.ROOT):
+                got = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+            rules = list(got.get("Rules", ()))
+        except NotFound:  # NoSuchLifecycleConfiguration: the bucket has no rule yet
+            rules = []
+        if any(rule.get("ID") == rule_id for rule in rules):
+            return
+        rules.append(
+            {
+                "ID": rule_id,
+                "Filter": {"Prefix": self.prefix},
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            }
+        )
+        with _mapped(paths.ROOT):
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
+            )
 
     def _abort_dead_owners(self) -> int:
         aborted = 0
