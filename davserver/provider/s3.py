@@ -488,7 +488,7 @@ class S3Provider:
         area = self._aside_area(key)
         # First: a copy partly removed must never pass for a whole one.
         self._delete_key(area + KEPT, path)
-        self._delete_keys((key for key, _ in self._listed(area, path)), path, "s3.discarded")
+        self._delete_keys((found for found, _ in self._listed(area, path)), path, "s3.discarded")
 
     def _objects_of(self, path: str) -> Iterator[tuple[str, int]]:
         """(key, size) of each object the resource at `path` is made of: its own object (a
