@@ -20,6 +20,7 @@ from .errors import (
     Forbidden,
     MethodNotAllowed,
     NotFound,
+    Unauthorized,
     UnsupportedMediaType,
     status_line,
 )
@@ -166,7 +167,8 @@ class DavApp:
         authenticator = services.authenticator
         if authenticator is not None:
             header = req.header("Authorization")
-            req.user = authenticator.identify(req.method, req.is_request_uri, header)
+            secure = req.origin.scheme == "https"
+            req.user = authenticator.identify(req.method, req.is_request_uri, header, secure)
         # A LOCK without a body is a refresh (RFC 4918 9.10.2). (lock.py also takes a body of
         # blanks for one; such a request is checked as a new lock here: stricter, never looser.)
         refresh = req.method == "LOCK" and not req.has_body()
@@ -176,7 +178,19 @@ class DavApp:
     def _error(self, req: Request | None, exc: DavError) -> Response:
         if exc.status == 500:
             log.error("%s", exc.message)
-        headers = list(exc.headers)
+        authenticator = self.services.authenticator
+        offers: list[tuple[str, str]] = []
+        if isinstance(exc, Unauthorized) and authenticator is not None:
+            secure = req is not None and req.origin.scheme == "https"
+            offers = authenticator.challenges(exc.stale, secure)
+            if not offers:
+                # Basic only, over plain HTTP: a 401 must offer a scheme (RFC 9110 11.6.1),
+                # and none is usable on this connection.
+                exc = Forbidden(
+                    "log in over HTTPS: Basic authentication is offered over HTTPS only "
+                    "(RFC 4918 section 20.1)"
+                )
+        headers = list(exc.headers) + offers
         if exc.condition is not None:
             hrefs = [self._href(req, p) for p in exc.hrefs]
             body = xmlout.error_body(exc.condition, hrefs)

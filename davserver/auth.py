@@ -130,7 +130,7 @@ def require(
     for need in needs:
         if not policy.satisfies(user, need):
             if user is None and authenticator is not None:
-                raise authenticator.unauthorized("log in to do this")
+                raise Unauthorized("log in to do this")
             raise Forbidden(f"{user or 'anonymous'} may not {need.level} here")
 
 
@@ -153,7 +153,7 @@ class Authenticator:
         users: Users,
         realm: str,
         *,
-        basic: bool,
+        basic: str,
         digest: bool,
         secret: bytes,
         nonce_lifetime: int,
@@ -173,25 +173,34 @@ class Authenticator:
     # -- entry point ------------------------------------------------------------------------
 
     def identify(
-        self, method: str, names_request: Callable[[str], bool], header: str | None
+        self, method: str, names_request: Callable[[str], bool], header: str | None, secure: bool
     ) -> str | None:
         """The user named by an Authorization header, None without one; raises 401 when the
         credentials are wrong, stale or of a scheme not offered. `names_request` tells whether
-        a URI names the resource of the request (the Digest `uri` must, RFC 7616 3.4.6)."""
+        a URI names the resource of the request (the Digest `uri` must, RFC 7616 3.4.6);
+        `secure` whether the client's connection is HTTPS (to this server or to a proxy)."""
         if not header:
             return None
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.lower()
-        if scheme == "basic" and self.basic:
+        if scheme == "basic" and self.offers_basic(secure):
             return self._basic(credentials.strip())
+        if scheme == "basic" and self.basic == "https":
+            raise Unauthorized(
+                "Basic authentication is offered over HTTPS only (RFC 4918 section 20.1); "
+                'use Digest, HTTPS, or set [auth] basic = "always"'
+            )
         if scheme == "digest" and self.digest:
             return self._digest(method, names_request, credentials)
-        raise self.unauthorized("this authentication scheme is not offered")
+        raise Unauthorized("this authentication scheme is not offered")
 
-    def unauthorized(self, message: str, stale: bool = False) -> Unauthorized:
-        return Unauthorized(message, headers=self.challenges(stale))
+    def offers_basic(self, secure: bool) -> bool:
+        """Whether Basic is offered and accepted on a connection: RFC 4918 section 20.1 allows
+        it over a secure one only, unless [auth] basic = "always" says otherwise."""
+        return self.basic == "always" or (self.basic == "https" and secure)
 
-    def challenges(self, stale: bool = False) -> list[tuple[str, str]]:
+    def challenges(self, stale: bool, secure: bool) -> list[tuple[str, str]]:
+        """The WWW-Authenticate headers of a 401 on a connection (`secure`: HTTPS)."""
         realm = self.realm.replace('"', "")
         offers: list[tuple[str, str]] = []
         if self.digest:
@@ -205,7 +214,7 @@ class Authenticator:
                         f'nonce="{nonce}", opaque="{opaque}"' + (", stale=true" if stale else ""),
                     )
                 )
-        if self.basic:
+        if self.offers_basic(secure):
             offers.append(("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'))
         return offers
 
@@ -215,10 +224,10 @@ class Authenticator:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            raise self.unauthorized("malformed Basic credentials") from None
+            raise Unauthorized("malformed Basic credentials") from None
         user, sep, password = decoded.partition(":")
         if not sep:
-            raise self.unauthorized("malformed Basic credentials")
+            raise Unauthorized("malformed Basic credentials")
         # The file's stamp is part of the key: a changed password stops working at once.
         self.users.reload()
         key = hashlib.sha256(decoded.encode("utf-8") + repr(self.users.stamp).encode()).digest()
@@ -228,7 +237,7 @@ class Authenticator:
             if expires is not None and expires > now:
                 return user
         if not self.users.check_password(user, password):
-            raise self.unauthorized("wrong user name or password")
+            raise Unauthorized("wrong user name or password")
         with self._lock:
             self._basic_ok[key] = now + self.CACHE_SECONDS
             while len(self._basic_ok) > self.CACHE_SIZE:
@@ -262,24 +271,24 @@ class Authenticator:
         user = params.get("username", "")
         algorithm = params.get("algorithm", "MD5").upper()
         if algorithm not in ("MD5", "SHA-256") or params.get("qop") != "auth":
-            raise self.unauthorized("Digest needs qop=auth and MD5 or SHA-256")
+            raise Unauthorized("Digest needs qop=auth and MD5 or SHA-256")
         if params.get("realm") != self.realm or not names_request(uri):
-            raise self.unauthorized("Digest realm or uri does not match the request")
+            raise Unauthorized("Digest realm or uri does not match the request")
         nonce = params.get("nonce", "")
         age = self._nonce_age(nonce)
         if age is None:
-            raise self.unauthorized("unknown nonce")
+            raise Unauthorized("unknown nonce")
         if age > self.nonce_lifetime:
-            raise self.unauthorized("the nonce has expired", stale=True)
+            raise Unauthorized("the nonce has expired", stale=True)
         ha1 = self.users.ha1(user, self.realm, algorithm)
         if ha1 is None:
-            raise self.unauthorized("wrong user name or password")
+            raise Unauthorized("wrong user name or password")
         h = _hash(algorithm)
         ha2 = h(f"{method}:{uri}")
         expected = h(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
         answer = params.get("response", "").lower().encode("utf-8", "replace")
         if not hmac.compare_digest(expected.encode(), answer):
-            raise self.unauthorized("wrong user name or password")
+            raise Unauthorized("wrong user name or password")
         self._check_replay(nonce, params.get("nc", ""))
         return user
 
@@ -288,9 +297,9 @@ class Authenticator:
         try:
             count = int(nc, 16)
         except ValueError:
-            raise self.unauthorized("malformed nonce count") from None
+            raise Unauthorized("malformed nonce count") from None
         if not self.counts.advance(nonce, count):
-            raise self.unauthorized("replayed request (nonce count reused)", stale=True)
+            raise Unauthorized("replayed request (nonce count reused)", stale=True)
 
     def close(self) -> None:
         """Release the nonce counts' store."""

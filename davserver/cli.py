@@ -8,15 +8,16 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from . import __version__
-from .config import ENGINES, ConfigError, load
+from .config import BASIC_MODES, ENGINES, ConfigError, load
 from .passwords import set_password
 from .prefork import Workers
-from .server import DavServer
+from .server import DavServer, stopping_on_signals
 
 COMMANDS = ("serve", "passwd")
 
@@ -86,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--htpasswd", metavar="FILE", help="require users from this file")
     serve.add_argument(
         "--digest-file", metavar="FILE", help="offer HTTP Digest with hashes from this file"
+    )
+    serve.add_argument(
+        "--basic",
+        choices=BASIC_MODES,
+        help="when HTTP Basic is offered: https (default: over HTTPS only), always, or never",
     )
     serve.add_argument(
         "--anonymous", choices=("none", "read", "write"), help="what anonymous users may do"
@@ -169,6 +175,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "access_log": args.access_log,
         "htpasswd": args.htpasswd,
         "digest_file": args.digest_file,
+        "basic": args.basic,
         "anonymous": args.anonymous,
         "public_url": args.public_url,
         "prefix": args.prefix,
@@ -208,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = config.worker_count()
     server: DavServer | Workers
     # From here on: worker processes answer as soon as they listen, before this one is done.
-    _stop_on_sigterm()
+    # One process serves in a thread and stops on a flag; the parent of workers, waiting in
+    # os.wait() (retried after a handler that returns), stops on KeyboardInterrupt.
+    stopping = stopping_on_signals() if workers == 1 else _interrupt_on_sigterm()
     try:
         server = DavServer(config) if workers == 1 else Workers(config, workers)
         server.start()
@@ -233,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if workers > 1:
         print(f"  {workers} worker processes", flush=True)
     try:
-        server.serve()
+        if isinstance(server, DavServer):
+            server.serve_until(stopping)
+        else:
+            server.serve()
     except KeyboardInterrupt:
         pass
     finally:
@@ -242,8 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _stop_on_sigterm() -> None:
+def _interrupt_on_sigterm() -> threading.Event:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does; the Event is never set."""
+
     def handler(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    return threading.Event()

@@ -62,6 +62,13 @@ def _anonymous(v: Any) -> str | None:
     return None if v in allowed else '"" (automatic), "none", "read" or "write"'
 
 
+BASIC_MODES = ("https", "always", "never")
+
+
+def _basic(v: Any) -> str | None:
+    return None if v in BASIC_MODES else '"https" (the default), "always" or "never"'
+
+
 def _public_url(v: Any) -> str | None:
     if v == "":
         return None
@@ -197,7 +204,12 @@ class Config:
         "auth", "", "HA1 file for HTTP Digest (written by davserver passwd --digest)"
     )
     realm: str = _opt("auth", "davserver", "the realm shown by clients when they ask")
-    basic: bool = _opt("auth", True, "offer HTTP Basic authentication")
+    basic: str = _opt(
+        "auth",
+        "https",
+        "when HTTP Basic is offered: https (over HTTPS only), always, or never",
+        _basic,
+    )
     anonymous: str = _opt(
         "auth",
         "",
@@ -269,7 +281,8 @@ def _check(name: str, value: Any, where: str) -> Any:
     if expected is bool and not isinstance(value, bool):
         raise ConfigError(f"{label}: expected true or false, got {value!r}")
     if expected is str and not isinstance(value, str):
-        raise ConfigError(f"{label}: expected a string, got {value!r}")
+        described = f.metadata["check"](value) if f.metadata["check"] else None
+        raise ConfigError(f"{label}: expected {described or 'a string'}, got {value!r}")
     if section == "access":
         return tuple(tuple(rule) for rule in value)
     if expected is tuple:
@@ -331,15 +344,32 @@ def _check_together(config: Config, where: str) -> None:
         raise ConfigError(
             f"{where}[auth] digest_file: needs [auth] htpasswd, the users it belongs to"
         )
-    if config.htpasswd and not config.basic and not config.digest_file:
-        raise ConfigError(
-            f"{where}[auth] basic = false and no digest_file: users would have no way to log in"
-        )
+    if config.htpasswd and not config.digest_file:
+        if config.basic == "never":
+            raise ConfigError(
+                f'{where}[auth] basic = "never" and no digest_file: users would have no way '
+                "to log in"
+            )
+        if config.basic == "https" and not _reached_over_https(config):
+            raise ConfigError(
+                f'{where}[auth] basic = "https" (the default) and no digest_file, cert or '
+                "HTTPS proxy: users would have no way to log in. Basic sends the password "
+                "readable, so RFC 4918 (section 20.1) allows it over HTTPS only. Serve HTTPS "
+                "([server] cert and key), name the HTTPS proxy in front ([proxy] public_url = "
+                '"https://..." or trusted_proxies), add a digest_file, or set basic = "always" '
+                "to allow Basic over plain HTTP"
+            )
     if config.digest_file and any(c in ':"' or not c.isprintable() for c in config.realm):
         raise ConfigError(
             f"{where}[auth] realm: expected no ':', '\"' or control characters (Digest), "
             f"got {config.realm!r}"
         )
+
+
+def _reached_over_https(config: Config) -> bool:
+    """Whether clients may reach this server over HTTPS: its own TLS, a public https:// URL,
+    or trusted proxies (which say X-Forwarded-Proto or Forwarded proto=https)."""
+    return config.tls() or config.public_url.startswith("https://") or bool(config.trusted_proxies)
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -46,7 +46,14 @@ class BadRequest(DavError):
 
 
 class Unauthorized(DavError):
+    """401. Its challenges depend on the connection (Basic is offered over HTTPS only), so
+    the app adds them where the response is made; `stale` marks an expired Digest nonce."""
+
     status = 401
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
 
 
 class Forbidden(DavError):

@@ -24,12 +24,11 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 
 from .config import Config
 from .ordering import recover_orphans
-from .server import DavServer, build_services, close_services, site_of, urls
+from .server import DavServer, build_services, close_services, site_of, stopping_on_signals, urls
 
 log = logging.getLogger("davserver")
 
@@ -163,12 +162,7 @@ class Workers:
 def _worker(config: Config, parent: int, reserved: socket.socket | None, listening: int) -> int:
     """One worker process's life: a DavServer on its own SO_REUSEPORT socket; one byte to
     `listening` once it listens."""
-    # The handlers only set a flag: an exception raised from a signal handler can land
-    # inside a lock (cheroot's, logging's) and leave it held, and the stop then waits forever.
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as the parent (`cmd &`)
-        signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
+    stopping = stopping_on_signals()
     if reserved is not None:
         reserved.close()
     _die_with(parent)
@@ -181,8 +175,7 @@ def _worker(config: Config, parent: int, reserved: socket.socket | None, listeni
             return 0  # the parent stopped waiting for it: it is stopping, so is this worker
         finally:
             os.close(listening)
-        server.serve_in_thread()
-        stopping.wait()
+        server.serve_until(stopping)
     finally:
         server.stop()
     return 0

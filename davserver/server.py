@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -190,10 +191,30 @@ class DavServer:
         thread.start()
         return thread
 
+    def serve_until(self, stopping: threading.Event) -> None:
+        """Serve in a thread until `stopping` is set (by a signal handler) or serving ends.
+
+        The caller's thread only waits: a signal handler that raised instead could land
+        inside a lock (cheroot's, logging's) and leave it held, and `stop()` would then wait
+        for it forever."""
+        serving = self.serve_in_thread()
+        while not stopping.wait(1.0) and serving.is_alive():
+            pass
+
     def stop(self) -> None:
         """Stop serving, then close the provider and the stores (their files and threads)."""
         self.httpd.stop()
         close_services(self.services)
+
+
+def stopping_on_signals() -> threading.Event:
+    """An Event that SIGTERM sets, and SIGINT too unless it is ignored (as for `cmd &`, whose
+    Ctrl-C is meant for the shell's foreground job)."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
+    return stopping
 
 
 def site_of(config: Config) -> Site:

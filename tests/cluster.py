@@ -57,9 +57,9 @@ def several(
         for instance in started:
             assert instance.proc is not None
             instance.proc.terminate()
-            instance.proc.wait(30)
-            logged.append(instance.errors())
+            stopped = instance.proc.wait(30)
             instance.stop()
+            logged.append(instance.errors() + ("" if stopped == 0 else f"exit {stopped}"))
     assert logged == ["", "", ""]
 
 

@@ -49,6 +49,9 @@ class LiveServer:
                 "state_dir": str(self.state),
                 "port": 0,
                 "threads": 8,
+                # Tests reach the server over plain HTTP on loopback, where Basic needs
+                # "always"; the default ("https") has tests of its own (test_auth.py).
+                "basic": "always",
                 **self.overrides,
             },
         )

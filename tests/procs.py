@@ -9,14 +9,19 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
 from helpers import free_port
+
+
+class PortTaken(RuntimeError):
+    """The port chosen for a server was taken by someone else before it could bind it."""
 
 
 class ServerProcess:
@@ -41,7 +46,18 @@ class ServerProcess:
         self.start()
 
     def start(self) -> None:
-        self.port = free_port()
+        # Another program may take the free port before the server binds it (the machine is
+        # shared): then a new port, a few times.
+        for attempt in range(4):
+            try:
+                self._start_on(free_port())
+                return
+            except PortTaken:
+                if attempt == 3:
+                    raise
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
         args = [sys.executable, "-m", "davserver", "serve", str(self.root)]
         args += ["--port", str(self.port), "--state-dir", str(self.state), "--no-access-log"]
         self.proc = subprocess.Popen(
@@ -51,11 +67,19 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,  # its worker processes with it: kill() ends them all
         )
+        # Read as it comes: a full pipe would block the server in its next log line.
+        assert self.proc.stderr is not None
+        self._reader = threading.Thread(
+            target=self._read_stderr, args=(self.proc.stderr,), daemon=True
+        )
+        self._reader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                assert self.proc.stderr is not None
-                raise RuntimeError(f"davserver exited: {self.proc.stderr.read().decode()}")
+                self._reader.join(10)
+                if "Address already in use" in self.logged:
+                    raise PortTaken(self.logged)
+                raise RuntimeError(f"davserver exited: {self.logged}")
             try:
                 requests.request("OPTIONS", self.base + "/", timeout=10)
                 return
@@ -63,6 +87,11 @@ class ServerProcess:
                 # Not listening yet, or too busy to answer in time on a loaded machine.
                 time.sleep(0.05)
         raise RuntimeError("davserver did not start within 30 s")
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        with stream:
+            for line in stream:
+                self.logged += line.decode(errors="replace")
 
     @property
     def base(self) -> str:
@@ -90,9 +119,7 @@ class ServerProcess:
                 self.proc.wait(30)
         # Whatever is left (a worker that outlived its parent) holds stderr open.
         self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.logged = self.proc.stderr.read().decode(errors="replace")
-            self.proc.stderr.close()
+        self._reader.join(10)
 
     def errors(self) -> str:
         """What the process logged as errors (after `stop()`)."""

@@ -36,7 +36,7 @@ from lxml import etree
 from requests.auth import HTTPDigestAuth
 
 from davserver import passwords
-from davserver.config import load
+from davserver.config import Config, ConfigError, load
 from davserver.passwords import set_password, verify
 
 REALM = "davserver"
@@ -717,13 +717,16 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_tls(make_server: Callable[..., Any], certificate: tuple[Path, Path], userfiles: Any):
     cert, key = certificate
     htpasswd, _ = userfiles
-    live = make_server(cert=str(cert), key=str(key), htpasswd=str(htpasswd))
+    # The default, [auth] basic = "https": Basic is offered and accepted over TLS.
+    live = make_server(cert=str(cert), key=str(key), htpasswd=str(htpasswd), basic="https")
     assert live.base.startswith("https://127.0.0.1:")
     (live.root / "file.txt").write_bytes(b"over tls")
     response = requests.get(live.url("/file.txt"), verify=str(cert), auth=ALICE, timeout=30)
     assert response.status_code == 200
     assert response.content == b"over tls"
-    assert requests.get(live.url("/file.txt"), verify=str(cert), timeout=30).status_code == 401
+    anonymous = requests.get(live.url("/file.txt"), verify=str(cert), timeout=30)
+    assert anonymous.status_code == 401
+    assert [scheme for scheme, _ in challenges(anonymous)] == ["basic"]
     # Basic over TLS for writing, as Windows does.
     put = requests.put(
         live.url("/up.txt"), data=b"uploaded", verify=str(cert), auth=ALICE, timeout=30
@@ -741,6 +744,96 @@ def test_tls(make_server: Callable[..., Any], certificate: tuple[Path, Path], us
     # And the server still serves TLS afterwards.
     again = requests.get(live.url("/file.txt"), verify=str(cert), auth=ALICE, timeout=30)
     assert again.content == b"over tls"
+
+
+# -- Basic only over HTTPS (the default; RFC 4918 section 20.1) -----------------------------
+
+
+def test_basic_is_offered_over_https_only_by_default() -> None:
+    assert Config().basic == "https"
+
+
+@pytest.fixture
+def behind_proxy(make_server: Callable[..., Any], userfiles: tuple[Path, Path]) -> Any:
+    """The default Basic setting behind a trusted proxy (this test, on 127.0.0.1)."""
+    htpasswd, _ = userfiles
+    live = make_server(htpasswd=str(htpasswd), basic="https", trusted_proxies=("127.0.0.1",))
+    (live.root / "file.txt").write_bytes(b"protected content")
+    return live
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [{"X-Forwarded-Proto": "https"}, {"Forwarded": "for=192.0.2.1;proto=https"}],
+)
+def test_basic_through_a_trusted_https_proxy(behind_proxy: Any, forwarded: dict[str, str]):
+    ok = fresh_get(behind_proxy, "/file.txt", auth=ALICE, headers=forwarded)
+    assert (ok.status_code, ok.content) == (200, b"protected content")
+    refused = fresh_get(behind_proxy, "/file.txt", headers=forwarded)
+    assert [scheme for scheme, _ in challenges(refused)] == ["basic"]
+
+
+def test_basic_through_a_plain_http_proxy_is_refused(behind_proxy: Any):
+    refused = fresh_get(
+        behind_proxy, "/file.txt", auth=ALICE, headers={"X-Forwarded-Proto": "http"}
+    )
+    # No scheme is usable on this connection, and a 401 must offer one: 403, saying why.
+    assert refused.status_code == 403
+    assert refused.content == (
+        b"log in over HTTPS: Basic authentication is offered over HTTPS only "
+        b"(RFC 4918 section 20.1)\n"
+    )
+    assert "WWW-Authenticate" not in refused.headers
+
+
+def test_an_untrusted_peer_cannot_claim_https(
+    make_server: Callable[..., Any], userfiles: tuple[Path, Path]
+):
+    htpasswd, digest = userfiles
+    live = make_server(htpasswd=str(htpasswd), digest_file=str(digest), basic="https")
+    (live.root / "file.txt").write_bytes(b"protected content")
+    claimed = fresh_get(live, "/file.txt", auth=ALICE, headers={"X-Forwarded-Proto": "https"})
+    assert claimed.status_code == 401
+    assert claimed.content == (
+        b"Basic authentication is offered over HTTPS only (RFC 4918 section 20.1); "
+        b'use Digest, HTTPS, or set [auth] basic = "always"\n'
+    )
+    assert sorted(scheme for scheme, _ in challenges(claimed)) == ["digest", "digest"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "started"),
+    [
+        ({}, False),
+        ({"public_url": "http://files.example/"}, False),
+        ({"public_url": "https://files.example/"}, True),
+        ({"trusted_proxies": ["10.0.0.0/8"]}, True),
+        ({"basic": "always"}, True),
+    ],
+)
+def test_users_with_no_way_to_log_in_are_refused_at_startup(
+    tmp_path: Path, userfiles: tuple[Path, Path], extra: dict[str, Any], started: bool
+):
+    htpasswd, _ = userfiles
+    overrides = {"root": str(tmp_path / "share"), "htpasswd": str(htpasswd), **extra}
+    if started:
+        assert load(None, overrides).htpasswd == str(htpasswd)
+        return
+    with pytest.raises(ConfigError) as refused:
+        load(None, overrides)
+    message = str(refused.value)
+    assert message.startswith('[auth] basic = "https" (the default) and no digest_file')
+    assert 'set basic = "always"' in message
+
+
+def test_basic_true_in_an_old_config_file_names_the_new_values(tmp_path: Path):
+    config = tmp_path / "davserver.toml"
+    config.write_text("[auth]\nbasic = true\n")
+    with pytest.raises(ConfigError) as refused:
+        load(str(config), {})
+    assert str(refused.value) == (
+        f'{config}: [auth] basic: expected "https" (the default), "always" or "never", got True'
+    )
 
 
 def test_serve_command_with_users_and_tls(

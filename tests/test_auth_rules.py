@@ -213,7 +213,7 @@ def authenticator(tmp_path: Path) -> Authenticator:
     return Authenticator(
         Users(str(htpasswd)),
         "realm",
-        basic=True,
+        basic="always",
         digest=False,
         secret=b"s" * 32,
         nonce_lifetime=300,
@@ -240,13 +240,30 @@ def test_require_refuses_a_user_with_403(authenticator: Authenticator) -> None:
     assert info.value.message == "bob may not write here"
 
 
-def test_require_asks_anonymous_to_log_in_with_401_and_a_challenge(
-    authenticator: Authenticator,
-) -> None:
+def test_require_asks_anonymous_to_log_in_with_401(authenticator: Authenticator) -> None:
     with pytest.raises(Unauthorized) as info:
         require(_POLICY, authenticator, None, [Need("/a", "write")])
-    assert info.value.message == "log in to do this"
-    assert info.value.headers == [("WWW-Authenticate", 'Basic realm="realm", charset="UTF-8"')]
+    assert (info.value.message, info.value.stale) == ("log in to do this", False)
+
+
+@pytest.mark.parametrize(
+    ("basic", "secure", "offered"),
+    [
+        ("always", False, True),
+        ("always", True, True),
+        ("https", False, False),
+        ("https", True, True),
+        ("never", False, False),
+        ("never", True, False),
+    ],
+)
+def test_basic_challenge_by_mode_and_connection(
+    authenticator: Authenticator, basic: str, secure: bool, offered: bool
+) -> None:
+    authenticator.basic = basic
+    expected = [("WWW-Authenticate", 'Basic realm="realm", charset="UTF-8"')] if offered else []
+    assert authenticator.challenges(stale=False, secure=secure) == expected
+    assert authenticator.offers_basic(secure) is offered
 
 
 def test_require_refuses_anonymous_with_403_when_nobody_can_log_in() -> None:

@@ -322,13 +322,13 @@ def test_digest_file_without_htpasswd_does_not_leave_the_share_open(tmp_path: Pa
 
 
 def test_no_offered_scheme_is_refused_at_startup(tmp_path: Path) -> None:
-    """`basic = false` without a digest file offers no scheme at all: every 401 would go out
+    """`basic = "never"` without a digest file offers no scheme at all: every 401 would go out
     without a WWW-Authenticate header (RFC 9110 11.6.1: it MUST carry at least one
     challenge) and nobody could ever log in. The configuration is refused."""
     htpasswd = tmp_path / "users"
     set_password(str(htpasswd), "alice", "secret")
-    overrides = {"root": str(tmp_path / "share"), "htpasswd": str(htpasswd), "basic": False}
-    with pytest.raises(ConfigError, match="basic = false and no digest_file"):
+    overrides = {"root": str(tmp_path / "share"), "htpasswd": str(htpasswd), "basic": "never"}
+    with pytest.raises(ConfigError, match='basic = "never" and no digest_file'):
         config_module.load(None, overrides)
 
 
@@ -423,7 +423,9 @@ def test_root_that_is_a_file_is_not_reported_as_a_listen_failure(tmp_path: Path)
 def test_missing_htpasswd_names_the_option(tmp_path: Path) -> None:
     """A missing htpasswd file is reported as 'cannot listen on 127.0.0.1:0: [Errno 2] ...'
     (cli.py catches every OSError of DavServer() as a bind failure)."""
-    done = _cli(tmp_path, "serve", "share", "--port", "0", "--htpasswd", "users.txt")
+    done = _cli(
+        tmp_path, "serve", "share", "--port", "0", "--htpasswd", "users.txt", "--basic", "always"
+    )
     assert done.returncode != 0
     assert "listen" not in done.stderr, done.stderr
     assert "htpasswd" in done.stderr, done.stderr
@@ -432,7 +434,9 @@ def test_missing_htpasswd_names_the_option(tmp_path: Path) -> None:
 def test_htpasswd_that_is_not_utf8_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     """read_htpasswd's UnicodeDecodeError is not an OSError: a traceback at startup."""
     (tmp_path / "users.txt").write_bytes(b"\xff\xfe:x\n")
-    done = _cli(tmp_path, "serve", "share", "--port", "0", "--htpasswd", "users.txt")
+    done = _cli(
+        tmp_path, "serve", "share", "--port", "0", "--htpasswd", "users.txt", "--basic", "always"
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
     assert "users.txt" in done.stderr, done.stderr

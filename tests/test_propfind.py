@@ -1042,3 +1042,60 @@ def test_plain_allprop_writes_exactly_what_the_general_path_writes(services):
             assert plain_allprop("/pre%20fix", resource, live) == xmlout.prop_response(
                 "/pre%20fix", general
             )
+
+
+class CountingProps:
+    """Delegates to the property store, counting the queries of each kind."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+@pytest.mark.parametrize(
+    ("body", "valued"),
+    [
+        (b'<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>', True),
+        (helpers.propfind_body("{urn:z}tag", "{DAV:}getetag"), True),
+        (b'<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>', False),
+    ],
+    ids=["allprop", "prop", "propname"],
+)
+def test_a_listing_reads_dead_properties_a_page_at_a_time(
+    server: LiveServer, body: bytes, valued: bool
+) -> None:
+    """A store across the network costs a round trip per query: a listing of 250 members with
+    properties asks for them in pages of 100, not member by member."""
+    (server.root / "d").mkdir()
+    for i in range(250):
+        (server.root / "d" / f"f{i:03}").write_bytes(b"x")
+        server.services.props.patch(
+            f"/d/f{i:03}", [("{urn:z}tag", f'<Z:tag xmlns:Z="urn:z">{i}</Z:tag>')]
+        )
+    counting = CountingProps(server.services.props)
+    services = dataclasses.replace(server.services, props=counting)
+    server.stop()
+    server.start(services=services)
+    r = server.request("PROPFIND", "/d/", headers={"Depth": "1"}, data=body)
+    assert r.status_code == 207
+    found = etree.fromstring(r.content).findall(".//{DAV:}propstat")
+    tags = [
+        tag
+        for propstat in found
+        if propstat.findtext("{DAV:}status") == "HTTP/1.1 200 OK"
+        for tag in propstat.findall("{DAV:}prop/{urn:z}tag")
+    ]
+    values = sorted(int(t.text) for t in tags) if valued else [t.text for t in tags]
+    assert values == (list(range(250)) if valued else [None] * 250)
+    # 251 resources (the folder itself too): three pages; the folder has no properties.
+    assert counting.calls.get("get_many") == 3
+    assert counting.calls.get("get", 0) == 0

@@ -150,7 +150,9 @@ def rclone_env(
         server = make_server(htpasswd=users)
     else:
         (tmp_path / "root").mkdir()
-        server = ServerProcess(tmp_path / "root", tmp_path / "state", "--htpasswd", users)
+        server = ServerProcess(
+            tmp_path / "root", tmp_path / "state", "--htpasswd", users, "--basic", "always"
+        )
         request.addfinalizer(lambda: _stopped_without_errors(server))
     yield server, rclone_for(server, tmp_path)
 

@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 import requests
 from helpers import challenges, lockinfo, write_users
+from requests.auth import HTTPDigestAuth
 from rfc4918_util import XML_TYPE, D, lock, locktokens, prop, propfind, propstats, tagged, xml
+
+from davserver.config import Config
+from davserver.passwords import set_password
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 
@@ -111,15 +115,24 @@ def test_authorisation_comes_before_conditional_headers(authed: Any) -> None:
 
 
 @pytest.mark.rfc4918("R-267", "R-268")
-@pytest.mark.xfail(
-    strict=True,
-    reason="davserver offers and accepts Basic over plain HTTP ([auth] basic = true by default)",
-)
-def test_no_basic_authentication_over_plain_http(authed: Any) -> None:
-    refused = as_user(authed, None, "GET", "/f.txt")
+def test_no_basic_authentication_over_plain_http(make_server: Any, tmp_path: Path) -> None:
+    """The default, [auth] basic = "https": over plain HTTP no 401 offers Basic and Basic
+    credentials are refused, the right ones included; Digest logs in."""
+    htpasswd, digests = tmp_path / "users", tmp_path / "digests"
+    for user, password in USERS.items():
+        set_password(str(htpasswd), user, password, str(digests), "davserver")
+    live = make_server(htpasswd=str(htpasswd), digest_file=str(digests), basic=Config().basic)
+    (live.root / "f.txt").write_bytes(b"f")
+    refused = as_user(live, None, "GET", "/f.txt")
     assert refused.status_code == 401
-    assert "basic" not in [scheme for scheme, _ in challenges(refused)]
-    assert as_user(authed, "alice", "GET", "/f.txt").status_code == 401
+    assert sorted(scheme for scheme, _ in challenges(refused)) == ["digest", "digest"]
+    basic = as_user(live, "alice", "GET", "/f.txt")
+    assert basic.status_code == 401
+    assert "basic" not in [scheme for scheme, _ in challenges(basic)]
+    digest = requests.get(
+        live.url("/f.txt"), auth=HTTPDigestAuth("alice", USERS["alice"]), timeout=30
+    )
+    assert (digest.status_code, digest.content) == (200, b"f")
 
 
 # -- 7.3: locked empty resources ----------------------------------------------------------------

@@ -125,6 +125,23 @@ def test_get_names(props: PropertyStore) -> None:
     assert props.get("/f", {B}) == {B: value(B, "2")}
 
 
+def test_get_many_is_get_for_each(props: PropertyStore) -> None:
+    put(props, "/d/f", a="1", b="2")
+    put(props, "/d/g", c="3")
+    put(props, "/d/g/h", a="4")
+    asked = ["/d/f", "/d/g", "/d/none", "/d"]
+    assert props.get_many(asked) == {"/d/f": props.get("/d/f"), "/d/g": props.get("/d/g")}
+    assert props.get_many(asked, [A, C]) == {"/d/f": {A: value(A, "1")}, "/d/g": {C: value(C, "3")}}
+    assert props.get_many(asked, [B]) == {"/d/f": {B: value(B, "2")}}
+    assert props.get_many(asked, []) == {}
+    assert props.get_many([]) == {}
+    # More paths than one statement holds (SQLite's pages of 500).
+    many = [f"/many/{i}" for i in range(1200)]
+    for path in many[::400]:
+        put(props, path, a=path)
+    assert props.get_many(many, [A]) == {p: {A: value(A, p)} for p in many[::400]}
+
+
 def test_same_local_name_in_different_namespaces_are_different(props: PropertyStore) -> None:
     put(props, "/f", a="z", c="other")
     props.patch("/f", [("{}a", "<a>none</a>")])

@@ -505,7 +505,7 @@ def test_digest_login_by_the_browser(
 ) -> None:
     htpasswd, digest = tmp_path / "users", tmp_path / "users.digest"
     set_password(str(htpasswd), "dora", "pass word", str(digest), "davserver")
-    server = make_server(htpasswd=str(htpasswd), digest_file=str(digest), basic=False)
+    server = make_server(htpasswd=str(htpasswd), digest_file=str(digest), basic="never")
     (server.root / "d.txt").write_bytes(b"d")
     context = browser.new_context(http_credentials={"username": "dora", "password": "pass word"})
     context.set_default_timeout(TIMEOUT_MS)

@@ -7,8 +7,9 @@ becomes its own `<D:response>` and the document stays well-formed.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 
 from .. import headers as h
 from .. import paths, xmlin, xmlout
@@ -24,6 +25,10 @@ from ..tree import count, walk
 from ..xmlnames import property_name_problem
 from .read import content_type
 from .results import MULTISTATUS_TYPE
+
+# Resources walked ahead of the answer, whose dead properties are read in one query: bounds
+# the memory a listing holds, and its queries to one per page.
+PAGE = 100
 
 
 class DeadProperties:
@@ -45,6 +50,25 @@ class DeadProperties:
         self._members: OrderedDict[str, set[str]] = OrderedDict()
         # Name -> whether XML can carry it; the members of a folder mostly share their names.
         self._listable: dict[str, bool] = {}
+        # The properties of the page of resources being answered (`prefetch`), for `names`.
+        self._page: dict[str, dict[str, str]] = {}
+        self._page_names: tuple[str, ...] | None = None
+
+    def prefetch(self, paths_: Sequence[str], names: Collection[str] | None) -> None:
+        """Read the properties of a page of resources in one query (a store over the network
+        costs a round trip per query); `get` with the same `names` then answers from it. A
+        failure leaves each resource to ask for itself, and so to fail on its own."""
+        wanted = [p for p in paths_ if self.has_any(p)]
+        self._page, self._page_names = {}, None
+        if len(wanted) < 2:
+            return
+        key = None if names is None else tuple(names)
+        try:
+            found = self.store.get_many(wanted, key)
+        except DavError:
+            return
+        self._page = {p: found.get(p, {}) for p in wanted}
+        self._page_names = key
 
     def has_any(self, path: str) -> bool:
         """Whether the resource may have dead properties (the root is always asked)."""
@@ -62,7 +86,9 @@ class DeadProperties:
     def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
         if not self.has_any(path):
             return {}
-        found = self.store.get(path, names)
+        found = self._page.get(path)
+        if found is None or (None if names is None else tuple(names)) != self._page_names:
+            found = self.store.get(path, names)
         return {n: v for n, v in found.items() if self._is_listable(n)}
 
     def _is_listable(self, name: str) -> bool:
@@ -95,6 +121,13 @@ COLLECTION_ALLPROP = tuple(
 )
 
 
+def dead_names(request: xmlin.Propfind) -> list[str] | None:
+    """The dead properties `collect` asks for: the named ones that are not live, or all."""
+    if request.kind == "prop":
+        return [n for n in request.names if n not in LIVE]
+    return None
+
+
 def collect(
     request: xmlin.Propfind,
     resource: Resource,
@@ -106,7 +139,7 @@ def collect(
     found: list[tuple[str, str | None]] = []
     missing: list[tuple[str, str | None]] = []
     if request.kind == "prop":
-        dead_values = dead.get(resource.path, [n for n in request.names if n not in LIVE])
+        dead_values = dead.get(resource.path, dead_names(request))
         for name in request.names:
             entry = LIVE.get(name)
             value = entry[0](live, resource) if entry else dead_values.get(name)
@@ -166,13 +199,19 @@ def propfind(services: Services, req: Request, guard: Guard) -> Response:
     hide = services.config.hide_apple_metadata
     plain = request.kind == "allprop" and not request.names
 
-    def responses() -> Iterator[str]:
+    def page_by_page() -> Iterator[Resource]:
+        """The resources to answer, their dead properties read a page at a time."""
         resources = walk(provider, root, depth, None if everything else readable)
         if prefs.no_root and depth != "0":
             next(resources)
-        for resource in resources:
-            if hide and resource is not root and hidden(services, resource.path):
-                continue
+        names = dead_names(request)
+        while page := list(itertools.islice(resources, PAGE)):
+            page = [r for r in page if not (hide and r is not root and hidden(services, r.path))]
+            dead.prefetch([r.path for r in page], names)
+            yield from page
+
+    def responses() -> Iterator[str]:
+        for resource in page_by_page():
             try:
                 if not everything and not readable(resource):
                     raise Forbidden("access to this resource is refused")

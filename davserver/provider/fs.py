@@ -60,7 +60,11 @@ class FilesystemProvider:
         os.umask(mask)
         self._file_mode = 0o666 & ~mask
         self.trash = Trash(os.path.join(self.root, TRASH_NAME))
-        # Names uploads in progress after this process, so a sweep knows whose they are.
+        self._new_identity()
+
+    def _new_identity(self) -> None:
+        """A new owner name, and the upload prefix made of it: uploads in progress are named
+        after their owner, so a sweep knows whose they are."""
         self.owner = owners.new_owner()
         self.upload_prefix = UPLOAD_PREFIX + owners.file_tag(self.owner) + "+"
 
@@ -422,8 +426,7 @@ class FilesystemProvider:
         left by this provider are then a dead process's; used again, it gets a new name."""
         self.trash.close()
         owners.retire(self.owner)
-        self.owner = owners.new_owner()
-        self.upload_prefix = UPLOAD_PREFIX + owners.file_tag(self.owner) + "+"
+        self._new_identity()
 
 
 class StagedFile:

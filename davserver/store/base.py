@@ -7,6 +7,7 @@ suite (tests/test_store_contract.py) runs against every implementation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -19,6 +20,13 @@ class PropertyStore(Protocol):
 
     def get(self, path: str, names: Collection[str] | None = None) -> dict[str, str]:
         """The resource's properties (only `names` when given; unknown names are left out)."""
+        ...
+
+    def get_many(
+        self, paths: Sequence[str], names: Collection[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """`get` for several resources in one query (a listing's page of members): path ->
+        its properties; a resource with none (of `names`) is left out."""
         ...
 
     def members_with_properties(self, parent: str) -> set[str]:
@@ -150,6 +158,36 @@ def claims_meet(a: str, a_exclusive: bool, b: str, b_exclusive: bool) -> bool:
     if not (a_exclusive or b_exclusive):
         return False
     return paths.is_same_or_ancestor(a, b) or paths.is_ancestor(b, a)
+
+
+def meeting(rows: Iterable[tuple[str, str, bool]], wanted: Iterable[tuple[str, bool]]) -> set[str]:
+    """The ids of the held claim paths `rows` (id, path, exclusive) that meet any of the
+    `wanted` (path, exclusive): the claims a new one on `wanted` must wait for."""
+    wanted = list(wanted)
+    return {
+        claim_id
+        for claim_id, other, excl in rows
+        for path, mine in wanted
+        if claims_meet(path, mine, other, bool(excl))
+    }
+
+
+def claims_of(rows: Iterable[tuple[str, str, str, str, bool]]) -> list[Claim]:
+    """Claims from their rows joined with their paths (id, owner, intent as JSON, path,
+    exclusive), each claim's rows together."""
+    found: dict[str, tuple[str, str, list[tuple[str, bool]]]] = {}
+    for claim_id, owner, intent, path, excl in rows:
+        found.setdefault(claim_id, (owner, intent, []))[2].append((path, bool(excl)))
+    return [
+        Claim(
+            claim_id,
+            owner,
+            tuple(p for p, e in held if e),
+            tuple(p for p, e in held if not e),
+            json.loads(intent),
+        )
+        for claim_id, (owner, intent, held) in found.items()
+    ]
 
 
 class ClaimStore(Protocol):

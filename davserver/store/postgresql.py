@@ -42,7 +42,7 @@ from psycopg_pool import ConnectionPool
 
 from .. import owners, paths
 from ..errors import DavError
-from .base import Claim, Lock, LockConflict, claims_meet, find_conflict
+from .base import Claim, Lock, LockConflict, claims_of, find_conflict, meeting
 
 log = logging.getLogger(__name__)
 
@@ -464,16 +464,25 @@ def _subtree(column: str, root: str, recursive: bool = True) -> tuple[str, list[
     return f"({column} = %s OR ({column} > %s AND {column} < %s))", [root, low, high]
 
 
-def _deleting(conn: psycopg.Connection[Any], table: str, column: str, keys: list[str]) -> None:
-    """Delete the rows at or under any of `keys`: one statement for the keys themselves and one
-    range join for what lies under them, whatever their number."""
-    conn.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (keys,))  # noqa: S608
-    bounds = [_bounds(k) for k in keys]
-    conn.execute(
-        f"DELETE FROM {table} t USING unnest(%s::text[], %s::text[]) AS k(low, high) "  # noqa: S608
-        f"WHERE t.{column} > k.low AND t.{column} < k.high",
-        ([b[0] for b in bounds], [b[1] for b in bounds]),
-    )
+def _delete_at(
+    db: PostgresDatabase, table: str, column: str, paths_: Iterable[str], recursive: bool
+) -> None:
+    """Delete the rows at any of `paths_` (and, when recursive, under them) in one
+    transaction: one statement for the paths themselves and one range join for what lies
+    under them, whatever their number."""
+    keys = list(paths_)
+    if not keys:
+        return
+    with db.write() as conn:
+        conn.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (keys,))  # noqa: S608
+        if not recursive:
+            return
+        bounds = [_bounds(k) for k in keys]
+        conn.execute(
+            f"DELETE FROM {table} t USING unnest(%s::text[], %s::text[]) AS k(low, high) "  # noqa: S608
+            f"WHERE t.{column} > k.low AND t.{column} < k.high",
+            ([b[0] for b in bounds], [b[1] for b in bounds]),
+        )
 
 
 class PostgresPropertyStore:
@@ -498,6 +507,24 @@ class PostgresPropertyStore:
                     (path, wanted),
                 )
             return dict(rows.fetchall())
+
+    def get_many(
+        self, paths_: Sequence[str], names: Collection[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        with self.db.connection() as conn:
+            if names is None:
+                rows = conn.execute(
+                    "SELECT path, name, value FROM props WHERE path = ANY(%s)", (list(paths_),)
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT path, name, value FROM props WHERE path = ANY(%s) AND name = ANY(%s)",
+                    (list(paths_), list(names)),
+                )
+            for path, name, value in rows:
+                found.setdefault(path, {})[name] = value
+        return found
 
     def members_with_properties(self, parent: str) -> set[str]:
         with self.db.connection() as conn:
@@ -549,14 +576,7 @@ class PostgresPropertyStore:
                 )
 
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
-        keys = list(paths_)
-        if not keys:
-            return
-        with self.db.write() as conn:
-            if recursive:
-                _deleting(conn, "props", "path", keys)
-            else:
-                conn.execute("DELETE FROM props WHERE path = ANY(%s)", (keys,))
+        _delete_at(self.db, "props", "path", paths_, recursive)
 
     def described(self, root: str, after: str = "", limit: int = 1000) -> list[str]:
         where, args = _subtree("path", root)
@@ -637,14 +657,7 @@ class PostgresLockStore:
             return self._around(conn, path, now)
 
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
-        keys = list(paths_)
-        if not keys:
-            return
-        with self.db.write() as conn:
-            if recursive:
-                _deleting(conn, "locks", "root", keys)
-            else:
-                conn.execute("DELETE FROM locks WHERE root = ANY(%s)", (keys,))
+        _delete_at(self.db, "locks", "root", paths_, recursive)
 
 
 class PostgresClaimStore:
@@ -681,13 +694,8 @@ class PostgresClaimStore:
                 "OR EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[]) AS k(low, high) "
                 "WHERE c.path > k.low AND c.path < k.high)",
                 (above, [b[0] for b in bounds], [b[1] for b in bounds]),
-            ).fetchall()
-            blocking = {
-                claim_id
-                for claim_id, other, excl in rows
-                for path, mine in wanted
-                if claims_meet(path, mine, other, excl)
-            }
+            )
+            blocking = meeting(rows, wanted)
             if blocking:
                 return None, _load(conn, blocking)
             claim_id = uuid.uuid4().hex
@@ -750,22 +758,10 @@ class PostgresClaimStore:
 
 
 def _load(conn: psycopg.Connection[Any], ids: Iterable[str]) -> list[Claim]:
-    wanted = sorted(ids)
-    rows = conn.execute(
-        "SELECT c.id, c.owner, c.intent, p.path, p.exclusive FROM claims c "
-        "JOIN claim_paths p ON p.id = c.id WHERE c.id = ANY(%s) ORDER BY c.id, p.path",
-        (wanted,),
-    ).fetchall()
-    found: dict[str, tuple[str, str, list[tuple[str, bool]]]] = {}
-    for claim_id, owner, intent, path, excl in rows:
-        found.setdefault(claim_id, (owner, intent, []))[2].append((path, excl))
-    return [
-        Claim(
-            claim_id,
-            owner,
-            tuple(p for p, e in held if e),
-            tuple(p for p, e in held if not e),
-            json.loads(intent),
+    return claims_of(
+        conn.execute(
+            "SELECT c.id, c.owner, c.intent, p.path, p.exclusive FROM claims c "
+            "JOIN claim_paths p ON p.id = c.id WHERE c.id = ANY(%s) ORDER BY c.id, p.path",
+            (sorted(ids),),
         )
-        for claim_id, (owner, intent, held) in found.items()
-    ]
+    )

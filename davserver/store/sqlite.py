@@ -188,6 +188,25 @@ class SqlitePropertyStore:
         )
         return dict(rows.fetchall())
 
+    def get_many(
+        self, paths: Sequence[str], names: Collection[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        conn = self.db.connection()
+        wanted = None if names is None else set(names)
+        found: dict[str, dict[str, str]] = {}
+        for start in range(0, len(paths), _KEYS_PER_STATEMENT):
+            page = paths[start : start + _KEYS_PER_STATEMENT]
+            marks = ",".join("?" * len(page))
+            rows = conn.execute(
+                f"SELECT path, name, value FROM props WHERE path IN ({marks})",  # noqa: S608
+                page,
+            )
+            # Names are filtered here: a client may ask for more than a statement can hold.
+            for path, name, value in rows:
+                if wanted is None or name in wanted:
+                    found.setdefault(path, {})[name] = value
+        return found
+
     def members_with_properties(self, parent: str) -> set[str]:
         rows = self.db.connection().execute(
             "SELECT DISTINCT path FROM props WHERE parent = ? AND path != ?", (parent, parent)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from .. import owners, paths
-from .base import Claim, claims_meet
+from .base import Claim, claims_of, meeting
 from .sqlite import Database, subtree_clause
 
 SCHEMA = """
@@ -48,9 +48,8 @@ class SqliteClaimStore:
     ) -> tuple[str | None, list[Claim]]:
         wanted = [(p, True) for p in exclusive] + [(p, False) for p in shared]
         with self.db.write() as conn:
-            blocking: set[str] = set()
-            for path, mine in wanted:
-                blocking.update(_meeting(conn, path, mine))
+            rows = [row for path, _ in wanted for row in _near(conn, path)]
+            blocking = meeting(rows, wanted)
             if blocking:
                 return None, _load(conn, blocking)
             claim_id = uuid.uuid4().hex
@@ -102,8 +101,8 @@ class SqliteClaimStore:
         self.db.close()
 
 
-def _meeting(conn: sqlite3.Connection, path: str, exclusive: bool) -> set[str]:
-    """The ids of claims whose paths meet a claim on `path`: on it, above it, or under it."""
+def _near(conn: sqlite3.Connection, path: str) -> list[tuple[str, str, bool]]:
+    """The held claim paths (id, path, exclusive) on `path`, above it or under it."""
     above = [path, *paths.ancestors(path)]
     where, args = subtree_clause("path", path, True)
     marks = ",".join("?" * len(above))
@@ -111,25 +110,16 @@ def _meeting(conn: sqlite3.Connection, path: str, exclusive: bool) -> set[str]:
         f"SELECT id, path, exclusive FROM claim_paths WHERE path IN ({marks}) OR {where}",  # noqa: S608
         [*above, *args],
     )
-    return {claim_id for claim_id, other, excl in rows if claims_meet(path, exclusive, other, excl)}
+    return [(claim_id, other, bool(excl)) for claim_id, other, excl in rows]
 
 
 def _load(conn: sqlite3.Connection, ids: Iterable[str]) -> list[Claim]:
-    found = []
-    for claim_id in sorted(ids):
-        row = conn.execute("SELECT owner, intent FROM claims WHERE id = ?", (claim_id,)).fetchone()
-        if row is None:
-            continue
-        held = conn.execute(
-            "SELECT path, exclusive FROM claim_paths WHERE id = ?", (claim_id,)
-        ).fetchall()
-        found.append(
-            Claim(
-                claim_id,
-                row[0],
-                tuple(p for p, e in held if e),
-                tuple(p for p, e in held if not e),
-                json.loads(row[1]),
-            )
+    wanted = sorted(ids)
+    marks = ",".join("?" * len(wanted))
+    return claims_of(
+        conn.execute(
+            "SELECT c.id, c.owner, c.intent, p.path, p.exclusive FROM claims c "  # noqa: S608
+            f"JOIN claim_paths p ON p.id = c.id WHERE c.id IN ({marks}) ORDER BY c.id, p.path",
+            wanted,
         )
-    return found
+    )
