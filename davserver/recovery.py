@@ -33,6 +33,11 @@ def recover_intent(services: Services, intent: dict[str, object]) -> None:
     op = intent.get("op")
     if op == "transfer":
         transfers.recover(services, intent)
+        # A transfer that copies deletes members one by one (a MOVE's source, or what arrived
+        # when it is undone) and forgets their rows in batches: those deleted just before the
+        # crash may still have theirs.
+        for side in ("src", "dst"):
+            forget_vanished(services, str(intent[side]))
     elif op in ("delete", "lock"):
         # A DELETE removes members one by one, and a LOCK of an unmapped URL stores the lock
         # before it creates the empty file: no property or lock may outlive its resource

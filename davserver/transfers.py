@@ -175,8 +175,14 @@ def _undo(services: Services, steps: Plan) -> None:
         # Whatever is at the destination now came with this transfer: before it, there was
         # nothing there (no key), or it was set aside.
         delete_tree(services, arrived)
-    if aside and isinstance(provider, AsideKeeper) and steps.key is not None:
-        provider.restore(steps.dst, steps.key)
+    if steps.key is not None and isinstance(provider, AsideKeeper):
+        if aside:
+            provider.restore(steps.dst, steps.key)
+        else:
+            # Where setting aside takes several steps (an object store copies, then deletes),
+            # a crash may have cut it short: the resource is still in place, and the part of
+            # its copy already made goes.
+            provider.discard(steps.dst, steps.key)
     _rows_back(services, steps)
 
 

@@ -95,10 +95,20 @@ def spaces(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     yield root, state
 
 
-def _crash(root: Path, state: Path, point: str, method: str, path: str, **kw: object) -> None:
-    """Start a server armed with `point`, send one request, and see it die at that point."""
+def _crash(
+    root: Path,
+    state: Path,
+    point: str,
+    method: str,
+    path: str,
+    *,
+    args: tuple[str, ...] = (),
+    **kw: object,
+) -> None:
+    """Start a server (with `args`) armed with `point`, send one request, and see it die at
+    that point."""
     # One process: with worker processes, the one that dies is replaced and the server lives.
-    dying = ServerProcess(root, state, env={failpoints.VARIABLE: point}, workers=1)
+    dying = ServerProcess(root, state, *args, env={failpoints.VARIABLE: point}, workers=1)
     try:
         with pytest.raises(requests.ConnectionError):
             requests.request(method, dying.base + path, timeout=30, **kw)  # type: ignore[arg-type]

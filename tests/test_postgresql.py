@@ -3,7 +3,6 @@ PostgreSQL database (a real one, tests/pg.py), as a load balancer would spread c
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import socket
@@ -16,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+from cluster import assert_litmus_passed, round_robin, several
 from helpers import (
     COLOR,
     digest_authorization,
@@ -31,7 +31,6 @@ from helpers import (
 from lxml import etree
 from pg import PostgresServer
 from procs import ServerProcess
-from test_proxy import nginx
 
 from davserver import cli
 from davserver.passwords import set_password
@@ -39,31 +38,6 @@ from davserver.store import postgresql
 from davserver.store.postgresql import masked
 
 NS = "urn:several"
-
-
-@contextlib.contextmanager
-def several(tmp_path: Path, url: str, *extra: str) -> Iterator[list[ServerProcess]]:
-    """Three instances over one root and one database, each with its own state folder; on
-    leaving, they are stopped and must have logged no error."""
-    root = tmp_path / "root"
-    root.mkdir()
-    # Warnings (each 503 logs one) could fill the stderr pipe; errors are checked.
-    args = ("--database", url, "--log-level", "error", *extra)
-    with ThreadPoolExecutor(3) as pool:
-        started = list(
-            pool.map(lambda i: ServerProcess(root, tmp_path / f"s{i}", *args, workers=1), range(3))
-        )
-    logged = []
-    try:
-        yield started
-    finally:
-        for instance in started:
-            assert instance.proc is not None
-            instance.proc.terminate()
-            stopped = instance.proc.wait(30)
-            instance.stop()
-            logged.append(instance.errors() + ("" if stopped == 0 else f"exit {stopped}"))
-    assert logged == ["", "", ""]
 
 
 @pytest.fixture
@@ -249,42 +223,15 @@ def test_an_instance_with_a_wrong_clock_keeps_time_by_the_database(
         honest.close()
 
 
-# Round robin (nginx's default) over the three instances: every request may land on another.
-UPSTREAM = """
-    upstream davservers {{
-        server 127.0.0.1:{0};
-        server 127.0.0.1:{1};
-        server 127.0.0.1:{2};
-        keepalive 16;
-    }}
-"""
-LOCATION = """
-    location / {
-        proxy_pass http://davservers;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host:$server_port;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }
-"""
-
-
 def test_litmus_passes_through_nginx_round_robin_over_three_instances(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    with several(tmp_path, postgres_url, "--trusted-proxy", "127.0.0.1") as started:
-        port = free_port()
-        upstream = UPSTREAM.format(*(instance.port for instance in started))
-        with nginx(tmp_path / "nginx", port, LOCATION, None, upstream):
-            _, report = run_litmus(tmp_path, "--url", f"http://127.0.0.1:{port}/", timeout=600)
-    for group in ("basic", "copymove", "props", "locks", "http"):
-        line = next((ln for ln in report.splitlines() if ln.startswith(f"{group} (given)")), "")
-        assert f"summary for `{group}'" in line and " 0 failed" in line, report
-    problems = [
-        ln.strip()
-        for ln in report.splitlines()
-        if ln.strip().startswith(("FAIL:", "WARNING:", "SKIPPED:"))
-    ]
-    assert problems == [], report
+    with (
+        several(tmp_path, postgres_url, "--trusted-proxy", "127.0.0.1") as started,
+        round_robin(tmp_path / "nginx", started) as base,
+    ):
+        _, report = run_litmus(tmp_path, "--url", base + "/", timeout=600)
+    assert_litmus_passed(report)
 
 
 def test_instances_starting_at_once_create_the_schema_once(postgres_url: str) -> None:

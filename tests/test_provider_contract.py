@@ -14,7 +14,7 @@ import s3server
 
 from davserver.errors import Conflict, Forbidden, MethodNotAllowed, NotFound
 from davserver.provider import s3
-from davserver.provider.base import Provider, TreeCounter
+from davserver.provider.base import AsideKeeper, Provider, TreeCounter
 from davserver.provider.fs import FilesystemProvider
 from davserver.provider.s3 import PART_SIZE, S3Provider
 
@@ -314,6 +314,59 @@ def test_read_stream_is_seekable(provider: Provider) -> None:
         assert stream.read(2) == b"12"
 
 
+def keeper(provider: Provider) -> AsideKeeper:
+    assert isinstance(provider, AsideKeeper)
+    return provider
+
+
+def make_labelled(provider: Provider) -> dict[str, bytes]:
+    """/d with a file, a dated file and a sub-collection holding a file; their contents."""
+    provider.make_collection("/d")
+    provider.make_collection("/d/sub")
+    contents = {"/d/a": b"a", "/d/dated": b"dated", "/d/sub/b": b"b"}
+    for path, body in contents.items():
+        provider.write(path, [body])
+    provider.set_mtime("/d/dated", 1_000_000.0)
+    return contents
+
+
+def test_a_tree_set_aside_is_gone_until_restored_whole(provider: Provider) -> None:
+    contents = make_labelled(provider)
+    provider.write("/other", [b"o"])
+    dates = {path: provider.stat(path).mtime for path in contents}
+    keeper(provider).set_aside("/d", "k1")
+    assert keeper(provider).has_aside("/d", "k1")
+    assert not keeper(provider).has_aside("/d", "k2")
+    with pytest.raises(NotFound):
+        provider.stat("/d")
+    assert names(provider, "/") == {"other": False}
+    assert provider.count("/", 100) == 2
+    keeper(provider).restore("/d", "k1")
+    assert not keeper(provider).has_aside("/d", "k1")
+    assert names(provider, "/") == {"d": True, "other": False}
+    assert names(provider, "/d") == {"a": False, "dated": False, "sub": True}
+    assert {path: read(provider, path) for path in contents} == contents
+    assert {path: provider.stat(path).mtime for path in contents} == dates
+
+
+def test_a_file_set_aside_and_discarded_is_gone_for_good(provider: Provider) -> None:
+    provider.write("/f", [b"old"])
+    keeper(provider).set_aside("/f", "k")
+    provider.write("/f", [b"new"])
+    keeper(provider).discard("/f", "k")
+    keeper(provider).discard("/f", "k")  # safe to repeat, as recovery may
+    assert not keeper(provider).has_aside("/f", "k")
+    assert read(provider, "/f") == b"new"
+    assert names(provider, "/") == {"f": False}
+    assert provider.count("/", 100) == 2
+
+
+def test_setting_aside_what_is_not_there_is_not_found(provider: Provider) -> None:
+    with pytest.raises(NotFound):
+        keeper(provider).set_aside("/nope", "k")
+    assert not keeper(provider).has_aside("/nope", "k")
+
+
 def test_s3_copies_a_large_object_part_by_part(
     s3_store: s3server.S3Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -325,8 +378,11 @@ def test_s3_copies_a_large_object_part_by_part(
     try:
         body = bytes(range(256)) * (11 << 12)  # 11 MiB: three parts
         provider.write("/a", [body])
+        provider.set_mtime("/a", 1_234_567.0)
         provider.copy("/a", "/b")
         assert read(provider, "/b") == body
+        # UploadPartCopy carries no metadata: the date a client set is copied by hand.
+        assert provider.stat("/b").mtime == 1_234_567.0
         left = provider.client.list_multipart_uploads(
             Bucket=provider.bucket, Prefix=provider.prefix
         )

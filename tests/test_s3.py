@@ -4,7 +4,11 @@ store (SeaweedFS, tests/s3server.py), talked to over HTTP."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import http.client
+import logging
+import random
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +16,24 @@ import pytest
 import requests
 import s3server
 import test_rclone
+from clients_util import CadaverSession, assert_no_server_errors, capture_server_log
 from conftest import LiveServer
-from helpers import free_port, litmus_results, run_litmus, wait_for, write_users
+from helpers import (
+    COLOR,
+    free_port,
+    litmus_results,
+    proppatch_body,
+    run_litmus,
+    wait_for,
+    write_users,
+)
 from lxml import etree
 from procs import ServerProcess
 
 from davserver import failpoints
 from davserver.config import load
 from davserver.errors import Forbidden, NotFound
+from davserver.provider import s3
 from davserver.provider.s3 import PART_SIZE, UPLOADS_FOLDER, S3Provider, parse_root
 
 DEPTH1 = {"Depth": "1"}
@@ -175,6 +189,32 @@ def test_an_unreachable_store_answers_503(make_server: Callable[..., LiveServer]
         assert answer.headers["Retry-After"] == "5"
 
 
+def test_a_store_that_goes_away_answers_503_not_500(
+    make_server: Callable[..., LiveServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture_server_log(caplog)
+    (tmp_path / "store").mkdir()
+    with s3server.running(tmp_path / "store") as store:
+        server = make_server(root=store.new_root(), s3_endpoint=store.endpoint)
+        assert server.request("MKCOL", "/d").status_code == 201
+        assert server.request("PUT", "/d/a", data=b"1").status_code == 201
+        s3server.stop(store)
+        requests_sent = [
+            ("GET", "/d/a", {}),
+            ("PROPFIND", "/d/", {"headers": DEPTH1}),
+            ("PUT", "/d/b", {"data": b"2"}),
+            ("MKCOL", "/e", {}),
+            ("DELETE", "/d/a", {}),
+            ("COPY", "/d/", {"headers": {"Destination": server.url("/f/")}}),
+            ("PROPPATCH", "/d/a", {"data": proppatch_body(COLOR, "c")}),
+        ]
+        for method, path, extra in requests_sent:
+            answer = server.request(method, path, **extra)
+            assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "5"), method
+    # Each was refused as the store's absence, none as a failure of the server's own.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 def test_litmus_on_an_s3_root(s3_server: LiveServer, tmp_path: Path) -> None:
     returncode, report = run_litmus(tmp_path, "--url", s3_server.base + "/", timeout=900)
     assert returncode == 0, report
@@ -320,3 +360,174 @@ def test_the_note_of_an_upload_in_progress_is_hidden_and_reserved(
         staged.discard()
         provider.close()
     assert objects(s3_store, root) == {}
+
+
+def test_a_folder_of_several_listing_pages_is_set_aside_and_put_back_whole(
+    s3_store: s3server.S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy aside, the deletions and the restore go page by page (ListObjectsV2 answers
+    1,000 keys at most; made small here) and batch by batch, and miss none."""
+    monkeypatch.setattr(s3, "LIST_PAGE", 7)
+    monkeypatch.setattr(s3, "EACH_BATCH", 5)
+    root = s3_store.new_root()
+    provider = S3Provider(root, s3_store.endpoint)
+    names = [f"big/{i:02}" for i in range(30)]
+    try:
+        provider.make_collection("/big")
+        for name in names:
+            provider.write("/" + name, [name.encode()])
+        provider.set_aside("/big", "k")
+        with pytest.raises(NotFound):
+            provider.stat("/big")
+        assert [k for k in objects(s3_store, root) if not k.startswith(".davserver-tmp-")] == []
+        provider.restore("/big", "k")
+        assert objects(s3_store, root) == {"big/": b"", **{n: n.encode() for n in names}}
+    finally:
+        provider.close()
+
+
+def test_cadaver_round_trip_on_an_s3_root(
+    s3_server: LiveServer,
+    s3_store: s3server.S3Store,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cadaver session: mkcol, put, ls, get, properties, copy (also over an existing
+    file), move, lock, delete; checked in the bucket and over HTTP."""
+    capture_server_log(caplog)
+    local = tmp_path / "local"
+    local.mkdir()
+    report = bytes(range(256)) * 64 + b"\x00" * 150_000
+    (local / "report ü.bin").write_bytes(report)
+    (local / "notes.txt").write_text("first line\nsecond: ünïcödé\n", encoding="utf-8")
+    notes = (local / "notes.txt").read_bytes()
+    root = s3_server.config.root
+    dav = CadaverSession(s3_server.url("/"), tmp_path / "home", local)
+    try:
+        dav.ok('mkcol "projects ü"')
+        dav.ok('cd "projects ü"', expect="")
+        dav.ok('put "report ü.bin"')
+        dav.ok("put notes.txt")
+        listing = dav.ok("ls")
+        assert re.search(rf"report ü\.bin\s+{len(report)}\s", listing), listing
+        dav.ok('get "report ü.bin" back.bin')
+        assert (local / "back.bin").read_bytes() == report
+        dav.ok("propset notes.txt color blue")
+        assert "Value of color is: blue" in dav.run("propget notes.txt color")
+        dav.ok("cd ..", expect="")
+        dav.ok('copy "projects ü" backup')
+        dav.ok("propset backup/notes.txt color old")
+        # Over an existing file: the replaced one is set aside, then dropped.
+        dav.ok('copy "projects ü/notes.txt" backup/notes.txt')
+        assert "Value of color is: blue" in dav.run("propget backup/notes.txt color")
+        dav.ok('move "projects ü/notes.txt" "moved notes.txt"')
+        dav.ok('lock "moved notes.txt"')
+        assert s3_server.request("DELETE", "/moved%20notes.txt").status_code == 423
+        dav.ok('unlock "moved notes.txt"')
+        assert objects(s3_store, root) == {
+            "projects ü/": b"",
+            "projects ü/report ü.bin": report,
+            "backup/": b"",
+            "backup/report ü.bin": report,
+            "backup/notes.txt": notes,
+            "moved notes.txt": notes,
+        }
+        dav.ok('delete "moved notes.txt"')
+        dav.ok("rmcol backup")
+        dav.ok('rmcol "projects ü"')
+        assert "collection is empty" in dav.ok("ls", expect="collection is empty")
+        dav.quit()
+    finally:
+        dav.kill()
+    assert objects(s3_store, root) == {}
+    assert_no_server_errors(caplog)
+
+
+GIB = 1 << 30
+# The server's peak resident memory while it streams 1 GiB either way: generous, yet far
+# below what holding the body (or a good part of it) would take.
+PEAK_RSS_LIMIT_KIB = 200 * 1024
+
+
+def gib_body() -> Iterator[bytes]:
+    """1 GiB in 1 MiB blocks, each numbered, so a lost or repeated block shows."""
+    block = random.Random(23).randbytes(1 << 20)
+    for number in range(GIB >> 20):
+        yield number.to_bytes(8, "big") + block[8:]
+
+
+def peak_rss_kib(pid: int, *, reset: bool = False) -> int:
+    """The process's peak resident set size (VmHWM) so far; `reset` starts a new peak."""
+    if reset:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+def test_a_gib_put_and_get_keep_the_servers_memory_flat(
+    s3_store: s3server.S3Store, tmp_path: Path
+) -> None:
+    root = s3_store.new_root()
+    server = ServerProcess(root, tmp_path / "state", "--s3-endpoint", s3_store.endpoint, workers=1)  # type: ignore[arg-type]
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        peak_rss_kib(pid, reset=True)
+        sent = hashlib.sha256()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+        conn.putrequest("PUT", "/big.bin")
+        conn.putheader("Content-Length", str(GIB))
+        conn.endheaders()
+        for block in gib_body():
+            sent.update(block)
+            conn.send(block)
+        assert conn.getresponse().status == 201
+        conn.close()
+        put_peak = peak_rss_kib(pid)
+        assert uploads(s3_store, root) == []
+        peak_rss_kib(pid, reset=True)
+        got = hashlib.sha256()
+        size = 0
+        with requests.get(server.base + "/big.bin", stream=True, timeout=300) as answer:
+            assert answer.status_code == 200
+            for piece in answer.iter_content(1 << 20):
+                got.update(piece)
+                size += len(piece)
+        get_peak = peak_rss_kib(pid)
+        assert (size, got.hexdigest()) == (GIB, sent.hexdigest())
+        assert put_peak < PEAK_RSS_LIMIT_KIB, f"PUT: peak {put_peak} KiB"
+        assert get_peak < PEAK_RSS_LIMIT_KIB, f"GET: peak {get_peak} KiB"
+        print(f"peak RSS: PUT {put_peak >> 10} MiB, GET {get_peak >> 10} MiB")
+        assert server.request("DELETE", "/big.bin").status_code == 204  # the store's space back
+    finally:
+        server.stop()
+
+
+def test_the_store_is_told_to_end_unfinished_uploads_keeping_other_rules(
+    s3_store: s3server.S3Store,
+) -> None:
+    bucket = s3_store.new_bucket()
+    client = s3_store.client()
+    theirs = {
+        "ID": "another tool's",
+        "Filter": {"Prefix": "logs/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 30},
+    }
+    client.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [theirs]}
+    )
+    provider = S3Provider(f"s3://{bucket}/shared", s3_store.endpoint)
+    try:
+        provider.sweep_temp_files()
+        provider.sweep_temp_files()  # once only
+    finally:
+        provider.close()
+    rules = client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    kept, ours = rules
+    assert kept == theirs
+    assert ours["Filter"] == {"Prefix": "shared/"}
+    assert ours["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert ours["Status"] == "Enabled"

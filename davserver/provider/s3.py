@@ -7,7 +7,9 @@ exists. A prefix without a marker (objects written by other S3 tools) is a colle
 Atomicity comes from the store: a PUT or a completed multipart upload replaces an object whole,
 and an unfinished multipart upload is invisible, so a cut-off upload leaves the old object.
 There are no in-place writes (no RangeWriter: a Content-Range PUT is refused with 501) and no
-renames (`move` declines, and davserver.tree copies and deletes member by member).
+renames (`move` declines, and davserver.tree copies and deletes member by member); a resource
+an overwriting COPY or MOVE replaces is set aside as a server-side copy under a reserved name
+(`set_aside`), so a failure or a crash puts it back.
 
 The client is boto3 (see bench/RESULTS.md, "S3 client"); credentials come from the standard
 AWS variables and files, through boto3's own chain, and are never logged.
@@ -16,14 +18,16 @@ AWS variables and files, through boto3's own chain, and are never logged.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import itertools
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
-from .. import owners, paths
+from .. import failpoints, owners, paths
 from ..errors import (
     Conflict,
     DavError,
@@ -33,7 +37,7 @@ from ..errors import (
     NotFound,
 )
 from ..model import Resource
-from .fs import TEMP_PREFIX
+from .fs import ASIDE_PREFIX, TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +57,27 @@ MAX_KEY_BYTES = 1024
 # named after the process writing it, so that a start can abort those of dead processes at once.
 # Like every name starting with TEMP_PREFIX, it is the server's own: never listed, never served.
 UPLOADS_FOLDER = TEMP_PREFIX + "uploads"
-# HEAD requests in flight at once while listing (the listing lacks user metadata).
-LIST_WORKERS = 8
+# Requests in flight at once for one request: HEADs while listing (the listing lacks user
+# metadata), copies and deletes while a replaced resource is set aside.
+POOL_WORKERS = 8
 RETRY_AFTER_SECONDS = "5"
 # Multipart uploads older than this, under the root, are a crashed server's (see
 # sweep_temp_files).
 STALE_UPLOAD_SECONDS = 86400.0
+# The lifecycle rule that aborts a root's unfinished uploads: this, and a hash of the prefix.
+LIFECYCLE_RULE_PREFIX = "davserver-abort-uploads-"
+# The object that says a resource set aside was copied whole (see set_aside).
+KEPT = "kept"
+# Objects copied or deleted per round of POOL_WORKERS requests while setting aside.
+EACH_BATCH = 256
+# Keys per ListObjectsV2 page while setting aside (the most S3 gives).
+LIST_PAGE = 1000
 
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
+T = TypeVar("T")
+
+_MISSING = frozenset(
+    {"404", "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchLifecycleConfiguration"}
+)
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId"})
 _FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "StorageFull", "XMinioStorageFull"})
 
@@ -111,7 +128,7 @@ class S3Provider:
             region_name=region or None,
             config=BotoConfig(**options),
         )
-        self._heads = ThreadPoolExecutor(LIST_WORKERS, thread_name_prefix="s3-head")
+        self._pool = ThreadPoolExecutor(POOL_WORKERS, thread_name_prefix="s3")
         self.owner = owners.new_owner()
 
     # -- mapping ---------------------------------------------------------------------------
@@ -188,7 +205,7 @@ class S3Provider:
                         files.append(name)
                 # The listing lacks user metadata (the mtime a client set): one HEAD per file,
                 # a few at once. A member that vanished meanwhile is left out.
-                for member in self._heads.map(self._member_file, [path] * len(files), files):
+                for member in self._pool.map(self._member_file, [path] * len(files), files):
                     if member is not None:
                         yield member
                 for common in page.get("CommonPrefixes", ()):
@@ -312,16 +329,47 @@ class S3Provider:
             return
         if not self._is_collection(paths.parent(dst)):
             raise Conflict(f"the parent collection of {dst} does not exist")
-        origin = {"Bucket": self.bucket, "Key": self.key(src)}
-        with _mapped(src):
-            if source.size <= COPY_LIMIT:
-                self.client.copy_object(Bucket=self.bucket, Key=self.key(dst), CopySource=origin)
-            else:
-                self._copy_parts(origin, self.key(dst), source.size, dst)
+        self._copy_key(self.key(src), self.key(dst), source.size, src)
 
-    def _copy_parts(self, origin: dict[str, str], key: str, size: int, dst: str) -> None:
+    def _copy_key(
+        self, source: str, target: str, size: int, path: str, head: dict[str, Any] | None = None
+    ) -> None:
+        """A server-side copy of one object, its user metadata and content type with it; with
+        `head` (the source's HeadObject), those are written as given there."""
+        if head is None and not 0 < size <= COPY_LIMIT:
+            # Only CopyObject carries the metadata along by itself.
+            head = self._head(source, path)
+            if head is None:
+                raise NotFound(f"{path} does not exist")
+        extra: dict[str, Any] = {}
+        if head is not None:
+            extra = {"Metadata": head.get("Metadata") or {}}
+            if head.get("ContentType"):
+                extra["ContentType"] = head["ContentType"]
+        origin = {"Bucket": self.bucket, "Key": source}
+        with _mapped(path):
+            if size == 0:
+                # An empty object is written anew: as cheap, and SeaweedFS cannot CopyObject
+                # a collection's marker ("name/").
+                self.client.put_object(Bucket=self.bucket, Key=target, Body=b"", **extra)
+            elif size <= COPY_LIMIT:
+                directive = "COPY" if head is None else "REPLACE"
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target,
+                    CopySource=origin,
+                    MetadataDirective=directive,
+                    **extra,
+                )
+            else:
+                self._copy_parts(origin, target, size, path, extra)
+
+    def _copy_parts(
+        self, origin: dict[str, str], key: str, size: int, dst: str, extra: dict[str, Any]
+    ) -> None:
         """A server-side copy past CopyObject's 5 GiB: UploadPartCopy, range by range."""
-        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        started = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)
+        upload = started["UploadId"]
         try:
             parts = []
             for number, first in enumerate(range(0, size, COPY_PART), 1):
@@ -370,6 +418,132 @@ class S3Provider:
                 MetadataDirective="REPLACE",
             )
 
+    # -- keeping a replaced resource aside (AsideKeeper) ------------------------------------
+    #
+    # S3 has no rename, so setting a resource aside takes several steps: each of its objects
+    # is copied, server-side, under ASIDE_PREFIX<key>/ at the root (a name no client can
+    # use); then the object KEPT there says the copy is whole; only then do the originals go.
+    # `has_aside` holds only while KEPT exists, and `restore` and `discard` delete it before
+    # anything else, so whatever instant a crash picks, recovery (davserver.transfers) finds
+    # either the resource whole in place, perhaps beside a partial copy that `discard` drops,
+    # or a whole copy, perhaps beside a part of the original that it deletes before
+    # `restore`.
+
+    def _aside_area(self, key: str) -> str:
+        return f"{self.prefix}{ASIDE_PREFIX}{key}/"
+
+    def set_aside(self, path: str, key: str) -> None:
+        """Take the resource at `path` (and all under it) out of the tree, keeping a whole
+        copy of it until `restore` or `discard`. Raises NotFound, Forbidden."""
+        if path == paths.ROOT:
+            raise Forbidden("the shared root cannot be replaced")
+        self.stat(path)
+        base, area = self.key(path), self._aside_area(key)
+
+        def keep(found: tuple[str, int]) -> None:
+            head = self._head(found[0], path)
+            if head is None:
+                return  # gone meanwhile (another S3 tool): nothing to keep
+            metadata = dict(head.get("Metadata") or {})
+            # The copy is written now: the date the resource had goes with it, so that one
+            # put back has the date it had (sync clients compare dates).
+            metadata.setdefault(MTIME_KEY, repr(head["LastModified"].timestamp()))
+            kept = {**head, "Metadata": metadata}
+            self._copy_key(found[0], area + "o" + found[0][len(base) :], found[1], path, kept)
+            failpoints.hit("s3.aside-copied")
+
+        try:
+            self._each(self._objects_of(path), keep)
+            self._put(path, area + KEPT, b"")
+        except DavError:
+            with contextlib.suppress(DavError):
+                self.discard(path, key)
+            raise
+        failpoints.hit("s3.aside-kept")
+        try:
+            # Only what was copied goes: the copy's own listing names it.
+            copied = (base + found[len(area) + 1 :] for found, _ in self._listed(area + "o", path))
+            self._delete_keys(copied, path, "s3.aside-deleted")
+        except DavError:
+            with contextlib.suppress(DavError):
+                self.restore(path, key)
+            raise
+
+    def has_aside(self, path: str, key: str) -> bool:
+        return self._head(self._aside_area(key) + KEPT, path) is not None
+
+    def restore(self, path: str, key: str) -> None:
+        """Put back what `set_aside` kept, at `path` (over any part of it still there)."""
+        base, area = self.key(path), self._aside_area(key)
+
+        def put_back(found: tuple[str, int]) -> None:
+            self._copy_key(found[0], base + found[0][len(area) + 1 :], found[1], path)
+            failpoints.hit("s3.restored")
+
+        self._each(self._listed(area + "o", path), put_back)
+        self.discard(path, key)
+
+    def discard(self, path: str, key: str) -> None:
+        """Remove for good what `set_aside` kept, or the part a crash left of its copy."""
+        area = self._aside_area(key)
+        # First: a copy partly removed must never pass for a whole one.
+        self._delete_key(area + KEPT, path)
+        self._delete_keys((found for found, _ in self._listed(area, path)), path, "s3.discarded")
+
+    def _objects_of(self, path: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of each object the resource at `path` is made of: its own object (a
+        file) and everything under its prefix (a collection's marker and members)."""
+        base = self.key(path)
+        head = self._head(base, path)
+        if head is not None:
+            yield base, int(head["ContentLength"])
+        yield from self._listed(base + "/", path)
+
+    def _listed(self, prefix: str, path: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object whose key starts with `prefix`, page by page."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE}
+        )
+        with _mapped(path):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield item["Key"], int(item["Size"])
+
+    def _delete_key(self, key: str, path: str) -> None:
+        with _mapped(path):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _delete_keys(self, keys: Iterable[str], path: str, point: str) -> None:
+        """Delete every object of `keys`: files a few at once, then collections' markers,
+        the deepest first. SeaweedFS keeps a folder whose marker went before its members as
+        one no listing shows but HEAD still finds (a collection that would not go away), so
+        the markers (as many as there are collections) wait for the files."""
+        markers: list[str] = []
+
+        def files() -> Iterator[str]:
+            for key in keys:
+                if key.endswith("/"):
+                    markers.append(key)
+                else:
+                    yield key
+
+        def drop(key: str) -> None:
+            self._delete_key(key, path)
+            failpoints.hit(point)
+
+        self._each(files(), drop)
+        # A key under a marker sorts after it: in reverse order, members come first.
+        for key in sorted(markers, reverse=True):
+            drop(key)
+
+    def _each(self, found: Iterable[T], action: Callable[[T], None]) -> None:
+        """`action` on every item, POOL_WORKERS at once, reading `found` a batch at a time
+        (memory stays flat whatever the tree holds); the first failure is raised."""
+        items = iter(found)
+        while batch := list(itertools.islice(items, EACH_BATCH)):
+            for _done in self._pool.map(action, batch):
+                pass
+
     def note_upload(self, key: str, upload: str) -> str:
         """Record that this process is writing the multipart upload `upload` of `key`;
         returns the note's key, for `forget_upload`."""
@@ -393,11 +567,41 @@ class S3Provider:
         is logged, not raised (this runs in the background)."""
         aborted = 0
         try:
+            self.keep_lifecycle_rule()
+        except DavError as exc:  # a store without lifecycle rules, or a key not allowed to
+            log.warning("could not set the rule that ends unfinished uploads: %s", exc)
+        try:
             aborted += self._abort_dead_owners()
             aborted += self._abort_older_than(time.time() - older_than)
         except DavError as exc:
             log.warning("could not look for unfinished uploads: %s", exc)
         return aborted
+
+    def keep_lifecycle_rule(self) -> None:
+        """Have the store itself abort multipart uploads under the root a day after they
+        began (a rule of the bucket's lifecycle), so that none outlives a crash even when no
+        server starts again. The bucket's other rules are kept; the rule is added once."""
+        rule_id = LIFECYCLE_RULE_PREFIX + hashlib.sha256(self.prefix.encode()).hexdigest()[:16]
+        try:
+            with _mapped(paths.ROOT):
+                got = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+            rules = list(got.get("Rules", ()))
+        except NotFound:  # NoSuchLifecycleConfiguration: the bucket has no rule yet
+            rules = []
+        if any(rule.get("ID") == rule_id for rule in rules):
+            return
+        rules.append(
+            {
+                "ID": rule_id,
+                "Filter": {"Prefix": self.prefix},
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            }
+        )
+        with _mapped(paths.ROOT):
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
+            )
 
     def _abort_dead_owners(self) -> int:
         aborted = 0
@@ -433,7 +637,7 @@ class S3Provider:
 
     def close(self) -> None:
         """Stop the listing helpers; uploads noted after this are a dead process's."""
-        self._heads.shutdown(wait=False)
+        self._pool.shutdown(wait=False)
         owners.retire(self.owner)
 
 
