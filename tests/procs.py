@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 import requests
-from helpers import free_port
-
-
-class PortTaken(RuntimeError):
-    """The port chosen for a server was taken by someone else before it could bind it."""
 
 
 class ServerProcess:
@@ -46,47 +41,54 @@ class ServerProcess:
         self.start()
 
     def start(self) -> None:
-        # Another program may take the free port before the server binds it (the machine is
-        # shared): then a new port, a few times.
-        for attempt in range(4):
-            try:
-                self._start_on(free_port())
-                return
-            except PortTaken:
-                if attempt == 3:
-                    raise
-
-    def _start_on(self, port: int) -> None:
-        self.port = port
+        """Start on a port the server picks itself (`--port 0`) and prints: a port chosen here
+        could be taken by another program before the server bound it, and then the server
+        that answered would not be this one."""
         args = [sys.executable, "-m", "davserver", "serve", str(self.root)]
-        args += ["--port", str(self.port), "--state-dir", str(self.state), "--no-access-log"]
+        args += ["--port", "0", "--state-dir", str(self.state), "--no-access-log"]
         self.proc = subprocess.Popen(
             [*args, *self.extra],
             env=self.env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its worker processes with it: kill() ends them all
         )
-        # Read as it comes: a full pipe would block the server in its next log line.
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(
-            target=self._read_stderr, args=(self.proc.stderr,), daemon=True
-        )
-        self._reader.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._reader.join(10)
-                if "Address already in use" in self.logged:
-                    raise PortTaken(self.logged)
-                raise RuntimeError(f"davserver exited: {self.logged}")
-            try:
-                requests.request("OPTIONS", self.base + "/", timeout=10)
-                return
-            except requests.RequestException:
-                # Not listening yet, or too busy to answer in time on a loaded machine.
-                time.sleep(0.05)
-        raise RuntimeError("davserver did not start within 30 s")
+        # Both read as they come: a full pipe would block the server in its next line.
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        listening: queue.Queue[int] = queue.Queue()
+        self._readers = [
+            threading.Thread(target=self._read_stdout, args=(self.proc.stdout, listening)),
+            threading.Thread(target=self._read_stderr, args=(self.proc.stderr,)),
+        ]
+        for reader in self._readers:
+            reader.daemon = True
+            reader.start()
+        try:
+            self.port = listening.get(timeout=60)
+        except queue.Empty:
+            self.kill()
+            raise RuntimeError(f"davserver did not start within 60 s: {self.logged}") from None
+        if self.port == 0:
+            self.proc.wait(10)
+            self._readers[1].join(10)
+            raise RuntimeError(f"davserver exited: {self.logged}")
+
+    @staticmethod
+    def _read_stdout(stream: IO[bytes], listening: queue.Queue[int]) -> None:
+        """Put the port the server listens on (its `listening on` line, else its URL line)
+        in `listening`, or 0 when it ends without one."""
+        port = 0
+        with stream:
+            for raw in stream:
+                line = raw.decode(errors="replace").strip()
+                found = re.match(r"(?:URL:|listening on)\s+https?://[^/]*:(\d+)", line)
+                if found:
+                    port = int(found.group(1))
+                if line.startswith("state:") and port:
+                    listening.put(port)
+                    port = -1
+        if port != -1:
+            listening.put(0)
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         with stream:
@@ -119,7 +121,8 @@ class ServerProcess:
                 self.proc.wait(30)
         # Whatever is left (a worker that outlived its parent) holds stderr open.
         self.kill()
-        self._reader.join(10)
+        for reader in self._readers:
+            reader.join(10)
 
     def errors(self) -> str:
         """What the process logged as errors (after `stop()`)."""
