@@ -712,8 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--servers",
         default=",".join(SERVERS),
         help=f"comma-separated subset of {','.join(SERVERS)} (default: all available); "
-        "davserver is the app on cheroot in one process (the baseline of the ratios), "
-        "davserver-workers the default start (a cheroot worker process per CPU), "
+        "davserver is the app in one process on the default engine (httptools; the baseline "
+        "of the ratios), davserver-workers the default start (a worker process per CPU), "
         "davserver-gunicorn the same app under gunicorn (gthread, 2 workers x 8 threads)",
     )
     parser.add_argument(

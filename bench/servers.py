@@ -171,37 +171,158 @@ class Davserver(Server):
         self.port = self._read_port()
 
     def version(self) -> str:
-        from importlib.metadata import version
-
-        return f"davserver {version('davserver')} on cheroot {version('cheroot')}"
+        return engine_version(None)
 
 
 class DavserverWorkers(Server):
-    """davserver's default start (`davserver serve ROOT`): a cheroot worker process per CPU
-    on one port (davserver.prefork)."""
+    """davserver's default start (`davserver serve ROOT`): a worker process per CPU on one
+    port (davserver.prefork), on the default engine, or on `engine` when set."""
 
     name = "davserver-workers"
+    engine: str | None = None
 
     def start(self) -> None:
-        state = os.path.join(self.workdir, "davserver-workers-state")
+        state = os.path.join(self.workdir, f"{self.name}-state")
         self.port = free_port()
+        engine = () if self.engine is None else ("--engine", self.engine)
         self._spawn(
             [
                 *(sys.executable, "-m", "davserver", "serve", self.root),
                 *("--port", str(self.port), "--state-dir", state),
-                *("--no-access-log", "--log-level", "warning"),
+                *("--no-access-log", "--log-level", "warning", *engine),
             ]
         )
         # The command prints its URL once every worker listens; answering is enough here.
-        _wait_until_answering(self, "davserver-workers")
+        _wait_until_answering(self, self.name)
 
     def version(self) -> str:
-        from importlib.metadata import version
+        return f"{engine_version(self.engine)} ({len(os.sched_getaffinity(0))} worker processes)"
 
-        return (
-            f"davserver {version('davserver')} on cheroot {version('cheroot')} "
-            f"({len(os.sched_getaffinity(0))} worker processes)"
+
+def engine_version(engine: str | None) -> str:
+    """davserver and the engine it runs on (`None`: the default engine)."""
+    from importlib.metadata import version
+
+    from davserver.config import Config
+
+    engine = engine or Config().engine
+    under = f"cheroot {version('cheroot')}"
+    if engine == "httptools":
+        under = f"httptools {version('httptools')} (llhttp)"
+    return f"davserver {version('davserver')} on {under}"
+
+
+class DavserverCheroot(DavserverWorkers):
+    """The default start on the cheroot engine (`davserver serve ROOT --engine cheroot`)."""
+
+    name = "davserver-cheroot"
+    engine = "cheroot"
+
+
+class Rclone(Server):
+    """`rclone serve webdav ROOT` (Go's golang.org/x/net/webdav), anonymous."""
+
+    name = "rclone"
+
+    def start(self) -> None:
+        self.port = free_port()
+        self._spawn(["rclone", "serve", "webdav", self.root, "--addr", f"127.0.0.1:{self.port}"])
+        _wait_until_answering(self, "rclone")
+
+    def version(self) -> str:
+        out = subprocess.run(
+            ["rclone", "version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+        return (out.splitlines() or ["rclone"])[0] + " serve webdav"
+
+
+def rclone_available() -> bool:
+    return shutil.which("rclone") is not None
+
+
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+NGINX_DAV_EXT = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so"
+
+NGINX_CONF = """\
+# Written by bench/servers.py: a private nginx serving one folder with WebDAV.
+{load_module}
+daemon off;
+master_process on;
+worker_processes auto;
+user root;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    # As Apache's MaxKeepAliveRequests 0: wrk's connections are never closed by the server.
+    keepalive_requests 100000000;
+    client_body_temp_path {workdir}/nginx-body;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            {dav_ext}
+            create_full_put_path on;
+        }}
+    }}
+}}
+"""
+
+
+class NginxDav(Server):
+    """nginx with its dav module and, when installed, dav-ext (PROPFIND, OPTIONS; Debian:
+    libnginx-mod-http-dav-ext); a worker process per CPU."""
+
+    name = "nginx"
+
+    def start(self) -> None:
+        assert NGINX is not None
+        self.port = free_port()
+        ext = os.path.exists(NGINX_DAV_EXT)
+        conf = NGINX_CONF.format(
+            load_module=f"load_module {NGINX_DAV_EXT};" if ext else "",
+            dav_ext="dav_ext_methods PROPFIND OPTIONS;" if ext else "",
+            workdir=self.workdir,
+            port=self.port,
+            root=self.root,
         )
+        path = os.path.join(self.workdir, "nginx.conf")
+        with open(path, "w") as handle:
+            handle.write(conf)
+        self._spawn([NGINX, "-p", self.workdir, "-c", path, "-e", self.log_path])
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                break
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.05)
+        raise ServerError(f"nginx did not start; see {self.log_path}")
+
+    @property
+    def propfind(self) -> bool:
+        return os.path.exists(NGINX_DAV_EXT)
+
+    def version(self) -> str:
+        assert NGINX is not None
+        out = subprocess.run(
+            [NGINX, "-v"], capture_output=True, text=True, timeout=10, check=False
+        ).stderr
+        ext = " + dav-ext" if self.propfind else " (no dav-ext: no PROPFIND)"
+        return out.strip().split(":", 1)[-1].strip() + " dav" + ext
+
+
+def nginx_available() -> bool:
+    return NGINX is not None
 
 
 class DavserverGunicorn(Server):

@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep properties and locks in PostgreSQL, shared by several instances",
     )
     serve.add_argument(
-        "--engine", choices=ENGINES, help="the HTTP server that runs davserver (default cheroot)"
+        "--engine",
+        choices=ENGINES,
+        help="the HTTP server that runs davserver: httptools (the default; C parsing, "
+        "connections wait in epoll until a request is whole) or cheroot (pure Python)",
     )
     serve.add_argument(
         "--workers",

@@ -50,7 +50,7 @@ def _non_negative(v: Any) -> str | None:
     return None if isinstance(v, int) and v >= 0 else "0 or a positive integer"
 
 
-ENGINES = ("cheroot",)
+ENGINES = ("httptools", "cheroot")
 
 
 def _engine(v: Any) -> str | None:
@@ -119,7 +119,7 @@ class Config:
     # [server]
     host: str = _opt("server", "127.0.0.1", "address to listen on")
     port: int = _opt("server", 8080, "TCP port; 0 picks a free one", _port)
-    engine: str = _opt("server", "cheroot", "the HTTP server that runs the app", _engine)
+    engine: str = _opt("server", "httptools", "the HTTP server that runs the app", _engine)
     workers: int = _opt(
         "server", 0, "worker processes on the one port; 0: one per CPU", _non_negative
     )

@@ -161,7 +161,7 @@ class _Connection(server.HTTPConnection):
             if "http request" in str(exc).lower():
                 # Plain HTTP on the HTTPS port: say so, in plain HTTP, as cheroot does.
                 with contextlib.suppress(OSError):
-                    socket.socket.sendall(sock, _PLAIN_HTTP_REFUSAL)
+                    socket.socket.sendall(sock, PLAIN_HTTP_REFUSAL)
             log.debug("TLS handshake with %s failed: %s", self.remote_addr, exc)
             return False
         self.ssl_env = srv.ssl_adapter.get_environ(sock)
@@ -169,7 +169,7 @@ class _Connection(server.HTTPConnection):
 
 
 _PLAIN_HTTP_MESSAGE = b"This server speaks HTTPS only on this port."
-_PLAIN_HTTP_REFUSAL = (
+PLAIN_HTTP_REFUSAL = (
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
     b"Content-Length: %d\r\n\r\n%s" % (len(_PLAIN_HTTP_MESSAGE), _PLAIN_HTTP_MESSAGE)
 )

@@ -27,6 +27,7 @@ import socket
 import time
 
 from .config import Config
+from .llhttpd import stop_signals_blocked
 from .ordering import recover_orphans
 from .server import DavServer, build_services, close_services, site_of, stopping_on_signals, urls
 
@@ -168,7 +169,11 @@ def _worker(config: Config, parent: int, reserved: socket.socket | None, listeni
     _die_with(parent)
     server = DavServer(config, reuse_port=True)
     try:
-        server.start()
+        # Only this thread takes the stop signals: one delivered to a server thread would
+        # leave `stopping.wait()` asleep. (The flag is checked after: one that came meanwhile
+        # waited, blocked, and has run by then.)
+        with stop_signals_blocked():
+            server.start()
         try:
             os.write(listening, b".")
         except BrokenPipeError:

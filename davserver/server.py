@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sqlite3
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config, ConfigError
 from .httpd import DeferredTLSAdapter, ElasticServer
+from .llhttpd import MAX_HEAD, LlhttpServer, stop_signals_blocked
 from .ordering import recover_orphans
 from .origin import Site
 from .passwords import Users
@@ -128,8 +130,59 @@ def _shared_stores(url: str) -> tuple[PropertyStore, LockStore, ClaimStore, Call
     )
 
 
+def _cheroot(config: Config, app: DavApp, reuse_port: bool) -> ElasticServer:
+    """cheroot, adjusted (davserver.httpd): Python parsing, a thread per request."""
+    httpd = ElasticServer(
+        (config.host, config.port),
+        app,
+        numthreads=config.threads,
+        max=max(config.max_threads, config.threads),
+        timeout=config.request_timeout,
+        header_timeout=config.header_timeout,
+        server_name="davserver",
+        request_queue_size=128,
+        # Worker processes (davserver.prefork) each listen on the port.
+        reuse_port=reuse_port,
+    )
+    # Headers are small; refuse a flood of them early. Bodies are bounded per method.
+    httpd.max_request_header_size = MAX_HEAD
+    # cheroot keeps at most 10 idle connections by default and closes the rest after
+    # their answer; clients then reconnect for every request. Idle ones hold no thread,
+    # and new connections wait among them for their first byte (httpd.process_conn).
+    httpd.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
+    if config.tls():
+        httpd.ssl_adapter = DeferredTLSAdapter(config.cert, config.key)
+    return httpd
+
+
+def _httptools(config: Config, app: DavApp, reuse_port: bool) -> LlhttpServer:
+    """davserver.llhttpd: llhttp's parsing, connections waiting in epoll."""
+    tls = None
+    if config.tls():
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(config.cert, config.key)
+    return LlhttpServer(
+        (config.host, config.port),
+        app,
+        threads=config.threads,
+        max_threads=config.max_threads,
+        request_timeout=config.request_timeout,
+        header_timeout=config.header_timeout,
+        tls=tls,
+        reuse_port=reuse_port,
+    )
+
+
+# `[server] engine` -> how to build it; both serve the same app.
+_BUILDERS: dict[str, Callable[[Config, DavApp, bool], ElasticServer | LlhttpServer]] = {
+    "httptools": _httptools,
+    "cheroot": _cheroot,
+}
+
+
 class DavServer:
-    """The app served by cheroot; `start()` binds, `serve()` blocks, `stop()` ends it."""
+    """The app served by the configured engine; `start()` binds, `serve()` blocks, `stop()`
+    ends it."""
 
     def __init__(
         self, config: Config, services: Services | None = None, reuse_port: bool = False
@@ -137,26 +190,7 @@ class DavServer:
         self.config = config
         self.services = services or build_services(config)
         self.app = DavApp(self.services)
-        self.httpd = ElasticServer(
-            (config.host, config.port),
-            self.app,
-            numthreads=config.threads,
-            max=max(config.max_threads, config.threads),
-            timeout=config.request_timeout,
-            header_timeout=config.header_timeout,
-            server_name="davserver",
-            request_queue_size=128,
-            # Worker processes (davserver.prefork) each listen on the port.
-            reuse_port=reuse_port,
-        )
-        # Headers are small; refuse a flood of them early. Bodies are bounded per method.
-        self.httpd.max_request_header_size = 64 * 1024
-        # cheroot keeps at most 10 idle connections by default and closes the rest after
-        # their answer; clients then reconnect for every request. Idle ones hold no thread,
-        # and new connections wait among them for their first byte (httpd.process_conn).
-        self.httpd.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
-        if config.tls():
-            self.httpd.ssl_adapter = DeferredTLSAdapter(config.cert, config.key)
+        self.httpd = _BUILDERS[config.engine](config, self.app, reuse_port)
 
     def start(self) -> None:
         """Finish or undo the changes a crash interrupted, bind the listening socket (after
@@ -196,8 +230,10 @@ class DavServer:
 
         The caller's thread only waits: a signal handler that raised instead could land
         inside a lock (cheroot's, logging's) and leave it held, and `stop()` would then wait
-        for it forever."""
-        serving = self.serve_in_thread()
+        for it forever. The serving threads leave the stop signals to it; the timeout wakes it
+        should one of them still have taken one (a thread started before, by a store)."""
+        with stop_signals_blocked():
+            serving = self.serve_in_thread()
         while not stopping.wait(1.0) and serving.is_alive():
             pass
 

@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, help="davserver's worker processes (default: its own default)"
     )
+    parser.add_argument("--engine", help="davserver's HTTP engine (default: its own default)")
     parser.add_argument("--url", help="test an already running server instead")
     parser.add_argument("--user", help="user name for a server that requires one")
     parser.add_argument("--password", help="password for --user")
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 url = args.url
                 credentials = [args.user, args.password] if args.user else []
             else:
-                server = _start(tmp, group, mode, args.workers)
+                server = _start(tmp, group, mode, args.workers, args.engine)
                 url = server.url
                 credentials = [USER, PASSWORD] if mode == "auth" else []
             try:
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _start(tmp: str, group: str, mode: str, workers: int | None):  # type: ignore[no-untyped-def]
+def _start(tmp: str, group: str, mode: str, workers: int | None, engine: str | None):  # type: ignore[no-untyped-def]
     from davserver.config import load
     from davserver.passwords import set_password
     from davserver.prefork import Workers
@@ -148,6 +149,7 @@ def _start(tmp: str, group: str, mode: str, workers: int | None):  # type: ignor
         "port": 0,
         "access_log": False,
         "workers": workers,
+        "engine": engine,
     }
     if mode == "auth":
         users, digest = os.path.join(base, "users"), os.path.join(base, "users.digest")

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real davserver (cheroot) on a free loopback port over a temporary root."""
+"""Shared fixtures: a real davserver (its default engine) on a free loopback port over a temporary
+root."""
 
 from __future__ import annotations
 

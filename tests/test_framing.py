@@ -1,7 +1,7 @@
-"""Message framing (RFC 9112 6.3) against a `davserver serve` process, in one process and with
-worker processes: a body whose length cannot be trusted is an unrecoverable error (400, the
-connection closed, nothing stored), and an upload the client cuts off keeps the old file
-(issue 16).
+"""Message framing (RFC 9112 6.3) against a `davserver serve` process, on every engine, in one
+process and with worker processes: a body whose length cannot be trusted is an unrecoverable
+error (400, the connection closed, nothing stored), and an upload the client cuts off keeps the
+old file (issue 16).
 
 Requests are raw bytes on a socket: no client library sends them this way.
 """
@@ -18,16 +18,23 @@ from helpers import temp_files, wait_for
 from procs import ServerProcess
 from test_hostile import Answer, read_answer
 
+from davserver.config import ENGINES
+
 OLD = b"old content"
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one-process", "two-workers"])
+@pytest.fixture(
+    scope="module",
+    params=[(engine, workers) for engine in ENGINES for workers in (1, 2)],
+    ids=lambda p: f"{p[0]}-{'one-process' if p[1] == 1 else 'two-workers'}",
+)
 def served(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[ServerProcess]:
+    engine, workers = request.param
     base = tmp_path_factory.mktemp("framing")
     (base / "root").mkdir()
-    proc = ServerProcess(base / "root", base / "state", workers=request.param)
+    proc = ServerProcess(base / "root", base / "state", "--engine", engine, workers=workers)
     yield proc
     proc.stop()
     assert proc.errors() == ""

@@ -29,7 +29,26 @@ from helpers import (
 )
 from lxml import etree
 
+from davserver.config import ENGINES
+
 DAV = "{DAV:}"
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on each engine: hostile input is no engine's to let through."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_server(make_server: Callable[..., Any], engine: str) -> Callable[..., Any]:
+    """conftest's factory, on the engine of the test."""
+    return lambda **overrides: make_server(engine=engine, **overrides)
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Any]) -> Any:
+    return make_server()
 
 
 def passwd_marker() -> bytes:
@@ -600,22 +619,26 @@ def test_request_headers_are_never_echoed_into_response_headers(server: Any, wit
     assert sorted(p.name for p in server.root.iterdir()) == ["d", "f.txt"]
 
 
-def test_obs_fold_and_bare_lf_in_request_headers_do_not_split_the_response(server: Any):
+def test_obs_fold_and_bare_lf_in_request_headers_do_not_split_the_response(
+    server: Any, engine: str
+):
     (server.root / "f.txt").write_bytes(b"x")
+    # RFC 9112 5.2: a server either unfolds an obs-fold (cheroot: it continues the header
+    # before it, here X-A) or refuses the request (llhttp, in the httptools engine: 400).
+    unfolded = engine == "cheroot"
     raws = [
-        # An obs-fold continues the header before it (cheroot unfolds it), here X-A.
         (
             b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\r\n X-Injected: 1\r\n"
             b"Connection: close\r\n\r\n",
-            200,
+            200 if unfolded else 400,
         ),
         # A folded Destination reads as the folded-in text, which is no URL of ours (502).
         (
             b"COPY /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nDestination: /g.txt\r\n"
             b" X-Injected: 1\r\nConnection: close\r\n\r\n",
-            502,
+            502 if unfolded else 400,
         ),
-        # cheroot refuses a bare LF ("HTTP requires CRLF terminators").
+        # Both refuse a bare LF ("HTTP requires CRLF terminators").
         (
             b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\nX-Injected: 1\r\n"
             b"Connection: close\r\n\r\n",

@@ -19,11 +19,14 @@ def test_litmus_installed() -> None:
 
 @pytest.mark.rfc4918("R-258", "R-259")
 @pytest.mark.parametrize(
-    "workers", [(), ("--workers", "1")], ids=["default-workers", "one-process"]
+    "start",
+    [(), ("--workers", "1"), ("--engine", "cheroot"), ("--engine", "cheroot", "--workers", "1")],
+    ids=["default-workers", "one-process", "cheroot-workers", "cheroot-one-process"],
 )
-def test_litmus_all_groups_pass_without_warnings(tmp_path: Path, workers: tuple[str, ...]) -> None:
-    """On the default start (a worker process per CPU) and in one process."""
-    returncode, report = run_litmus(tmp_path, *workers, timeout=900)
+def test_litmus_all_groups_pass_without_warnings(tmp_path: Path, start: tuple[str, ...]) -> None:
+    """On the default start (the httptools engine, a worker process per CPU) and in one
+    process, on both engines."""
+    returncode, report = run_litmus(tmp_path, *start, timeout=900)
     assert returncode == 0, report
     results = litmus_results(report)
     groups = ("basic", "copymove", "props", "locks", "http")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import digest_authorization, digest_challenge, lockinfo, temp_files, wait_for
+from helpers import digest_authorization, digest_challenge, lockinfo, wait_for
 from procs import ServerProcess
 from test_hostile import check_slow_connections_do_not_starve
 
 from davserver import prefork
+from davserver.config import ENGINES
 from davserver.passwords import set_password
 
 
@@ -42,9 +42,12 @@ def gone(pid: int) -> bool:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServerProcess]:
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """Two workers on the default engine, or on the one a test names (`indirect`)."""
     (tmp_path / "root").mkdir()
-    proc = ServerProcess(tmp_path / "root", tmp_path / "state", workers=2)
+    engine = getattr(request, "param", None)
+    extra = ("--engine", engine) if engine else ()
+    proc = ServerProcess(tmp_path / "root", tmp_path / "state", *extra, workers=2)
     # The first worker answers before the parent has started the second.
     assert proc.proc is not None
     assert wait_for(lambda: len(children(proc.proc.pid)) == 2, 20)
@@ -59,6 +62,7 @@ def test_two_workers_serve_one_port(served: ServerProcess) -> None:
     assert requests.get(served.base + "/a.txt", timeout=10).content == b"one"
 
 
+@pytest.mark.parametrize("served", ENGINES, indirect=True)
 def test_sigterm_stops_every_worker(served: ServerProcess) -> None:
     assert served.proc is not None
     workers = children(served.proc.pid)
@@ -67,8 +71,13 @@ def test_sigterm_stops_every_worker(served: ServerProcess) -> None:
     assert all(gone(pid) for pid in workers)
 
 
-def test_ctrl_c_stops_every_worker(served: ServerProcess) -> None:
-    """Ctrl-C: SIGINT to the terminal's whole process group, parent and workers at once."""
+@pytest.mark.parametrize("served", ENGINES, indirect=True)
+@pytest.mark.parametrize("_attempt", range(4))
+def test_ctrl_c_stops_every_worker(served: ServerProcess, _attempt: int) -> None:
+    """Ctrl-C: SIGINT to the terminal's whole process group, parent and workers at once (the
+    parent's SIGTERM follows). Several times: a stop signal the kernel delivered to a server
+    thread, not the main one, used to leave a worker running until it was killed 20 s later,
+    one time in three."""
     assert served.proc is not None
     workers = children(served.proc.pid)
     os.killpg(served.proc.pid, signal.SIGINT)
@@ -158,22 +167,6 @@ def test_a_lock_taken_through_one_worker_binds_them_all(served: ServerProcess) -
         assert r.status_code == 204
 
 
-def test_sigterm_discards_an_upload_in_flight(served: ServerProcess) -> None:
-    """An upload cut short by the stop is not committed, in part or at all."""
-    target = served.root / "kept.txt"
-    target.write_bytes(b"old")
-    sock = socket.create_connection(("127.0.0.1", served.port), timeout=20)
-    try:
-        sock.sendall(b"PUT /kept.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nnew")
-        assert wait_for(lambda: bool(temp_files(served.root)), 10)
-        assert served.proc is not None
-        served.proc.send_signal(signal.SIGTERM)
-        assert served.proc.wait(30) == 0
-    finally:
-        sock.close()
-    assert target.read_bytes() == b"old"
-
-
 def test_every_worker_reloads_the_users_file(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     users = tmp_path / "users"
@@ -209,15 +202,20 @@ def hammer(base: str, n: int, done: threading.Event) -> None:
                 session.request("PROPFIND", base + "/", headers={"Depth": "1"}, timeout=5)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_under_load_always_stops(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(
+    ("engine", "workers"), [("httptools", 1), ("httptools", 2), ("cheroot", 1), ("cheroot", 2)]
+)
+def test_sigterm_under_load_always_stops(tmp_path: Path, engine: str, workers: int) -> None:
     """SIGTERM may arrive while a thread holds a lock (cheroot's, logging's): the stop still
     ends, every time. A handler that raised inside such a lock once left a process waiting in
     its own stop forever."""
     (tmp_path / "root").mkdir()
     for round_ in range(4):
         proc = ServerProcess(
-            tmp_path / "root", tmp_path / f"state{round_}", "--log-level", "debug", workers=workers
+            tmp_path / "root",
+            tmp_path / f"state{round_}",
+            *("--engine", engine, "--log-level", "debug"),
+            workers=workers,
         )
         done = threading.Event()
         threads = [threading.Thread(target=hammer, args=(proc.base, n, done)) for n in range(8)]

@@ -1,0 +1,148 @@
+"""The HTTP engines (`[server] engine`, issue 16): what the protocol tests do not reach by
+themselves. Raw bytes on sockets, against `davserver serve` processes.
+
+The default start (the httptools engine, a worker process per CPU) keeps a connection that
+has not sent a whole request head in epoll, holding no thread; pipelined requests, `Expect:
+100-continue` and HTTP/1.0 are answered as on cheroot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import temp_files, wait_for
+from procs import ServerProcess
+from test_hostile import read_answer
+
+from davserver.config import ENGINES
+
+CONNECTIONS = 1000
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[ServerProcess]:
+    base = tmp_path_factory.mktemp("engine")
+    (base / "root").mkdir()
+    proc = ServerProcess(base / "root", base / "state", "--engine", engine, workers=1)
+    yield proc
+    proc.stop()
+    assert proc.errors() == ""
+
+
+@contextlib.contextmanager
+def open_files(count: int) -> Iterator[None]:
+    """Room for `count` more open files in this process and the processes it starts: the soft
+    limit raised towards the hard one (tests/run lowers it to 1024), then put back."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 1024
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("workers", [None, 1], ids=["default-start", "one-process"])
+def test_a_thousand_idle_or_slow_connections_do_not_stop_a_new_client(
+    tmp_path: Path, workers: int | None
+) -> None:
+    """Half the connections silent, half having sent part of a head; a new client is answered
+    at once. On cheroot each of the latter holds a thread, and past `max_threads` (256 per
+    process) the new client waited for `header_timeout` (30 s)."""
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "f.txt").write_bytes(b"still here")
+    sockets: list[socket.socket] = []
+    with open_files(2 * CONNECTIONS):
+        proc = ServerProcess(tmp_path / "root", tmp_path / "state", workers=workers)
+        try:
+            for i in range(CONNECTIONS):
+                sock = socket.create_connection(("127.0.0.1", proc.port), timeout=10)
+                sockets.append(sock)
+                if i % 2:
+                    sock.sendall(b"GET /f.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            # A liveness bound, not a benchmark (bench/engines.py measures the time).
+            response = requests.get(proc.url("/f.txt"), timeout=5)
+            assert response.content == b"still here"
+        finally:
+            for sock in sockets:
+                sock.close()
+            proc.stop()
+
+
+def test_pipelined_requests_are_answered_in_order(served: ServerProcess) -> None:
+    (served.root / "a.txt").write_bytes(b"first")
+    (served.root / "b.txt").write_bytes(b"second")
+    requests_ = b"".join(
+        b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % name for name in (b"a.txt", b"b.txt")
+    )
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(requests_ + b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_answer(sock)  # everything until the close: the three answers
+    assert answer.closed
+    parts = (answer.head + b"\r\n\r\n" + answer.body).split(b"HTTP/1.1 ")[1:]
+    assert [part.split(b"\r\n", 1)[0] for part in parts] == [b"200 OK"] * 3
+    assert [part.split(b"\r\n\r\n", 1)[1] for part in parts] == [b"first", b"second", b"first"]
+
+
+def test_expect_100_continue_is_answered_before_the_body(served: ServerProcess) -> None:
+    head = b"PUT /e.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(head)
+        interim = read_answer(sock, until_closed=False)
+        assert interim.status == 100
+        sock.sendall(b"hello")
+        assert read_answer(sock, until_closed=False).status == 201
+    assert (served.root / "e.txt").read_bytes() == b"hello"
+
+
+def test_http_1_0_gets_a_body_ended_by_the_close(served: ServerProcess) -> None:
+    """A streamed answer (a PROPFIND's) without chunked coding, which HTTP/1.0 lacks."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"PROPFIND / HTTP/1.0\r\nDepth: 0\r\n\r\n")
+        answer = read_answer(sock)
+    assert answer.status == 207
+    assert answer.header("Transfer-Encoding") is None
+    assert answer.closed
+    assert answer.body.rstrip().endswith(b"</D:multistatus>")
+
+
+def test_a_head_too_large_is_refused(served: ServerProcess, engine: str) -> None:
+    """A head past 64 KiB, however it comes: refused and closed, not buffered on."""
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: %s\r\n" % (b"b" * 1000) * 100
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = read_answer(sock)
+    assert answer.status == {"httptools": 431, "cheroot": 413}[engine]
+    assert answer.closed
+
+
+def test_an_upload_cut_off_by_sigterm_keeps_the_old_file(tmp_path: Path, engine: str) -> None:
+    """Ctrl-C or SIGTERM while a body arrives: every worker stops, the upload is discarded."""
+    (tmp_path / "root").mkdir()
+    target = tmp_path / "root" / "kept.txt"
+    target.write_bytes(b"old")
+    proc = ServerProcess(tmp_path / "root", tmp_path / "state", "--engine", engine)
+    try:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=20) as sock:
+            sock.sendall(b"PUT /kept.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nnew")
+            assert wait_for(lambda: bool(temp_files(proc.root)), 10)
+            assert proc.proc is not None
+            proc.proc.terminate()
+            assert proc.proc.wait(30) == 0
+    finally:
+        proc.stop()
+    assert target.read_bytes() == b"old"
+    assert temp_files(proc.root) == []
