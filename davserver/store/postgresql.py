@@ -112,6 +112,9 @@ WAIT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 10
 HEARTBEAT = 1.0
 LONGEST_HOLD = STATEMENT_TIMEOUT + 1
+# How long a stopping instance waits for the database to hear that it leaves: a courtesy (its
+# claims become orphans at once), which a database that went silent must not turn into a hang.
+FAREWELL = 2.0
 # An instance's advisory lock lapses when its connection breaks, also while it runs (the
 # database restarted): it is presumed gone only once it has also not been seen for this long,
 # time enough to connect again and take its lock back.
@@ -300,7 +303,8 @@ class PostgresDatabase:
 
 
 class _Watchdog:
-    """Cuts the connection of whoever has held it for LONGEST_HOLD seconds.
+    """Cuts the connection of whoever has held it for LONGEST_HOLD seconds (or the limit
+    given to `watching`).
 
     statement_timeout ends a slow statement on a server that still runs; a server that froze
     (stopped, a stalled disk) answers nothing, not even the cancel, and the kernel still
@@ -309,15 +313,18 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
+        # Each watched connection and the moment it is cut.
         self._held: dict[int, tuple[psycopg.Connection[Any], float]] = {}
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def watching(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def watching(
+        self, conn: psycopg.Connection[Any], limit: float = LONGEST_HOLD
+    ) -> Iterator[None]:
         key = id(conn)
         with self._guard:
-            self._held[key] = (conn, time.monotonic())
+            self._held[key] = (conn, time.monotonic() + limit)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pg-watchdog", daemon=True)
                 self._thread.start()
@@ -330,12 +337,12 @@ class _Watchdog:
     def _run(self) -> None:
         while True:
             time.sleep(HEARTBEAT / 2)
-            limit = time.monotonic() - LONGEST_HOLD
+            now = time.monotonic()
             with self._guard:
-                late = [key for key, (_, since) in self._held.items() if since < limit]
+                late = [key for key, (_, deadline) in self._held.items() if deadline < now]
                 cut = [self._held.pop(key)[0] for key in late]
             for conn in cut:
-                log.warning("the database did not answer for %d s; connection cut", LONGEST_HOLD)
+                log.warning("the database did not answer in time; connection cut")
                 _shut_down(conn)
 
 
@@ -392,13 +399,14 @@ class _Keeper:
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self.url, **self.params, autocommit=True)
         try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-            self._measure(conn)
-            # Instances that crashed long ago: their claims are recovered by then.
-            conn.execute(
-                "DELETE FROM instances WHERE seen < extract(epoch FROM clock_timestamp()) - %s",
-                (FORGET_INSTANCES,),
-            )
+            with _WATCHDOG.watching(conn):
+                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+                self._measure(conn)
+                # Instances that crashed long ago: their claims are recovered by then.
+                conn.execute(
+                    "DELETE FROM instances WHERE seen < extract(epoch FROM clock_timestamp()) - %s",
+                    (FORGET_INSTANCES,),
+                )
         except BaseException:
             conn.close()
             raise
@@ -438,16 +446,23 @@ class _Keeper:
                     log.exception("database bookkeeping failed; trying again in a moment")
 
     def close(self) -> None:
+        """Stop the heartbeat and say goodbye, in bounded time whatever the database does."""
         self._stop.set()
-        self._thread.join(HEARTBEAT * 2 + STATEMENT_TIMEOUT)
-        if self._conn is not None:
+        self._thread.join(HEARTBEAT)
+        conn = self._conn
+        if self._thread.is_alive() and conn is not None:
+            # Its heartbeat waits on a database that went silent: cut it short.
+            _shut_down(conn)
+        self._thread.join(CONNECT_TIMEOUT + HEARTBEAT)
+        conn = self._conn
+        if conn is not None:
             # Stopped, not crashed: its claims are orphans at once, no grace to wait out. The
             # lock is released here rather than by closing: a session's backend ends a moment
             # after its client leaves, and the lock is held until it has.
-            with contextlib.suppress(psycopg.Error):
-                self._conn.execute("DELETE FROM instances WHERE owner = %s", (self.owner,))
-                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-            self._conn.close()
+            with contextlib.suppress(psycopg.Error), _WATCHDOG.watching(conn, FAREWELL):
+                conn.execute("DELETE FROM instances WHERE owner = %s", (self.owner,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            conn.close()
         owners.retire(self.owner)
 
 
