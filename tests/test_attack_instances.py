@@ -11,9 +11,14 @@ defect say so in their comment.
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 
+import psycopg
+import requests
+from helpers import COLOR, color_of, proppatch_body, wait_for
 from pg import PostgresServer
+from procs import ServerProcess
 from test_postgresql import dav, instances, several
 
 __all__ = ["instances"]  # a fixture, used by name
@@ -34,3 +39,53 @@ def test_an_instance_stopped_while_the_database_is_frozen_still_stops(
         finally:
             postgres.freeze(False)
         assert dav(second, "GET", "/f.txt").content == b"x"
+
+
+def _backend_waiting_on(url: str, statement: str) -> int | None:
+    """The pid of the database session whose statement starting with `statement` waits for a
+    table lock, if one does."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            (statement + "%",),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_a_move_whose_database_connection_drops_midway_is_finished_by_the_next_meeting_change(
+    instances: list[ServerProcess], postgres_url: str
+) -> None:
+    # Defect: the folder was renamed, then its properties' move failed (503) and the claim was
+    # simply dropped: the moved files had lost their properties, and a new resource at the old
+    # path showed them.
+    first, second, _ = instances
+    assert dav(first, "MKCOL", "/src/").status_code == 201
+    assert dav(first, "PUT", "/src/f.txt", data=b"f").status_code == 201
+    for path in ("/src/", "/src/f.txt"):
+        answer = dav(first, "PROPPATCH", path, data=proppatch_body(COLOR, "label" + path))
+        assert answer.status_code == 207
+    moved: list[requests.Response] = []
+    with psycopg.connect(postgres_url, autocommit=True) as blocker:
+        # Writes of properties wait (reads do not): the MOVE stops after its rename, when its
+        # properties are to follow.
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE props IN EXCLUSIVE MODE")
+        mover = threading.Thread(
+            target=lambda: moved.append(
+                dav(first, "MOVE", "/src/", headers={"Destination": first.url("/dst/")})
+            )
+        )
+        mover.start()
+        assert wait_for(lambda: _backend_waiting_on(postgres_url, "DELETE FROM props"), 30)
+        assert (first.root / "dst" / "f.txt").exists()
+        pid = _backend_waiting_on(postgres_url, "DELETE FROM props")
+        blocker.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        blocker.execute("ROLLBACK")
+        mover.join(30)
+    assert moved[0].status_code == 503
+    assert moved[0].headers["Retry-After"] == "5"
+    # The next change meeting the interrupted MOVE (here through another instance) finishes it.
+    assert dav(second, "MKCOL", "/src/").status_code == 201
+    assert color_of(second, "/src/") is None
+    assert color_of(second, "/dst/") == "label/src/"
+    assert color_of(second, "/dst/f.txt") == "label/src/f.txt"

@@ -120,6 +120,9 @@ FAREWELL = 2.0
 # time enough to connect again and take its lock back.
 OWNER_GRACE = 10.0
 FORGET_INSTANCES = 86400.0
+# The owner of a claim whose change met a database failure: dead from the start, so that the
+# next change meeting the claim, in any instance, finishes or undoes it (recovery).
+ABANDONED = "abandoned/"
 RETRY_AFTER = "5"
 
 
@@ -180,6 +183,8 @@ class PostgresDatabase:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._keeper: _Keeper | None = None
         self._checking = False
+        # Per thread (a request runs on one): how many times it met the database unavailable.
+        self._failures = threading.local()
         # Run after each heartbeat that reached the database (bookkeeping left undone while
         # it was away).
         self.heartbeat_tasks: list[Callable[[], None]] = []
@@ -229,11 +234,17 @@ class PostgresDatabase:
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()
             log.warning("database unavailable: %s", reason[0] if reason else type(exc).__name__)
+            self._failures.count = self.failures() + 1
             self._check_soon()
             raise StoreUnavailable(
                 "the database is unavailable; try again shortly",
                 headers=[("Retry-After", RETRY_AFTER)],
             ) from exc
+
+    def failures(self) -> int:
+        """How many times the calling thread met the database unavailable (only changes
+        matter: compare two readings)."""
+        return int(getattr(self._failures, "count", 0))
 
     def _check_soon(self) -> None:
         """Drop the pool's broken connections (the server restarted) in the background, so
@@ -279,6 +290,8 @@ class PostgresDatabase:
         lock, or was seen less than `owner_grace` seconds ago (it may be reconnecting)."""
         if owner == self.owner:
             return True
+        if owner.startswith(ABANDONED):
+            return False
         key = advisory_key("owner:" + owner)
         with self.connection() as conn:
             row = conn.execute(
@@ -663,11 +676,16 @@ class PostgresClaimStore:
 
     def __init__(self, db: PostgresDatabase) -> None:
         self.db = db
-        # Claims whose release failed while the database was away: dropped when it is back
-        # (a finished request must not answer 503 for a bookkeeping step).
+        # Each claim held here, and its thread's count of database failures when taken: a
+        # change that met the database unavailable may have changed the tree but not the
+        # store (a MOVE renamed, its properties not yet moved), and its own undo needed the
+        # database too. Its claim is then abandoned, not dropped: recovery brings the paths to
+        # a state before or after the change, from the intent it recorded.
+        self._taken: dict[str, int] = {}
+        # Claims to abandon once the database answers again.
         self._unreleased: set[str] = set()
         self._unreleased_guard = threading.Lock()
-        db.heartbeat_tasks.append(self._release_pending)
+        db.heartbeat_tasks.append(self._abandon_pending)
 
     @property
     def owner(self) -> str:
@@ -679,7 +697,7 @@ class PostgresClaimStore:
         shared: Sequence[str],
         intent: dict[str, object],
     ) -> tuple[str | None, list[Claim]]:
-        self._release_pending()
+        self._abandon_pending()
         wanted = [(p, True) for p in exclusive] + [(p, False) for p in shared]
         roots = [p for p, _ in wanted]
         above = sorted({a for p in roots for a in (p, *paths.ancestors(p))})
@@ -705,6 +723,8 @@ class PostgresClaimStore:
                     "INSERT INTO claim_paths (id, path, exclusive) VALUES (%s, %s, %s)",
                     [(claim_id, path, mine) for path, mine in wanted],
                 )
+        with self._unreleased_guard:
+            self._taken[claim_id] = self.db.failures()
         return claim_id, []
 
     def update(self, claim_id: str, intent: dict[str, object]) -> None:
@@ -714,18 +734,36 @@ class PostgresClaimStore:
             )
 
     def release(self, claim_id: str) -> None:
+        with self._unreleased_guard:
+            taken = self._taken.pop(claim_id, None)
         try:
+            if taken is not None and taken != self.db.failures():
+                self._abandon([claim_id])
+                return
             with self.db.connection() as conn:
                 conn.execute("DELETE FROM claims WHERE id = %s", (claim_id,))
         except StoreUnavailable:
+            # A finished request must not answer 503 for this bookkeeping step.
             with self._unreleased_guard:
                 self._unreleased.add(claim_id)
 
-    def _release_pending(self) -> None:
+    def _abandon(self, ids: Collection[str]) -> None:
+        with self.db.connection() as conn:
+            conn.execute(
+                "UPDATE claims SET owner = %s WHERE id = ANY(%s)",
+                (ABANDONED + self.owner, list(ids)),
+            )
+
+    def _abandon_pending(self) -> None:
         with self._unreleased_guard:
             pending, self._unreleased = self._unreleased, set()
-        for claim_id in pending:
-            self.release(claim_id)
+        if not pending:
+            return
+        try:
+            self._abandon(pending)
+        except StoreUnavailable:
+            with self._unreleased_guard:
+                self._unreleased |= pending
 
     def adopt(self, claim: Claim) -> bool:
         if self.db.is_alive(claim.owner):
