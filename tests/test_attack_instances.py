@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 import requests
 from helpers import COLOR, color_of, proppatch_body, wait_for
 from pg import PostgresServer
 from procs import ServerProcess
 from test_postgresql import dav, instances, several
+
+from davserver.store import postgresql
 
 __all__ = ["instances"]  # a fixture, used by name
 
@@ -89,3 +94,49 @@ def test_a_move_whose_database_connection_drops_midway_is_finished_by_the_next_m
     assert color_of(second, "/src/") is None
     assert color_of(second, "/dst/") == "label/src/"
     assert color_of(second, "/dst/f.txt") == "label/src/f.txt"
+
+
+def _answer_of(ask: Callable[[], bool]) -> bool:
+    """`ask()`'s answer once the database answers again (its pool reconnects in the
+    background)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return ask()
+        except postgresql.StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_a_database_outage_longer_than_the_grace_makes_no_live_instance_look_dead(
+    postgres: PostgresServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Defect: after an outage longer than the grace every instance had not been seen for
+    # longer than the grace, and had lost its advisory lock; until it took the lock back, any
+    # other instance meeting one of its claims presumed it dead and "recovered" a change it
+    # was still making.
+    grace = 2.0
+    watcher = postgresql.PostgresDatabase(postgres_url, owner_grace=grace)
+    other = postgresql.PostgresDatabase(postgres_url, owner_grace=grace)
+    try:
+        assert watcher.is_alive(other.owner)
+
+        def slow() -> None:
+            raise psycopg.OperationalError("still reconnecting")
+
+        # The other instance is slower to come back (a loaded machine, a longer route).
+        monkeypatch.setattr(other._live()[1], "_connect", slow)
+        postgres.stop()
+        try:
+            # An outage: the time is what makes it one, nothing here measures it.
+            time.sleep(max(grace, postgresql.STEADY_GAP) + 1)
+        finally:
+            postgres.start()
+        assert _answer_of(lambda: watcher.is_alive(other.owner))
+        # Once the database has been back for the grace, an instance that did not return is.
+        assert wait_for(lambda: not _answer_of(lambda: watcher.is_alive(other.owner)), 30)
+    finally:
+        monkeypatch.undo()
+        other.close()
+        watcher.close()

@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -119,6 +120,9 @@ FAREWELL = 2.0
 # database restarted): it is presumed gone only once it has also not been seen for this long,
 # time enough to connect again and take its lock back.
 OWNER_GRACE = 10.0
+# A heartbeat later than this after the previous one means the database was away (or
+# stalled) for this instance, and so perhaps for every other: the grace starts again.
+STEADY_GAP = 3 * HEARTBEAT
 FORGET_INSTANCES = 86400.0
 # The owner of a claim whose change met a database failure: dead from the start, so that the
 # next change meeting the claim, in any instance, finishes or undoes it (recovery).
@@ -287,11 +291,16 @@ class PostgresDatabase:
 
     def is_alive(self, owner: str) -> bool:
         """Whether the instance named `owner` may still be running: it holds its advisory
-        lock, or was seen less than `owner_grace` seconds ago (it may be reconnecting)."""
+        lock, or was seen less than `owner_grace` seconds ago (it may be reconnecting), or
+        this instance has not itself reached the database steadily for that long (after an
+        outage every instance's lock is gone and its last sign of life old: each needs the
+        grace, counted from the database's return, to take its lock back)."""
         if owner == self.owner:
             return True
         if owner.startswith(ABANDONED):
             return False
+        if not self._live()[1].steady_for(self.owner_grace):
+            return True
         key = advisory_key("owner:" + owner)
         with self.connection() as conn:
             row = conn.execute(
@@ -406,6 +415,11 @@ class _Keeper:
         self.tasks: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = self._connect()
+        # When the heartbeat last reached the database, and since when without a break. An
+        # instance that starts presumes the database was there before it (so that its start
+        # recovers what crashed instances left).
+        self._last_beat = time.monotonic()
+        self._steady_since = -math.inf
         self._thread = threading.Thread(target=self._run, name="pg-owner", daemon=True)
         self._thread.start()
 
@@ -452,11 +466,20 @@ class _Keeper:
                     self._conn.close()
                     self._conn = None
                 continue
+            now = time.monotonic()
+            if now - self._last_beat > STEADY_GAP:
+                self._steady_since = now
+            self._last_beat = now
             for task in self.tasks:
                 try:
                     task()
                 except Exception:
                     log.exception("database bookkeeping failed; trying again in a moment")
+
+    def steady_for(self, seconds: float) -> bool:
+        """Whether the heartbeat has reached the database without a break for `seconds`."""
+        now = time.monotonic()
+        return now - self._last_beat <= STEADY_GAP and now - self._steady_since >= seconds
 
     def close(self) -> None:
         """Stop the heartbeat and say goodbye, in bounded time whatever the database does."""
