@@ -124,6 +124,9 @@ OWNER_GRACE = 10.0
 # stalled) for this instance, and so perhaps for every other: the grace starts again.
 STEADY_GAP = 3 * HEARTBEAT
 FORGET_INSTANCES = 86400.0
+# How often each instance looks for claims of dead owners that nobody met: an instance that
+# crashed may never start again to recover them at its start.
+ORPHAN_SWEEP = 5.0
 # The owner of a claim whose change met a database failure: dead from the start, so that the
 # next change meeting the claim, in any instance, finishes or undoes it (recovery).
 ABANDONED = "abandoned/"
@@ -192,6 +195,8 @@ class PostgresDatabase:
         # Run after each heartbeat that reached the database (bookkeeping left undone while
         # it was away).
         self.heartbeat_tasks: list[Callable[[], None]] = []
+        # Run every ORPHAN_SWEEP seconds, on a thread of their own (they may take a while).
+        self.sweeps: list[Callable[[], object]] = []
         self._open()
 
     def _open(self) -> None:
@@ -212,7 +217,7 @@ class PostgresDatabase:
         except BaseException:
             pool.close()
             raise
-        keeper.tasks = self.heartbeat_tasks
+        keeper.tasks, keeper.sweeps = self.heartbeat_tasks, self.sweeps
         self._pool, self._keeper = pool, keeper
         log.info("properties, locks and claims in %s", masked(self.url))
 
@@ -413,6 +418,7 @@ class _Keeper:
         self.key = advisory_key("owner:" + self.owner)
         self.offset = 0.0
         self.tasks: list[Callable[[], None]] = []
+        self.sweeps: list[Callable[[], object]] = []
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = self._connect()
         # When the heartbeat last reached the database, and since when without a break. An
@@ -422,6 +428,8 @@ class _Keeper:
         self._steady_since = -math.inf
         self._thread = threading.Thread(target=self._run, name="pg-owner", daemon=True)
         self._thread.start()
+        self._sweeper = threading.Thread(target=self._sweep, name="pg-sweep", daemon=True)
+        self._sweeper.start()
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self.url, **self.params, autocommit=True)
@@ -476,6 +484,16 @@ class _Keeper:
                 except Exception:
                     log.exception("database bookkeeping failed; trying again in a moment")
 
+    def _sweep(self) -> None:
+        while not self._stop.wait(ORPHAN_SWEEP):
+            for sweep in self.sweeps:
+                try:
+                    sweep()
+                except StoreUnavailable:
+                    pass  # the database is away: the next sweep tries again
+                except Exception:
+                    log.exception("looking for interrupted changes failed; trying again later")
+
     def steady_for(self, seconds: float) -> bool:
         """Whether the heartbeat has reached the database without a break for `seconds`."""
         now = time.monotonic()
@@ -490,6 +508,8 @@ class _Keeper:
             # Its heartbeat waits on a database that went silent: cut it short.
             _shut_down(conn)
         self._thread.join(CONNECT_TIMEOUT + HEARTBEAT)
+        # A recovery under way finishes (each of its steps is bounded); not waited for long.
+        self._sweeper.join(HEARTBEAT)
         conn = self._conn
         if conn is not None:
             # Stopped, not crashed: its claims are orphans at once, no grace to wait out. The
@@ -787,6 +807,13 @@ class PostgresClaimStore:
         except StoreUnavailable:
             with self._unreleased_guard:
                 self._unreleased |= pending
+
+    def recover_in_background(self, recover: Callable[[], object]) -> None:
+        """Have `recover` (the server's `ordering.recover_orphans`) run every ORPHAN_SWEEP
+        seconds: a change of a crashed instance that no request meets would otherwise stay
+        half done (a LOCK's lock on a resource never made refuses every PUT there, 423, until
+        it expires), since that instance may never start again to recover it."""
+        self.db.sweeps.append(recover)
 
     def adopt(self, claim: Claim) -> bool:
         if self.db.is_alive(claim.owner):
