@@ -11,7 +11,9 @@ defect say so in their comment.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
+import string
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +23,15 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from helpers import COLOR, color_of, lockinfo, prop_xml, proppatch_body, wait_for
+from helpers import (
+    COLOR,
+    color_of,
+    lockinfo,
+    prop_xml,
+    proppatch_body,
+    temp_files,
+    wait_for,
+)
 from pg import PostgresServer
 from procs import ServerProcess
 from test_postgresql import dav, instances, several
@@ -266,3 +276,47 @@ def test_changes_cut_off_by_killed_instances_are_recovered_through_a_survivor(
     kept = {f"/m1/f{i}.txt" for i in range(3)} | {f"/m1to/g{i}.txt" for i in range(2)}
     assert moved <= set(files) or kept <= set(files)
     assert not any(path.startswith("/cto/") for path in files)
+
+
+def _unpredictable(length: int, seed: int) -> str:
+    """`length` letters and digits that do not compress (PostgreSQL compresses long index
+    entries before it measures them)."""
+    rng = random.Random(seed)
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+def test_names_and_paths_too_long_for_the_database_get_a_final_answer_not_503(
+    instances: list[ServerProcess],
+) -> None:
+    # Defect: an index entry over PostgreSQL's limit (about 2,700 bytes) was taken for the
+    # database being away: 503 with Retry-After, so clients retried forever, and each try
+    # logged "database unavailable" and checked the whole pool.
+    first, second, _ = instances
+    assert dav(first, "PUT", "/f.txt", data=b"x").status_code == 201
+    long_name = "{urn:x}p" + _unpredictable(3000, 1)
+    refused = dav(first, "PROPPATCH", "/f.txt", data=proppatch_body(long_name, "v"))
+    assert refused.status_code == 507
+    assert "Retry-After" not in refused.headers
+    # Names and paths up to the limit work through every instance (a path of 2,000 bytes:
+    # eight folders of 250, the longest name most filesystems take).
+    fine = "{urn:x}p" + _unpredictable(1000, 2)
+    assert dav(second, "PROPPATCH", "/f.txt", data=proppatch_body(fine, "v")).status_code == 207
+    folders = [_unpredictable(249, 10 + i) for i in range(8)]
+    deep = ""
+    for folder in folders:
+        deep += "/" + folder
+        assert dav(first, "MKCOL", deep + "/").status_code == 201
+    assert dav(second, "PROPPATCH", deep + "/", data=proppatch_body()).status_code == 207
+    assert color_of(first, deep + "/") == "red"
+    # Past the limit (here at 2,750 bytes), a change is refused as a URI the server will not
+    # take (RFC 9110 15.5.15), and nothing is left behind.
+    for level in range(2):
+        deep += "/" + _unpredictable(249, 20 + level)
+        assert dav(first, "MKCOL", deep + "/").status_code == 201
+    deeper = deep + "/" + _unpredictable(249, 30)
+    assert dav(second, "MKCOL", deeper + "/").status_code == 414
+    assert dav(first, "PUT", deeper, data=b"x").status_code == 414
+    assert dav(second, "LOCK", deeper, data=lockinfo()).status_code == 414
+    assert not (first.root / deeper.lstrip("/")).exists()
+    assert temp_files(first.root) == []
+    assert dav(second, "DELETE", "/" + folders[0] + "/").status_code == 204

@@ -42,7 +42,7 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
 from .. import owners, paths
-from ..errors import DavError
+from ..errors import DavError, InsufficientStorage
 from .base import Claim, Lock, LockConflict, claims_of, find_conflict, meeting
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class PostgresDatabase:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._keeper: _Keeper | None = None
         self._checking = False
-        # Per thread (a request runs on one): how many times it met the database unavailable.
+        # Per thread (a request runs on one): how many times it met the database failing.
         self._failures = threading.local()
         # Run after each heartbeat that reached the database (bookkeeping left undone while
         # it was away).
@@ -240,6 +240,12 @@ class PostgresDatabase:
         that does."""
         try:
             yield
+        except psycopg.errors.ProgramLimitExceeded as exc:
+            # An index entry over PostgreSQL's limit (about 2,700 bytes): no retry helps.
+            self._failures.count = self.failures() + 1
+            raise InsufficientStorage(
+                "a path or property name too long for the database to keep"
+            ) from exc
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()
             log.warning("database unavailable: %s", reason[0] if reason else type(exc).__name__)
@@ -251,8 +257,8 @@ class PostgresDatabase:
             ) from exc
 
     def failures(self) -> int:
-        """How many times the calling thread met the database unavailable (only changes
-        matter: compare two readings)."""
+        """How many times the calling thread met the database failing: unavailable, or
+        refusing an entry too long (only changes matter: compare two readings)."""
         return int(getattr(self._failures, "count", 0))
 
     def _check_soon(self) -> None:
@@ -720,7 +726,7 @@ class PostgresClaimStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self.db = db
         # Each claim held here, and its thread's count of database failures when taken: a
-        # change that met the database unavailable may have changed the tree but not the
+        # change that met the database failing may have changed the tree but not the
         # store (a MOVE renamed, its properties not yet moved), and its own undo needed the
         # database too. Its claim is then abandoned, not dropped: recovery brings the paths to
         # a state before or after the change, from the intent it recorded.
@@ -746,7 +752,7 @@ class PostgresClaimStore:
         above = sorted({a for p in roots for a in (p, *paths.ancestors(p))})
         bounds = [_bounds(p) for p in roots]
         owner = self.owner
-        with self.db.write(_CLAIMS_KEY) as conn:
+        with self._too_long_is_414(), self.db.write(_CLAIMS_KEY) as conn:
             rows = conn.execute(
                 "SELECT id, path, exclusive FROM claim_paths c WHERE c.path = ANY(%s) "
                 "OR EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[]) AS k(low, high) "
@@ -769,6 +775,16 @@ class PostgresClaimStore:
         with self._unreleased_guard:
             self._taken[claim_id] = self.db.failures()
         return claim_id, []
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _too_long_is_414() -> Iterator[None]:
+        """A claim stores only paths: one too long for the database is a URI this server
+        will not take (RFC 9110 15.5.15), refused before anything changes."""
+        try:
+            yield
+        except InsufficientStorage as exc:
+            raise DavError("the path is too long for the database to keep", status=414) from exc
 
     def update(self, claim_id: str, intent: dict[str, object]) -> None:
         with self.db.connection() as conn:
