@@ -32,6 +32,7 @@ from helpers import (
     temp_files,
     wait_for,
 )
+from lxml import etree
 from pg import PostgresServer
 from procs import ServerProcess
 from test_postgresql import dav, instances, several
@@ -42,6 +43,7 @@ from davserver.store import postgresql
 __all__ = ["instances"]  # a fixture, used by name
 
 NS_TOUCHED = "{urn:attack}touched"
+_ALLPROP = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
 
 
 def test_an_instance_stopped_while_the_database_is_frozen_still_stops(
@@ -320,3 +322,119 @@ def test_names_and_paths_too_long_for_the_database_get_a_final_answer_not_503(
     assert not (first.root / deeper.lstrip("/")).exists()
     assert temp_files(first.root) == []
     assert dav(second, "DELETE", "/" + folders[0] + "/").status_code == 204
+
+
+def _at_once(*calls: Callable[[], requests.Response]) -> list[int]:
+    """Send the requests together (released by one barrier); their statuses, in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def send(call: Callable[[], requests.Response]) -> int:
+        barrier.wait()
+        return call().status_code
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(send, calls))
+
+
+ROUNDS = 20
+
+
+def test_clients_racing_through_two_instances_get_what_one_after_the_other_gives(
+    instances: list[ServerProcess], postgres_url: str
+) -> None:
+    first, second, third = instances
+    root = first.root
+
+    def race(n: int) -> None:
+        # Crossing MOVEs: the first replaces the other's source (204), the second carries it
+        # back (201); one file is left, holding its own label under its own name.
+        _labelled(first, {f"/x{n}.txt": f"x{n}", f"/y{n}.txt": f"y{n}"})
+        crossing = _at_once(
+            lambda: dav(first, "MOVE", f"/x{n}.txt", headers={"Destination": f"/y{n}.txt"}),
+            lambda: dav(second, "MOVE", f"/y{n}.txt", headers={"Destination": f"/x{n}.txt"}),
+        )
+        assert sorted(crossing) == [201, 204]
+        # Two exclusive LOCKs of one new resource: exactly one is granted.
+        locking = _at_once(
+            lambda: dav(first, "LOCK", f"/l{n}.bin", data=lockinfo()),
+            lambda: dav(second, "LOCK", f"/l{n}.bin", data=lockinfo()),
+        )
+        assert sorted(locking) == [201, 423]
+        # A MOVE of a folder and a PUT into it: the new file moves with the folder, or the
+        # PUT finds no folder (409).
+        _labelled(first, {f"/d{n}/a.txt": f"d{n}a"})
+        move_put = _at_once(
+            lambda: dav(first, "MOVE", f"/d{n}/", headers={"Destination": f"/e{n}/"}),
+            lambda: dav(second, "PUT", f"/d{n}/b.txt", data=f"d{n}b".encode()),
+        )
+        assert move_put in ([201, 201], [201, 409])
+        assert (root / f"e{n}" / "b.txt").exists() == (move_put[1] == 201)
+        if move_put[1] == 201:
+            body = proppatch_body(COLOR, f"d{n}b")
+            assert dav(third, "PROPPATCH", f"/e{n}/b.txt", data=body).status_code == 207
+        # A LOCK of a folder on one instance against a PUT, a DELETE and a MOVE of its
+        # members on the others: each is refused (423) exactly when the LOCK came first.
+        _labelled(first, {f"/k{n}/{m}.txt": f"k{n}{m}" for m in "pqr"})
+        against = _at_once(
+            lambda: dav(first, "LOCK", f"/k{n}/", data=lockinfo()),
+            lambda: dav(second, "PUT", f"/k{n}/p.txt", data=f"k{n}p".encode()),
+            lambda: dav(third, "DELETE", f"/k{n}/q.txt"),
+            lambda: dav(second, "MOVE", f"/k{n}/r.txt", headers={"Destination": f"/s{n}.txt"}),
+        )
+        assert against[0] == 200
+        assert against[1] in (204, 423) and against[2] in (204, 423)
+        assert against[3] in (201, 423)
+        assert (root / f"k{n}" / "q.txt").exists() == (against[2] == 423)
+        assert (root / f"s{n}.txt").exists() == (against[3] == 201)
+        # COPY onto a destination being locked elsewhere: the COPY replaces it before the
+        # LOCK (which then locks the copy), or the LOCK refuses the COPY.
+        _labelled(first, {f"/c{n}.txt": f"c{n}", f"/t{n}.txt": f"t{n}"})
+        copy_lock = _at_once(
+            lambda: dav(first, "COPY", f"/c{n}.txt", headers={"Destination": f"/t{n}.txt"}),
+            lambda: dav(second, "LOCK", f"/t{n}.txt", data=lockinfo()),
+        )
+        assert copy_lock in ([204, 200], [423, 200])
+        assert (root / f"t{n}.txt").read_text() == (f"c{n}" if copy_lock[0] == 204 else f"t{n}")
+
+    for n in range(ROUNDS):
+        race(n)
+    # Every file holds the label its property holds; no lock on a missing resource.
+    _agree(root, postgres_url)
+
+
+def _update(sets: dict[str, str], removes: tuple[str, ...] = ()) -> bytes:
+    """A PROPPATCH body that sets `sets` ({name: value}) and removes `removes`."""
+    setting = "".join(prop_xml(name, value) for name, value in sets.items())
+    removing = "".join(prop_xml(name) for name in removes)
+    removal = f"<D:remove><D:prop>{removing}</D:prop></D:remove>" if removes else ""
+    return (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:">'
+        f"<D:set><D:prop>{setting}</D:prop></D:set>{removal}</D:propertyupdate>"
+    ).encode()
+
+
+def test_concurrent_proppatches_through_two_instances_are_each_all_or_nothing(
+    instances: list[ServerProcess],
+) -> None:
+    first, second, third = instances
+    assert dav(first, "PUT", "/pp.txt", data=b"x").status_code == 201
+    a, b = "{urn:attack}a", "{urn:attack}b"
+
+    def patch(n: int) -> int:
+        """Each sets a and b to one value and a property of its own; every third also
+        removes a protected property, which refuses the whole PROPPATCH."""
+        target = first if n % 2 else second
+        sets = {a: f"v{n}", b: f"v{n}", f"{{urn:attack}}own{n}": str(n)}
+        removes = ("{DAV:}getetag",) if n % 3 == 0 else ()
+        answer = dav(target, "PROPPATCH", "/pp.txt", data=_update(sets, removes))
+        assert answer.status_code == 207
+        return 403 if b"403" in answer.content else 200 if b"200 OK" in answer.content else 0
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(patch, range(120)))
+    assert outcomes == [403 if n % 3 == 0 else 200 for n in range(120)]
+    answer = dav(third, "PROPFIND", "/pp.txt", headers={"Depth": "0"}, data=_ALLPROP)
+    found = {e.tag: e.text for e in etree.fromstring(answer.content).iterfind(".//{DAV:}prop/*")}
+    assert found[a] == found[b] and found[a] in {f"v{n}" for n in range(120) if n % 3}
+    owns = {tag for tag in found if tag.startswith("{urn:attack}own")}
+    assert owns == {f"{{urn:attack}}own{n}" for n in range(120) if n % 3}
