@@ -63,15 +63,41 @@ def test_an_instance_stopped_while_the_database_is_frozen_still_stops(
         assert dav(second, "GET", "/f.txt").content == b"x"
 
 
-def _backend_waiting_on(url: str, statement: str) -> int | None:
-    """The pid of the database session whose statement starting with `statement` waits for a
-    table lock, if one does."""
+def _backends_waiting_on(url: str, statement: str) -> list[int]:
+    """The pids of the database sessions whose statement starting with `statement` waits
+    for a table lock."""
     with psycopg.connect(url) as conn:
-        row = conn.execute(
+        rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
             (statement + "%",),
-        ).fetchone()
-    return None if row is None else int(row[0])
+        )
+        return [int(pid) for (pid,) in rows]
+
+
+def _cut_off_moving_properties(url: str, during: Callable[[], object]) -> object:
+    """Run `during` in a thread while writes of properties wait; once one waits (a MOVE's
+    properties about to follow its rename), drop that session's connection, as a database
+    restart or a network cut would. Returns what `during` returned."""
+    done: list[object] = []
+    with psycopg.connect(url, autocommit=True) as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE props IN EXCLUSIVE MODE")  # reads go on, writes wait
+        worker = threading.Thread(target=lambda: done.append(during()))
+        worker.start()
+        assert wait_for(lambda: bool(_backends_waiting_on(url, "DELETE FROM props")), 30)
+        for pid in _backends_waiting_on(url, "DELETE FROM props"):
+            blocker.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        blocker.execute("ROLLBACK")
+        worker.join(120)
+    return done[0]
+
+
+def _labelled_folder(instance: ServerProcess) -> None:
+    assert dav(instance, "MKCOL", "/src/").status_code == 201
+    assert dav(instance, "PUT", "/src/f.txt", data=b"f").status_code == 201
+    for path in ("/src/", "/src/f.txt"):
+        answer = dav(instance, "PROPPATCH", path, data=proppatch_body(COLOR, "label" + path))
+        assert answer.status_code == 207
 
 
 def test_a_move_whose_database_connection_drops_midway_is_finished_by_the_next_meeting_change(
@@ -81,35 +107,39 @@ def test_a_move_whose_database_connection_drops_midway_is_finished_by_the_next_m
     # simply dropped: the moved files had lost their properties, and a new resource at the old
     # path showed them.
     first, second, _ = instances
-    assert dav(first, "MKCOL", "/src/").status_code == 201
-    assert dav(first, "PUT", "/src/f.txt", data=b"f").status_code == 201
-    for path in ("/src/", "/src/f.txt"):
-        answer = dav(first, "PROPPATCH", path, data=proppatch_body(COLOR, "label" + path))
-        assert answer.status_code == 207
-    moved: list[requests.Response] = []
-    with psycopg.connect(postgres_url, autocommit=True) as blocker:
-        # Writes of properties wait (reads do not): the MOVE stops after its rename, when its
-        # properties are to follow.
-        blocker.execute("BEGIN")
-        blocker.execute("LOCK TABLE props IN EXCLUSIVE MODE")
-        mover = threading.Thread(
-            target=lambda: moved.append(
-                dav(first, "MOVE", "/src/", headers={"Destination": first.url("/dst/")})
-            )
-        )
-        mover.start()
-        assert wait_for(lambda: _backend_waiting_on(postgres_url, "DELETE FROM props"), 30)
-        assert (first.root / "dst" / "f.txt").exists()
-        pid = _backend_waiting_on(postgres_url, "DELETE FROM props")
-        blocker.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        blocker.execute("ROLLBACK")
-        mover.join(30)
-    assert moved[0].status_code == 503
-    assert moved[0].headers["Retry-After"] == "5"
+    _labelled_folder(first)
+    moved = _cut_off_moving_properties(
+        postgres_url, lambda: dav(first, "MOVE", "/src/", headers={"Destination": "/dst/"})
+    )
+    assert isinstance(moved, requests.Response)
+    assert moved.status_code == 503
+    assert moved.headers["Retry-After"] == "5"
+    assert (first.root / "dst" / "f.txt").exists()
     # The next change meeting the interrupted MOVE (here through another instance) finishes it.
     assert dav(second, "MKCOL", "/src/").status_code == 201
     assert color_of(second, "/src/") is None
     assert color_of(second, "/dst/") == "label/src/"
+    assert color_of(second, "/dst/f.txt") == "label/src/f.txt"
+
+
+def test_a_recovery_whose_database_connection_drops_midway_is_tried_again(
+    instances: list[ServerProcess], postgres_url: str
+) -> None:
+    # Defect: the recovering instance kept the claim after the database failed under it (as
+    # for a change that cannot be recovered at all): its paths answered 503 Busy to every
+    # change until that instance restarted, and it logged an error.
+    first, second, _ = instances
+    _labelled_folder(first)
+    moved = _cut_off_moving_properties(
+        postgres_url, lambda: dav(first, "MOVE", "/src/", headers={"Destination": "/dst/"})
+    )
+    assert isinstance(moved, requests.Response) and moved.status_code == 503
+    # The MKCOL meets the interrupted MOVE and recovers it, and that recovery is cut off too
+    # (or an instance's own sweep for interrupted changes is, whichever comes first).
+    made = _cut_off_moving_properties(
+        postgres_url, lambda: dav(second, "MKCOL", "/src/", timeout=90).status_code
+    )
+    assert made == 201
     assert color_of(second, "/dst/f.txt") == "label/src/f.txt"
 
 

@@ -839,7 +839,23 @@ class PostgresClaimStore:
                 "UPDATE claims SET owner = %s WHERE id = %s AND owner = %s",
                 (self.owner, claim.id, claim.owner),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+        with self._unreleased_guard:
+            self._taken[claim.id] = self.db.failures()
+        return True
+
+    def retry_later(self, claim_id: str) -> bool:
+        """After the recovery of an adopted claim failed: when the database failed under it
+        (and not the recovery itself), abandon the claim again, for the next change that
+        meets it or the next sweep to retry, and say so (True). Otherwise the claim stays
+        with this instance, its paths closed to changes until it restarts."""
+        with self._unreleased_guard:
+            taken = self._taken.get(claim_id)
+        if taken is None or taken == self.db.failures():
+            return False
+        self.release(claim_id)  # abandons it: the database failed since it was adopted
+        return True
 
     def orphans(self) -> list[Claim]:
         with self.db.connection() as conn:
