@@ -18,7 +18,13 @@ concurrently, each PROPPATCH one transaction (all or nothing).
 
 Every failure to reach the database (refused, dropped, timed out) becomes one `DavError`, 503
 with Retry-After, in `PostgresDatabase.connection`; connect and statement timeouts keep a
-request from hanging on a database that went silent, and the pool reconnects by itself.
+request from hanging on a database that went silent, and the pool reconnects by itself. An
+entry too long for an index (about 2,700 bytes of path and name) is a final 414 or 507.
+
+A change whose request met such a failure under its claim may have changed the tree but not
+the store, and could not undo itself either: its claim is abandoned (given an owner that is
+dead from the start), not dropped, and recovered like a crashed instance's. Each instance also
+looks for dead owners' claims every few seconds, since nothing else may ever meet them.
 """
 
 from __future__ import annotations
