@@ -196,7 +196,8 @@ class PostgresDatabase:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._keeper: _Keeper | None = None
         self._checking = False
-        # Per thread (a request runs on one): how many times it met the database failing.
+        # Per thread (a request runs on one): how many times it met the database unavailable
+        # or refusing an entry.
         self._failures = threading.local()
         # Run after each heartbeat that reached the database (bookkeeping left undone while
         # it was away).
@@ -248,14 +249,14 @@ class PostgresDatabase:
             yield
         except psycopg.errors.ProgramLimitExceeded as exc:
             # An index entry over PostgreSQL's limit (about 2,700 bytes): no retry helps.
-            self._failures.count = self.failures() + 1
+            self._failures.refused = self._count("refused") + 1
             raise InsufficientStorage(
                 "a path or property name too long for the database to keep"
             ) from exc
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()
             log.warning("database unavailable: %s", reason[0] if reason else type(exc).__name__)
-            self._failures.count = self.failures() + 1
+            self._failures.unavailable = self.outages() + 1
             self._check_soon()
             raise StoreUnavailable(
                 "the database is unavailable; try again shortly",
@@ -265,7 +266,15 @@ class PostgresDatabase:
     def failures(self) -> int:
         """How many times the calling thread met the database failing: unavailable, or
         refusing an entry too long (only changes matter: compare two readings)."""
-        return int(getattr(self._failures, "count", 0))
+        return self.outages() + self._count("refused")
+
+    def outages(self) -> int:
+        """How many times the calling thread met the database unavailable: failures that
+        another attempt may not meet."""
+        return self._count("unavailable")
+
+    def _count(self, kind: str) -> int:
+        return int(getattr(self._failures, kind, 0))
 
     def _check_soon(self) -> None:
         """Drop the pool's broken connections (the server restarted) in the background, so
@@ -736,7 +745,7 @@ class PostgresClaimStore:
         # store (a MOVE renamed, its properties not yet moved), and its own undo needed the
         # database too. Its claim is then abandoned, not dropped: recovery brings the paths to
         # a state before or after the change, from the intent it recorded.
-        self._taken: dict[str, int] = {}
+        self._taken: dict[str, tuple[int, int]] = {}
         # Claims to abandon once the database answers again.
         self._unreleased: set[str] = set()
         self._unreleased_guard = threading.Lock()
@@ -779,7 +788,7 @@ class PostgresClaimStore:
                     [(claim_id, path, mine) for path, mine in wanted],
                 )
         with self._unreleased_guard:
-            self._taken[claim_id] = self.db.failures()
+            self._taken[claim_id] = self._failures_now()
         return claim_id, []
 
     @staticmethod
@@ -802,7 +811,7 @@ class PostgresClaimStore:
         with self._unreleased_guard:
             taken = self._taken.pop(claim_id, None)
         try:
-            if taken is not None and taken != self.db.failures():
+            if taken is not None and taken[0] != self.db.failures():
                 self._abandon([claim_id])
                 return
             with self.db.connection() as conn:
@@ -811,6 +820,9 @@ class PostgresClaimStore:
             # A finished request must not answer 503 for this bookkeeping step.
             with self._unreleased_guard:
                 self._unreleased.add(claim_id)
+
+    def _failures_now(self) -> tuple[int, int]:
+        return self.db.failures(), self.db.outages()
 
     def _abandon(self, ids: Collection[str]) -> None:
         with self.db.connection() as conn:
@@ -848,17 +860,18 @@ class PostgresClaimStore:
             if cursor.rowcount != 1:
                 return False
         with self._unreleased_guard:
-            self._taken[claim.id] = self.db.failures()
+            self._taken[claim.id] = self._failures_now()
         return True
 
     def retry_later(self, claim_id: str) -> bool:
-        """After the recovery of an adopted claim failed: when the database failed under it
-        (and not the recovery itself), abandon the claim again, for the next change that
-        meets it or the next sweep to retry, and say so (True). Otherwise the claim stays
-        with this instance, its paths closed to changes until it restarts."""
+        """After the recovery of an adopted claim failed: when the database was unavailable
+        under it (not the recovery itself failing, nor an entry refused, which another
+        attempt would meet again), abandon the claim again, for the next change that meets
+        it or the next sweep to retry, and say so (True). Otherwise the claim stays with
+        this instance, its paths closed to changes until it restarts."""
         with self._unreleased_guard:
             taken = self._taken.get(claim_id)
-        if taken is None or taken == self.db.failures():
+        if taken is None or taken[1] == self.db.outages():
             return False
         self.release(claim_id)  # abandons it: the database failed since it was adopted
         return True
