@@ -188,9 +188,15 @@ def recover_orphans(services: Services, claims: Sequence[Claim] | None = None) -
         try:
             recovery.recover(services, claim)
         except Exception:
-            # The claim stays, owned by this process: the paths remain closed to changes
-            # rather than opened on an unknown state, and the next start tries again.
-            log.exception("could not recover the interrupted change %s", claim.intent)
+            # A store that was unavailable for a moment takes the claim back for a later
+            # attempt. Otherwise the claim stays, owned by this process: the paths remain
+            # closed to changes rather than opened on an unknown state, and the next start
+            # tries again.
+            retry_later = getattr(store, "retry_later", None)
+            if retry_later is not None and retry_later(claim.id):
+                log.warning("recovery of %s interrupted; it is tried again", claim.intent)
+            else:
+                log.exception("could not recover the interrupted change %s", claim.intent)
             continue
         store.release(claim.id)
         done += 1

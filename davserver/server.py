@@ -199,6 +199,10 @@ class DavServer:
         recovered = recover_orphans(self.services)
         if recovered:
             log.info("finished or undid %d changes interrupted by a crash", recovered)
+        recover_later = getattr(self.services.claims, "recover_in_background", None)
+        if recover_later is not None:
+            # Claims shared by instances: one that crashed may never start again.
+            recover_later(lambda: recover_orphans(self.services))
         self.httpd.prepare()
         # What a crash left: temporary files on a disk, unfinished uploads in a bucket.
         sweep = getattr(self.services.provider, "sweep_temp_files", None)

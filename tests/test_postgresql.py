@@ -206,6 +206,8 @@ def test_an_instance_with_a_wrong_clock_keeps_time_by_the_database(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class HourFast:
+        monotonic = staticmethod(time.monotonic)  # intervals: not the wall clock
+
         @staticmethod
         def time() -> float:
             return time.time() + 3600

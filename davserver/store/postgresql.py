@@ -18,7 +18,13 @@ concurrently, each PROPPATCH one transaction (all or nothing).
 
 Every failure to reach the database (refused, dropped, timed out) becomes one `DavError`, 503
 with Retry-After, in `PostgresDatabase.connection`; connect and statement timeouts keep a
-request from hanging on a database that went silent, and the pool reconnects by itself.
+request from hanging on a database that went silent, and the pool reconnects by itself. An
+entry too long for an index (about 2,700 bytes of path and name) is a final 414 or 507.
+
+A change whose request met such a failure under its claim may have changed the tree but not
+the store, and could not undo itself either: its claim is abandoned (given an owner that is
+dead from the start), not dropped, and recovered like a crashed instance's. Each instance also
+looks for dead owners' claims every few seconds, since nothing else may ever meet them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -41,7 +48,7 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool
 
 from .. import owners, paths
-from ..errors import DavError
+from ..errors import DavError, InsufficientStorage
 from .base import Claim, Lock, LockConflict, claims_of, find_conflict, meeting
 
 log = logging.getLogger(__name__)
@@ -112,11 +119,23 @@ WAIT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 10
 HEARTBEAT = 1.0
 LONGEST_HOLD = STATEMENT_TIMEOUT + 1
+# How long a stopping instance waits for the database to hear that it leaves: a courtesy (its
+# claims become orphans at once), which a database that went silent must not turn into a hang.
+FAREWELL = 2.0
 # An instance's advisory lock lapses when its connection breaks, also while it runs (the
 # database restarted): it is presumed gone only once it has also not been seen for this long,
 # time enough to connect again and take its lock back.
 OWNER_GRACE = 10.0
+# A heartbeat later than this after the previous one means the database was away (or
+# stalled) for this instance, and so perhaps for every other: the grace starts again.
+STEADY_GAP = 3 * HEARTBEAT
 FORGET_INSTANCES = 86400.0
+# How often each instance looks for claims of dead owners that nobody met: an instance that
+# crashed may never start again to recover them at its start.
+ORPHAN_SWEEP = 5.0
+# The owner of a claim whose change met a database failure: dead from the start, so that the
+# next change meeting the claim, in any instance, finishes or undoes it (recovery).
+ABANDONED = "abandoned/"
 RETRY_AFTER = "5"
 
 
@@ -177,9 +196,14 @@ class PostgresDatabase:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._keeper: _Keeper | None = None
         self._checking = False
+        # Per thread (a request runs on one): how many times it met the database unavailable
+        # or refusing an entry.
+        self._failures = threading.local()
         # Run after each heartbeat that reached the database (bookkeeping left undone while
         # it was away).
         self.heartbeat_tasks: list[Callable[[], None]] = []
+        # Run every ORPHAN_SWEEP seconds, on a thread of their own (they may take a while).
+        self.sweeps: list[Callable[[], object]] = []
         self._open()
 
     def _open(self) -> None:
@@ -200,7 +224,7 @@ class PostgresDatabase:
         except BaseException:
             pool.close()
             raise
-        keeper.tasks = self.heartbeat_tasks
+        keeper.tasks, keeper.sweeps = self.heartbeat_tasks, self.sweeps
         self._pool, self._keeper = pool, keeper
         log.info("properties, locks and claims in %s", masked(self.url))
 
@@ -223,14 +247,34 @@ class PostgresDatabase:
         that does."""
         try:
             yield
+        except psycopg.errors.ProgramLimitExceeded as exc:
+            # An index entry over PostgreSQL's limit (about 2,700 bytes): no retry helps.
+            self._failures.refused = self._count("refused") + 1
+            raise InsufficientStorage(
+                "a path or property name too long for the database to keep"
+            ) from exc
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()
             log.warning("database unavailable: %s", reason[0] if reason else type(exc).__name__)
+            self._failures.unavailable = self.outages() + 1
             self._check_soon()
             raise StoreUnavailable(
                 "the database is unavailable; try again shortly",
                 headers=[("Retry-After", RETRY_AFTER)],
             ) from exc
+
+    def failures(self) -> int:
+        """How many times the calling thread met the database failing: unavailable, or
+        refusing an entry too long (only changes matter: compare two readings)."""
+        return self.outages() + self._count("refused")
+
+    def outages(self) -> int:
+        """How many times the calling thread met the database unavailable: failures that
+        another attempt may not meet."""
+        return self._count("unavailable")
+
+    def _count(self, kind: str) -> int:
+        return int(getattr(self._failures, kind, 0))
 
     def _check_soon(self) -> None:
         """Drop the pool's broken connections (the server restarted) in the background, so
@@ -273,8 +317,15 @@ class PostgresDatabase:
 
     def is_alive(self, owner: str) -> bool:
         """Whether the instance named `owner` may still be running: it holds its advisory
-        lock, or was seen less than `owner_grace` seconds ago (it may be reconnecting)."""
+        lock, or was seen less than `owner_grace` seconds ago (it may be reconnecting), or
+        this instance has not itself reached the database steadily for that long (after an
+        outage every instance's lock is gone and its last sign of life old: each needs the
+        grace, counted from the database's return, to take its lock back)."""
         if owner == self.owner:
+            return True
+        if owner.startswith(ABANDONED):
+            return False
+        if not self._live()[1].steady_for(self.owner_grace):
             return True
         key = advisory_key("owner:" + owner)
         with self.connection() as conn:
@@ -300,7 +351,8 @@ class PostgresDatabase:
 
 
 class _Watchdog:
-    """Cuts the connection of whoever has held it for LONGEST_HOLD seconds.
+    """Cuts the connection of whoever has held it for LONGEST_HOLD seconds (or the limit
+    given to `watching`).
 
     statement_timeout ends a slow statement on a server that still runs; a server that froze
     (stopped, a stalled disk) answers nothing, not even the cancel, and the kernel still
@@ -309,15 +361,18 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
+        # Each watched connection and the moment it is cut.
         self._held: dict[int, tuple[psycopg.Connection[Any], float]] = {}
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def watching(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def watching(
+        self, conn: psycopg.Connection[Any], limit: float = LONGEST_HOLD
+    ) -> Iterator[None]:
         key = id(conn)
         with self._guard:
-            self._held[key] = (conn, time.monotonic())
+            self._held[key] = (conn, time.monotonic() + limit)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pg-watchdog", daemon=True)
                 self._thread.start()
@@ -330,12 +385,12 @@ class _Watchdog:
     def _run(self) -> None:
         while True:
             time.sleep(HEARTBEAT / 2)
-            limit = time.monotonic() - LONGEST_HOLD
+            now = time.monotonic()
             with self._guard:
-                late = [key for key, (_, since) in self._held.items() if since < limit]
+                late = [key for key, (_, deadline) in self._held.items() if deadline < now]
                 cut = [self._held.pop(key)[0] for key in late]
             for conn in cut:
-                log.warning("the database did not answer for %d s; connection cut", LONGEST_HOLD)
+                log.warning("the database did not answer in time; connection cut")
                 _shut_down(conn)
 
 
@@ -384,21 +439,30 @@ class _Keeper:
         self.key = advisory_key("owner:" + self.owner)
         self.offset = 0.0
         self.tasks: list[Callable[[], None]] = []
+        self.sweeps: list[Callable[[], object]] = []
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = self._connect()
+        # When the heartbeat last reached the database, and since when without a break. An
+        # instance that starts presumes the database was there before it (so that its start
+        # recovers what crashed instances left).
+        self._last_beat = time.monotonic()
+        self._steady_since = -math.inf
         self._thread = threading.Thread(target=self._run, name="pg-owner", daemon=True)
         self._thread.start()
+        self._sweeper = threading.Thread(target=self._sweep, name="pg-sweep", daemon=True)
+        self._sweeper.start()
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self.url, **self.params, autocommit=True)
         try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-            self._measure(conn)
-            # Instances that crashed long ago: their claims are recovered by then.
-            conn.execute(
-                "DELETE FROM instances WHERE seen < extract(epoch FROM clock_timestamp()) - %s",
-                (FORGET_INSTANCES,),
-            )
+            with _WATCHDOG.watching(conn):
+                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+                self._measure(conn)
+                # Instances that crashed long ago: their claims are recovered by then.
+                conn.execute(
+                    "DELETE FROM instances WHERE seen < extract(epoch FROM clock_timestamp()) - %s",
+                    (FORGET_INSTANCES,),
+                )
         except BaseException:
             conn.close()
             raise
@@ -431,23 +495,51 @@ class _Keeper:
                     self._conn.close()
                     self._conn = None
                 continue
+            now = time.monotonic()
+            if now - self._last_beat > STEADY_GAP:
+                self._steady_since = now
+            self._last_beat = now
             for task in self.tasks:
                 try:
                     task()
                 except Exception:
                     log.exception("database bookkeeping failed; trying again in a moment")
 
+    def _sweep(self) -> None:
+        while not self._stop.wait(ORPHAN_SWEEP):
+            for sweep in self.sweeps:
+                try:
+                    sweep()
+                except StoreUnavailable:
+                    pass  # the database is away: the next sweep tries again
+                except Exception:
+                    log.exception("looking for interrupted changes failed; trying again later")
+
+    def steady_for(self, seconds: float) -> bool:
+        """Whether the heartbeat has reached the database without a break for `seconds`."""
+        now = time.monotonic()
+        return now - self._last_beat <= STEADY_GAP and now - self._steady_since >= seconds
+
     def close(self) -> None:
+        """Stop the heartbeat and say goodbye, in bounded time whatever the database does."""
         self._stop.set()
-        self._thread.join(HEARTBEAT * 2 + STATEMENT_TIMEOUT)
-        if self._conn is not None:
+        self._thread.join(HEARTBEAT)
+        conn = self._conn
+        if self._thread.is_alive() and conn is not None:
+            # Its heartbeat waits on a database that went silent: cut it short.
+            _shut_down(conn)
+        self._thread.join(CONNECT_TIMEOUT + HEARTBEAT)
+        # A recovery under way finishes (each of its steps is bounded); not waited for long.
+        self._sweeper.join(HEARTBEAT)
+        conn = self._conn
+        if conn is not None:
             # Stopped, not crashed: its claims are orphans at once, no grace to wait out. The
             # lock is released here rather than by closing: a session's backend ends a moment
             # after its client leaves, and the lock is held until it has.
-            with contextlib.suppress(psycopg.Error):
-                self._conn.execute("DELETE FROM instances WHERE owner = %s", (self.owner,))
-                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-            self._conn.close()
+            with contextlib.suppress(psycopg.Error), _WATCHDOG.watching(conn, FAREWELL):
+                conn.execute("DELETE FROM instances WHERE owner = %s", (self.owner,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            conn.close()
         owners.retire(self.owner)
 
 
@@ -666,11 +758,16 @@ class PostgresClaimStore:
 
     def __init__(self, db: PostgresDatabase) -> None:
         self.db = db
-        # Claims whose release failed while the database was away: dropped when it is back
-        # (a finished request must not answer 503 for a bookkeeping step).
+        # Each claim held here, and its thread's count of database failures when taken: a
+        # change that met the database failing may have changed the tree but not the
+        # store (a MOVE renamed, its properties not yet moved), and its own undo needed the
+        # database too. Its claim is then abandoned, not dropped: recovery brings the paths to
+        # a state before or after the change, from the intent it recorded.
+        self._taken: dict[str, tuple[int, int]] = {}
+        # Claims to abandon once the database answers again.
         self._unreleased: set[str] = set()
         self._unreleased_guard = threading.Lock()
-        db.heartbeat_tasks.append(self._release_pending)
+        db.heartbeat_tasks.append(self._abandon_pending)
 
     @property
     def owner(self) -> str:
@@ -682,13 +779,13 @@ class PostgresClaimStore:
         shared: Sequence[str],
         intent: dict[str, object],
     ) -> tuple[str | None, list[Claim]]:
-        self._release_pending()
+        self._abandon_pending()
         wanted = [(p, True) for p in exclusive] + [(p, False) for p in shared]
         roots = [p for p, _ in wanted]
         above = sorted({a for p in roots for a in (p, *paths.ancestors(p))})
         bounds = [_bounds(p) for p in roots]
         owner = self.owner
-        with self.db.write(_CLAIMS_KEY) as conn:
+        with self._too_long_is_414(), self.db.write(_CLAIMS_KEY) as conn:
             rows = conn.execute(
                 "SELECT id, path, exclusive FROM claim_paths c WHERE c.path = ANY(%s) "
                 "OR EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[]) AS k(low, high) "
@@ -708,7 +805,19 @@ class PostgresClaimStore:
                     "INSERT INTO claim_paths (id, path, exclusive) VALUES (%s, %s, %s)",
                     [(claim_id, path, mine) for path, mine in wanted],
                 )
+        with self._unreleased_guard:
+            self._taken[claim_id] = self._failures_now()
         return claim_id, []
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _too_long_is_414() -> Iterator[None]:
+        """A claim stores only paths: one too long for the database is a URI this server
+        will not take (RFC 9110 15.5.15), refused before anything changes."""
+        try:
+            yield
+        except InsufficientStorage as exc:
+            raise DavError("the path is too long for the database to keep", status=414) from exc
 
     def update(self, claim_id: str, intent: dict[str, object]) -> None:
         with self.db.connection() as conn:
@@ -717,18 +826,46 @@ class PostgresClaimStore:
             )
 
     def release(self, claim_id: str) -> None:
+        with self._unreleased_guard:
+            taken = self._taken.pop(claim_id, None)
         try:
+            if taken is not None and taken[0] != self.db.failures():
+                self._abandon([claim_id])
+                return
             with self.db.connection() as conn:
                 conn.execute("DELETE FROM claims WHERE id = %s", (claim_id,))
         except StoreUnavailable:
+            # A finished request must not answer 503 for this bookkeeping step.
             with self._unreleased_guard:
                 self._unreleased.add(claim_id)
 
-    def _release_pending(self) -> None:
+    def _failures_now(self) -> tuple[int, int]:
+        return self.db.failures(), self.db.outages()
+
+    def _abandon(self, ids: Collection[str]) -> None:
+        with self.db.connection() as conn:
+            conn.execute(
+                "UPDATE claims SET owner = %s WHERE id = ANY(%s)",
+                (ABANDONED + self.owner, list(ids)),
+            )
+
+    def _abandon_pending(self) -> None:
         with self._unreleased_guard:
             pending, self._unreleased = self._unreleased, set()
-        for claim_id in pending:
-            self.release(claim_id)
+        if not pending:
+            return
+        try:
+            self._abandon(pending)
+        except StoreUnavailable:
+            with self._unreleased_guard:
+                self._unreleased |= pending
+
+    def recover_in_background(self, recover: Callable[[], object]) -> None:
+        """Have `recover` (the server's `ordering.recover_orphans`) run every ORPHAN_SWEEP
+        seconds: a change of a crashed instance that no request meets would otherwise stay
+        half done (a LOCK's lock on a resource never made refuses every PUT there, 423, until
+        it expires), since that instance may never start again to recover it."""
+        self.db.sweeps.append(recover)
 
     def adopt(self, claim: Claim) -> bool:
         if self.db.is_alive(claim.owner):
@@ -738,7 +875,24 @@ class PostgresClaimStore:
                 "UPDATE claims SET owner = %s WHERE id = %s AND owner = %s",
                 (self.owner, claim.id, claim.owner),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+        with self._unreleased_guard:
+            self._taken[claim.id] = self._failures_now()
+        return True
+
+    def retry_later(self, claim_id: str) -> bool:
+        """After the recovery of an adopted claim failed: when the database was unavailable
+        under it (not the recovery itself failing, nor an entry refused, which another
+        attempt would meet again), abandon the claim again, for the next change that meets
+        it or the next sweep to retry, and say so (True). Otherwise the claim stays with
+        this instance, its paths closed to changes until it restarts."""
+        with self._unreleased_guard:
+            taken = self._taken.get(claim_id)
+        if taken is None or taken[1] == self.db.outages():
+            return False
+        self.release(claim_id)  # abandons it: the database failed since it was adopted
+        return True
 
     def orphans(self) -> list[Claim]:
         with self.db.connection() as conn:
