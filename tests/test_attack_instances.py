@@ -63,6 +63,33 @@ def test_an_instance_stopped_while_the_database_is_frozen_still_stops(
         assert dav(second, "GET", "/f.txt").content == b"x"
 
 
+def test_a_frozen_database_costs_a_request_seconds_not_the_longest_statement(
+    tmp_path: Path, postgres_url: str, postgres: PostgresServer
+) -> None:
+    # Defect: the request holding the pool's idle connection waited for the watchdog's
+    # longest hold (11 s) on a database that answered nothing; the owner's heartbeat, silent
+    # too, now has it cut after 3 s. (The bound is generous: 503 came after 11.1 s before.)
+    with several(tmp_path, postgres_url) as (first, _, _):
+        assert dav(first, "PUT", "/f.txt", data=b"x").status_code == 201
+        postgres.freeze(True)
+        try:
+            began = time.monotonic()
+            answer = dav(first, "PROPPATCH", "/f.txt", data=proppatch_body(COLOR, "red"))
+            took = time.monotonic() - began
+        finally:
+            postgres.freeze(False)
+        assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "5")
+        assert took < 8, took
+        assert wait_for(
+            lambda: (
+                dav(first, "PROPPATCH", "/f.txt", data=proppatch_body(COLOR, "blue")).status_code
+                == 207
+            ),
+            30,
+        )
+        assert color_of(first, "/f.txt") == "blue"
+
+
 def _backends_waiting_on(url: str, statement: str) -> list[int]:
     """The pids of the database sessions whose statement starting with `statement` waits
     for a table lock."""

@@ -129,6 +129,10 @@ OWNER_GRACE = 10.0
 # A heartbeat later than this after the previous one means the database was away (or
 # stalled) for this instance, and so perhaps for every other: the grace starts again.
 STEADY_GAP = 3 * HEARTBEAT
+# A request's connection is cut after this long when the heartbeat has not reached the
+# database for as long: a silent database costs a request seconds (503), while a long
+# statement on a database that answers the heartbeat runs on, up to LONGEST_HOLD.
+SILENT_CUT = 3 * HEARTBEAT
 FORGET_INSTANCES = 86400.0
 # How often each instance looks for claims of dead owners that nobody met: an instance that
 # crashed may never start again to recover them at its start.
@@ -298,8 +302,12 @@ class PostgresDatabase:
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in autocommit mode (wrap writes in `conn.transaction()`)."""
-        pool, _ = self._live()
-        with self.translated(), pool.connection() as conn, _WATCHDOG.watching(conn):
+        pool, keeper = self._live()
+        with (
+            self.translated(),
+            pool.connection() as conn,
+            _WATCHDOG.watching(conn, silent=keeper.silent),
+        ):
             yield conn
 
     @contextlib.contextmanager
@@ -361,18 +369,28 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
-        # Each watched connection and the moment it is cut.
-        self._held: dict[int, tuple[psycopg.Connection[Any], float]] = {}
+        # Each watched connection: the moment it is cut, and after SILENT_CUT seconds, the
+        # moment its database counts as silent.
+        self._held: dict[
+            int, tuple[psycopg.Connection[Any], float, float, Callable[[], bool] | None]
+        ] = {}
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
     def watching(
-        self, conn: psycopg.Connection[Any], limit: float = LONGEST_HOLD
+        self,
+        conn: psycopg.Connection[Any],
+        limit: float = LONGEST_HOLD,
+        silent: Callable[[], bool] | None = None,
     ) -> Iterator[None]:
+        """Cut `conn` once held for `limit` seconds, or for SILENT_CUT seconds while `silent()`
+        says its database stopped answering (the owner's heartbeat): a request then waits
+        seconds, not the longest a statement may legitimately take."""
         key = id(conn)
+        now = time.monotonic()
         with self._guard:
-            self._held[key] = (conn, time.monotonic() + limit)
+            self._held[key] = (conn, now + limit, now + SILENT_CUT, silent)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pg-watchdog", daemon=True)
                 self._thread.start()
@@ -387,7 +405,11 @@ class _Watchdog:
             time.sleep(HEARTBEAT / 2)
             now = time.monotonic()
             with self._guard:
-                late = [key for key, (_, deadline) in self._held.items() if deadline < now]
+                late = [
+                    key
+                    for key, (_, deadline, soon, silent) in self._held.items()
+                    if deadline < now or (silent is not None and soon < now and silent())
+                ]
                 cut = [self._held.pop(key)[0] for key in late]
             for conn in cut:
                 log.warning("the database did not answer in time; connection cut")
@@ -514,6 +536,11 @@ class _Keeper:
                     pass  # the database is away: the next sweep tries again
                 except Exception:
                     log.exception("looking for interrupted changes failed; trying again later")
+
+    def silent(self) -> bool:
+        """Whether the heartbeat has not reached the database for SILENT_CUT seconds: it
+        stopped answering (frozen, a cut network), or it is away."""
+        return time.monotonic() - self._last_beat > SILENT_CUT
 
     def steady_for(self, seconds: float) -> bool:
         """Whether the heartbeat has reached the database without a break for `seconds`."""
