@@ -104,3 +104,18 @@ def test_an_overdue_connection_is_shut_once_and_the_others_kept(srv, pair) -> No
         assert srv._cut_off_overdue(now + HEADER_TIMEOUT + 5) == []
         assert srv.cut_off(conn) and not srv.cut_off(late)
         assert srv._cut_off_overdue(now + HEADER_TIMEOUT + 11) == [late]
+
+
+def test_a_connection_already_closed_is_cut_off_without_an_error(srv, pair) -> None:
+    # The supervisor thread cuts off every overdue connection in one pass: one whose socket
+    # is gone (shutdown raises) must not stop it, nor the others.
+    conn, _ = pair
+    ours2, client2 = socket.socketpair()
+    with client2:
+        gone = Conn(ours2)
+        ours2.close()
+        srv.watch(gone)
+        srv.watch(conn)
+        overdue = srv._cut_off_overdue(time.monotonic() + HEADER_TIMEOUT + 1)
+    assert sorted(map(id, overdue)) == sorted(map(id, [gone, conn]))
+    assert srv.cut_off(gone) and srv.cut_off(conn)

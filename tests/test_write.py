@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -108,6 +109,7 @@ def test_put_onto_collection_is_405(server):
     make_tree(server.root, {"dir/inside.txt": b"i"})
     r = server.request("PUT", "/dir", data=b"x")
     assert r.status_code == 405
+    assert r.text == "PUT cannot replace a collection\n"
     allow = {m.strip() for m in r.headers["Allow"].split(",")}
     assert "PUT" not in allow
     assert {"GET", "DELETE", "PROPFIND"} <= allow
@@ -129,6 +131,7 @@ def test_put_if_match(server):
     etag = server.request("HEAD", "/f.txt").headers["ETag"]
     r = server.request("PUT", "/f.txt", data=b"new", headers={"If-Match": '"wrong"'})
     assert r.status_code == 412
+    assert r.text == "a conditional header does not match the current state\n"
     assert (server.root / "f.txt").read_bytes() == b"old"
     r = server.request("PUT", "/f.txt", data=b"new", headers={"If-Match": etag})
     assert r.status_code == 204
@@ -177,6 +180,25 @@ def test_put_of_a_new_file_forgets_properties_left_by_one_removed_outside(server
     r = server.request("PUT", "/f.txt", data=b"new", headers=headers)
     assert r.status_code == 201
     assert color_of(server, "/f.txt") is None
+
+
+def test_adding_or_removing_a_member_needs_the_token_of_a_lock_on_its_collection(server):
+    # RFC 4918 7.4: a depth-0 lock on a collection locks its membership, not its members'
+    # content: a new file, or deleting one, needs the lock's token; replacing one does not.
+    make_tree(server.root, {"d/old.txt": b"old"})
+    r = server.request("LOCK", "/d/", data=lockinfo(), headers={"Depth": "0"})
+    assert r.status_code == 200
+    token = r.headers["Lock-Token"]
+    assert server.request("PUT", "/d/new.txt", data=b"new").status_code == 423
+    assert not (server.root / "d" / "new.txt").exists()
+    assert server.request("PUT", "/d/old.txt", data=b"changed").status_code == 204
+    tagged = f"<{server.url('/d/')}> ({token})"  # the lock is the collection's
+    r = server.request("PUT", "/d/new.txt", data=b"new", headers={"If": tagged})
+    assert r.status_code == 201
+    assert snapshot(server.root, "d") == {"new.txt": b"new", "old.txt": b"changed"}
+    assert server.request("DELETE", "/d/old.txt").status_code == 423
+    assert server.request("DELETE", "/d/old.txt", headers={"If": tagged}).status_code == 204
+    assert snapshot(server.root, "d") == {"new.txt": b"new"}
 
 
 class Intruding:
@@ -424,6 +446,17 @@ def test_mkcol(server):
     assert (server.root / "newdir" / "inner").is_dir()
 
 
+def test_mkcol_forgets_what_a_folder_removed_outside_left_below_it(server):
+    # A file another program then writes into the new folder must not take over the
+    # properties of the one that was there before.
+    make_tree(server.root, {"d/x.txt": b"old"})
+    assert server.request("PROPPATCH", "/d/x.txt", data=proppatch_body()).status_code == 207
+    shutil.rmtree(server.root / "d")  # by another program: the server's store still has it
+    assert server.request("MKCOL", "/d/").status_code == 201
+    (server.root / "d" / "x.txt").write_bytes(b"theirs")
+    assert color_of(server, "/d/x.txt") is None
+
+
 @pytest.mark.rfc4918("R-089")
 def test_mkcol_on_existing_file_is_405(server):
     make_tree(server.root, {"f.txt": b"f"})
@@ -538,6 +571,7 @@ def test_delete_of_the_root_is_refused_and_deletes_nothing(server):
     before = snapshot(server.root)
     r = server.request("DELETE", "/")
     assert r.status_code == 403
+    assert r.text == "the shared root cannot be deleted\n"
     # A refused DELETE must not have emptied the share.
     assert snapshot(server.root) == before
 
