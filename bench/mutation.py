@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +42,35 @@ TABLE_END = "<!-- end of mutation table -->"
 
 @dataclass(frozen=True)
 class Target:
-    """`module` mutated (only the mutants matching `mutants`, if given) against `tests`."""
+    """`module` mutated (only the mutants matching `mutants`, if given) against `tests`.
+
+    `process_tests` pairs a pattern of mutant names with tests whose server runs in a child
+    process (tests/test_crash.py: a failpoint kills it). mutmut maps tests to the functions
+    they reach within its own process only, so it never runs these; each survivor matching a
+    pattern is run against its tests afterwards (`recheck`).
+    """
 
     module: str
     tests: tuple[str, ...]
     mutants: tuple[str, ...] = ()
+    process_tests: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # mutmut's time limit for a mutant is (its tests' time + 1 s) x 2 x this, with a test's
+    # time measured without its fixtures: for a live-server test, without starting and
+    # stopping the server, which take longer than the test. None: pyproject.toml's value.
+    timeout_multiplier: float | None = None
+
+    def process_for(self, mutant: str) -> list[str]:
+        """The child-process tests that `mutant` must also pass."""
+        return [t for p, ts in self.process_tests if fnmatch.fnmatch(mutant, p) for t in ts]
 
 
 _AUTH = "davserver.auth."
+_WRITE = "davserver.methods.write."
+_COPYMOVE = "davserver.methods.copymove."
+_BATCH = "davserver.methods.batch."
+_CRASH = "tests/test_crash.py::"
+# mutmut's default multiplier, for targets whose tests start a server each (see Target).
+LIVE_TIMEOUT = 15.0
 TARGETS: dict[str, Target] = {
     "paths": Target("davserver/paths.py", ("tests/test_paths.py",)),
     "ifheader": Target("davserver/ifheader.py", ("tests/test_ifheader.py",)),
@@ -79,6 +102,133 @@ TARGETS: dict[str, Target] = {
     "locking": Target(
         "davserver/locking.py",
         ("tests/test_locks.py", "tests/test_auth.py::test_locks_belong_to_their_user"),
+    ),
+    # The modules below are only reached through a live server: each target takes the test
+    # files of its method and those that reach its rarer paths (conditions, locks, rules), and
+    # the generous time limit of mutmut's default.
+    "write": Target(
+        "davserver/methods/write.py",
+        (
+            "tests/test_write.py",
+            "tests/test_desktop_clients.py",
+            "tests/test_rfc4918_methods.py",
+            "tests/test_locks.py::test_delete_member_of_locked_collection",
+            "tests/test_locks.py::test_delete_removes_locks",
+        ),
+        process_tests=(
+            (
+                _WRITE + "x__put_whole__*",
+                (
+                    _CRASH
+                    + "test_put_killed_leaves_the_old_or_the_new_content_and_no_temporary_file",
+                ),
+            ),
+            (
+                _WRITE + "x__put_range__*",
+                (_CRASH + "test_content_range_put_killed_keeps_what_arrived_and_nothing_else",),
+            ),
+            (
+                _WRITE + "x_make_collection__*",
+                (_CRASH + "test_mkcol_killed_after_forgetting_stale_rows_leaves_nothing_attached",),
+            ),
+            (
+                _WRITE + "x_delete_resource__*",
+                (_CRASH + "test_folder_delete_killed_midway_leaves_no_rows_of_deleted_files",),
+            ),
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
+    "copymove": Target(
+        "davserver/methods/copymove.py",
+        (
+            "tests/test_copymove.py",
+            "tests/test_rfc4918_copymove.py",
+            "tests/test_copy_links_review.py",
+            "tests/test_locks.py",
+            "tests/test_desktop_clients.py::test_copy_and_move_with_x_oc_mtime",
+            "tests/test_ordering.py::test_crossing_moves_run_one_after_the_other",
+            "tests/test_ordering.py::test_overwriting_move_that_fails_keeps_the_destination",
+            "tests/test_ordering.py::test_overwriting_copy_whose_destination_cannot_be_made_keeps_it",
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
+    # What decides who may do what, and where: a path kept inside the collection (_resolve),
+    # the access rules and login of every item, the claims a batch holds, which POST is a
+    # batch. Not yet its parsing, running and answering (see docs/mutation.md).
+    "batch": Target(
+        "davserver/methods/batch.py",
+        ("tests/test_batch.py", "tests/test_review_batch.py"),
+        tuple(
+            f"davserver.methods.batch.x{name}__mutmut_*"
+            for name in (
+                "__resolve",
+                "ǁRunnerǁrun",
+                "ǁRunnerǁ_authorize",
+                "ǁRunnerǁrequire_login",
+                "__claims",
+                "__outermost",
+                "__under_any",
+                "_is_batch",
+            )
+        ),
+        process_tests=(
+            (
+                _BATCH + "x__claims__*",
+                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
+            ),
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
+    # The body limits and framing of a request (not its Destination, nor its hrefs). The
+    # framing tests run their server in a child process (a framing error may close it).
+    "request-body": Target(
+        "davserver/request.py",
+        (
+            "tests/test_mutation_request.py",
+            "tests/test_write.py",
+            "tests/test_hostile.py::test_huge_declared_xml_body_is_413_unread",
+            "tests/test_hostile.py::test_xml_body_over_the_limit_is_413",
+        ),
+        tuple(
+            f"davserver.request.xǁRequestǁ{name}__mutmut_*"
+            for name in (
+                "content_length",
+                "chunked",
+                "check_framing",
+                "has_body",
+                "read_body",
+                "body_chunks",
+            )
+        ),
+        process_tests=(("davserver.request.*", ("tests/test_framing.py",)),),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
+    # The deadlines for a handshake, headers and a small body (with its slow-body allowance).
+    "deadlines": Target(
+        "davserver/httpd.py",
+        (
+            "tests/test_mutation_httpd.py",
+            "tests/test_header_deadline_review.py",
+            "tests/test_hostile.py::test_headers_or_a_small_body_trickled_a_byte_at_a_time_are_cut_off",
+        ),
+        tuple(
+            f"davserver.httpd.xǁ{name}__mutmut_*"
+            for name in (
+                *(
+                    f"ElasticServerǁ{method}"
+                    for method in (
+                        "watch",
+                        "unwatch",
+                        "body_deadline",
+                        "cut_off",
+                        "_cut_off_overdue",
+                    )
+                ),
+                "_Requestǁparse_request",
+                "_Gatewayǁget_environ",
+            )
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
     ),
 }
 
@@ -262,6 +412,116 @@ EQUIVALENT: dict[str, str] = {
     "davserver.auth.x_needs__mutmut_80": (
         'a default Depth spelled "INFINITY" is not "0" either: it still means infinity'
     ),
+    **{
+        _WRITE + name: "a header name in other letter case: HTTP header names ignore case "
+        "(RFC 9110 5.1), and Request.header upper-cases a name for its WSGI key"
+        for name in (
+            *(f"x_put__mutmut_{n}" for n in (15, 16, 25, 26, 53, 54)),
+            "x__check_put__mutmut_11",
+            "x__check_put__mutmut_12",
+            "x__put_whole__mutmut_5",
+            "x__put_whole__mutmut_6",
+            "x__create_only__mutmut_4",
+            "x__create_only__mutmut_5",
+            "x_make_collection__mutmut_28",
+            "x_make_collection__mutmut_29",
+            "x__continues__mutmut_12",
+            "x__continues__mutmut_13",
+            "x_delete__mutmut_11",
+            "x_delete__mutmut_12",
+        )
+    },
+    **{
+        _WRITE + f"x__drop_checksum__mutmut_{n}": (
+            "every dead property asked for instead of the checksum alone: with others but no "
+            "checksum, removing the checksum that is not there changes nothing"
+        )
+        for n in (2, 4)
+    },
+    **{
+        _WRITE + f"x_make_collection__mutmut_{n}": (
+            "MKCOL's claim recorded with another or no intent: recovery reads the intents of "
+            "transfers, DELETE, LOCK and PROPPATCH only, and a MKCOL has nothing to finish"
+        )
+        for n in (3, 6, 7, 8, 9, 10, 11, 12)
+    },
+    "davserver.httpd.xǁ_Requestǁparse_request__mutmut_5": (
+        "ready=None for False: cheroot only reads it for its truth"
+    ),
+    "davserver.httpd.xǁElasticServerǁ_cut_off_overdue__mutmut_6": (
+        "a deadline cut off only once passed, not when reached: they differ only when the "
+        "supervisor looks at the very instant (a float of time.monotonic()) it falls"
+    ),
+    _WRITE + "x__create_only__mutmut_6": (
+        "a missing If-None-Match read as 'XXXX' is not '*' either"
+    ),
+    _WRITE + "x_delete__mutmut_4": (
+        "another default for a collection DELETE's Depth: that Depth is only checked, its "
+        "value unused"
+    ),
+    _WRITE + "x_check_preconditions__mutmut_1": (
+        "an entity tag of '' for none: every tag of a list is quoted (at least two "
+        "characters), so '' matches none, as None does"
+    ),
+    _WRITE + "x_check_preconditions__mutmut_14": (
+        "no method given to the evaluation: it only tells GET and HEAD (304) from the others "
+        "(412), and check_preconditions serves the methods that change state"
+    ),
+    _WRITE + "x_delete_resource__mutmut_36": (
+        "forget_locks left at its default (True): a look for the locks of a file just seen to "
+        "have none, which finds none"
+    ),
+    _WRITE + "x__put_range__mutmut_74": (
+        "a file just written, cut to the size it has: the same bytes, and its time is the "
+        "write's (a requested X-OC-Mtime is set after)"
+    ),
+    **{
+        _COPYMOVE + name: "a header name in other letter case: HTTP header names ignore case "
+        "(RFC 9110 5.1), and Request.header upper-cases a name for its WSGI key"
+        for name in (*(f"x__run__mutmut_{n}" for n in (19, 20, 35, 36, 40, 41, 58, 59, 93, 94)),)
+    },
+    **{
+        _COPYMOVE + f"x_transfer__mutmut_{n}": (
+            "a MOVE's source claimed shared as well as exclusive: the exclusive claim already "
+            "meets every other claim on it, and a batch's claim covers it the same"
+        )
+        for n in (6, 7)
+    },
+    **{
+        _COPYMOVE + f"x_transfer__mutmut_{n}": (
+            "a MOVE's per-member check of its source dropped: it repeats require_tree(source), "
+            "made under the same exclusive claim, where no LOCK can come in between"
+        )
+        for n in (89, 104)
+    },
+    _COPYMOVE + "x_transfer__mutmut_90": (
+        "a COPY given a per-member check of its source: transfers only check the source of a "
+        "MOVE (the members it deletes), so a COPY never asks it"
+    ),
+    _COPYMOVE + "x__run__mutmut_6": (
+        "no Depth recorded for a file's MOVE: a file has no members, so nothing reads it"
+    ),
+    _COPYMOVE + "x__run__mutmut_12": (
+        "another default for a file MOVE's Depth: that Depth is only checked, its value unused"
+    ),
+    _COPYMOVE + "x__run__mutmut_78": (
+        "the 207 of a COPY or MOVE without the provider for its hrefs: it is only asked about "
+        "the lock root a 423 member names, and COPY and MOVE refuse every lock in their trees "
+        "(require_tree) before they change anything"
+    ),
+    _COPYMOVE + "x_copy__mutmut_4": "move=None for move=False: only read for its truth",
+    **{
+        _BATCH + f"x_is_batch__mutmut_{n}": "a header name in other letter case: HTTP header "
+        "names ignore case (RFC 9110 5.1), and Request.header upper-cases a name for its WSGI key"
+        for n in (7, 8)
+    },
+    _BATCH + "x_is_batch__mutmut_9": (
+        "a missing Content-Type read as 'XXXX' is no JSON either: not a batch (405)"
+    ),
+    _BATCH + "xǁRunnerǁ_authorize__mutmut_6": (
+        "another stand-in for a destination that leaves the collection: such an item is "
+        "refused (403) before its rights are asked, and require_login skips it"
+    ),
 }
 
 # Mutants mutmut calls "suspicious" (the test process ended oddly) that the tests did catch.
@@ -272,7 +532,18 @@ CAUGHT: dict[str, str] = {
     ),
 }
 
-KILLED = ("killed", "timeout", "caught by type check", "segfault")
+# A survivor of mutmut's run that a test with a server in a child process caught.
+PROCESS_KILLED = "killed by a child-process test"
+# A survivor of the last run that a test added since kills (`--again --by-pytest`).
+RECHECK_KILLED = "killed by a test added since"
+KILLED = (
+    "killed",
+    "timeout",
+    "caught by type check",
+    "segfault",
+    PROCESS_KILLED,
+    RECHECK_KILLED,
+)
 
 
 def caught(mutant: str, status: str) -> bool:
@@ -310,18 +581,33 @@ def prepare(name: str, target: Target) -> Path:
     """A fresh scratch copy of the project whose mutmut settings select `target`."""
     work = SCRATCH / name
     shutil.rmtree(work, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis")
     for folder in ("davserver", "tests"):
-        shutil.copytree(ROOT / folder, work / folder, ignore=ignore)
+        shutil.copytree(ROOT / folder, work / folder, ignore=_IGNORED)
+    configure(work, target)
+    return work
+
+
+_IGNORED = shutil.ignore_patterns("__pycache__", ".hypothesis")
+
+
+def configure(work: Path, target: Target) -> None:
+    """Our pyproject.toml in `work`, with `only_mutate` and the test selection of `target`."""
+    (work / "pyproject.toml").write_text(settings(target), encoding="utf-8")
+
+
+def settings(target: Target) -> str:
+    """Our pyproject.toml with `only_mutate` and the test selection of `target`."""
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     selection = ", ".join(f'"{test}"' for test in target.tests)
     settings = (
         f'only_mutate = ["{target.module}"]\npytest_add_cli_args_test_selection = [{selection}]\n'
     )
+    if target.timeout_multiplier is not None:
+        text = re.sub(r"^timeout_multiplier = .*\n", "", text, count=1, flags=re.M)
+        settings += f"timeout_multiplier = {target.timeout_multiplier}\n"
     text = text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + settings, 1)
     tomllib.loads(text)  # a broken edit must fail here, not as a puzzling mutmut error
-    (work / "pyproject.toml").write_text(text, encoding="utf-8")
-    return work
+    return text
 
 
 def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
@@ -341,13 +627,106 @@ def run_target(name: str, target: Target, children: int) -> Score:
     work = prepare(name, target)
     started = time.monotonic()
     mutmut(work, "run", "--max-children", str(children), *target.mutants, log=work / "run.log")
+    statuses = results(work, target)
+    statuses.update(recheck(work, statuses, target.process_for, PROCESS_KILLED))
     seconds = time.monotonic() - started
+    (work / "seconds").write_text(f"{seconds}\n", encoding="utf-8")
+    return Score(name, target, statuses, seconds)
+
+
+def rerun_survivors(name: str, target: Target, children: int, by_pytest: bool) -> Score:
+    """`--again`: the last run's unexplained survivors run again, against the tests as they
+    are now: by mutmut, which maps the tests added since to the functions they reach, or,
+    `by_pytest` or when the target's test selection changed (mutmut would forget the verdicts
+    on every other mutant), each in a pytest run of the tests added since and of those that
+    reached its function. Minutes for a few
+    survivors, where a new run of every mutant takes as long as the first; the time reported
+    is the last full run's."""
+    work = SCRATCH / name
+    for tests in (work / "tests", work / "mutants" / "tests"):
+        shutil.copytree(ROOT / "tests", tests, ignore=_IGNORED, dirs_exist_ok=True)
+    statuses = results(work, target)
+    again = [m for m, s in statuses.items() if not caught(m, s) and m not in EQUIVALENT]
+    if (work / "pyproject.toml").read_text(encoding="utf-8") != settings(target):
+        # mutmut would drop every verdict and check only the mutants named.
+        print(f"{name}: its test selection changed since the last run: rechecking by pytest")
+        by_pytest = True
+    if by_pytest:
+        statuses.update(recheck(work, statuses, _tests_since(work, target), RECHECK_KILLED))
+    else:
+        configure(work, target)
+        if again:
+            mutmut(work, "run", "--max-children", str(children), *again, log=work / "again.log")
+        statuses = results(work, target)
+    statuses.update(recheck(work, statuses, target.process_for, PROCESS_KILLED))
+    seconds = float((work / "seconds").read_text(encoding="utf-8"))
+    return Score(name, target, statuses, seconds)
+
+
+def _tests_since(work: Path, target: Target) -> Callable[[str], list[str]]:
+    """For a mutant, the tests of `target` that mutmut's last run did not know (first), then
+    those it saw reach the mutant's function."""
+    stats = json.loads((work / "mutants" / "mutmut-stats.json").read_text(encoding="utf-8"))
+    reaching: dict[str, list[str]] = stats["tests_by_mangled_function_name"]
+    listed = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    found = subprocess.run(
+        [*listed, *target.tests], cwd=work / "mutants", capture_output=True, text=True, check=True
+    )
+    collected = [t for t in found.stdout.splitlines() if "::" in t]
+    new = [t for t in collected if t not in stats["duration_by_test"]]
+
+    def tests_for(mutant: str) -> list[str]:
+        return [*new, *reaching.get(mutant.rsplit("__mutmut_", 1)[0], [])]
+
+    return tests_for
+
+
+def results(work: Path, target: Target) -> dict[str, str]:
+    """The verdict on each mutant of `target` in the scratch copy `work`: mutmut's, or that of
+    a test it does not run (`recheck`), kept beside it while mutmut's stands."""
     statuses: dict[str, str] = {}
     for line in mutmut(work, "results", "--all", "true").splitlines():
         mutant, _, status = line.strip().rpartition(": ")
         if not target.mutants or any(fnmatch.fnmatch(mutant, p) for p in target.mutants):
             statuses[mutant] = status
-    return Score(name, target, statuses, seconds)
+    rechecked = work / RECHECKED
+    if rechecked.exists():
+        for mutant, verdict in json.loads(rechecked.read_text(encoding="utf-8")).items():
+            if statuses.get(mutant) == "survived":
+                statuses[mutant] = verdict
+    return statuses
+
+
+RECHECKED = "rechecked.json"
+
+
+def recheck(
+    work: Path, statuses: dict[str, str], tests_for: Callable[[str], list[str]], verdict: str
+) -> dict[str, str]:
+    """The unexplained survivors that fail `tests_for(mutant)`, with `verdict`.
+
+    The tests run where mutmut runs its own (the scratch copy's `mutants/` folder), so a child
+    process started with `python -m davserver` imports the mutated code too, and inherits
+    MUTANT_UNDER_TEST, which makes the trampolines run the mutant."""
+    killed: dict[str, str] = {}
+    for mutant, status in statuses.items():
+        if caught(mutant, status) or mutant in EQUIVALENT:
+            continue
+        tests = tests_for(mutant)
+        if not tests:
+            continue
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        command += ["--hypothesis-seed=0", *tests]
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "MUTANT_UNDER_TEST": mutant}
+        done = subprocess.run(command, cwd=work / "mutants", env=env, capture_output=True)
+        if done.returncode not in (0, 1):  # not "passed" or "failed": a broken selection
+            raise RuntimeError(f"{' '.join(command)}:\n{done.stdout.decode()}")
+        if done.returncode == 1:
+            killed[mutant] = verdict
+    rechecked = work / RECHECKED
+    known = json.loads(rechecked.read_text(encoding="utf-8")) if rechecked.exists() else {}
+    rechecked.write_text(json.dumps({**known, **killed}, indent=1) + "\n", encoding="utf-8")
+    return killed
 
 
 def table(scores: list[Score]) -> str:
@@ -392,6 +771,17 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help=f"some of: {', '.join(TARGETS)}")
     parser.add_argument("--write", action="store_true", help="update docs/mutation.md")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="rerun only the last run's survivors, against the tests as they are now",
+    )
+    parser.add_argument(
+        "--by-pytest",
+        action="store_true",
+        help="with --again: run each survivor in pytest, not mutmut (the default when the "
+        "target's test selection changed)",
+    )
     options = parser.parse_args()
     unknown = set(options.targets) - set(TARGETS)
     if unknown:
@@ -399,7 +789,10 @@ def main() -> int:
     scores = []
     for name in options.targets or TARGETS:
         print(f"{name}: mutating {TARGETS[name].module} ...", flush=True)
-        score = run_target(name, TARGETS[name], options.children)
+        if options.again:
+            score = rerun_survivors(name, TARGETS[name], options.children, options.by_pytest)
+        else:
+            score = run_target(name, TARGETS[name], options.children)
         scores.append(score)
         for mutant in score.unexplained:
             print(f"  survived: {mutant} ({score.statuses[mutant]})")

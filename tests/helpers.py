@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
@@ -389,6 +390,41 @@ class CopyBudget:
         if self.copies > self.budget:
             raise InsufficientStorage("budget spent")
         self.inner.copy(src, dst)
+
+
+class Pausing:
+    """Delegates; its first copy() or move() waits, at most `patience` seconds, for another
+    change (a copy, move or delete) to reach the storage, so that a request sent meanwhile
+    runs in the middle of it unless a claim holds it back. `met` says whether one did."""
+
+    def __init__(self, inner: Any, patience: float = 2.0) -> None:
+        self.inner = inner
+        self.patience = patience
+        self.pausing = threading.Event()
+        self.other = threading.Event()
+        self.met = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _reached(self) -> None:
+        if not self.pausing.is_set():
+            self.pausing.set()
+            self.met = self.other.wait(self.patience)
+        else:
+            self.other.set()
+
+    def copy(self, src: str, dst: str) -> None:
+        self._reached()
+        self.inner.copy(src, dst)
+
+    def move(self, src: str, dst: str) -> bool:
+        self._reached()
+        return bool(self.inner.move(src, dst))
+
+    def delete(self, path: str) -> None:
+        self.other.set()
+        self.inner.delete(path)
 
 
 class Failing:

@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -20,6 +21,7 @@ import requests
 from conftest import LiveServer
 from helpers import (
     COLOR,
+    Pausing,
     Refusing,
     color_of,
     lockinfo,
@@ -258,6 +260,12 @@ def test_missing_sources_are_404_and_the_rest_still_runs(server):
     assert statuses(document) == [404, 404, 404, 404, 404, 409, 204]
     assert [r["error"] for r in results[:5]] == ["not-found"] * 5
     assert results[5]["error"] == "conflict"
+    # Each says what was missing, in the words of the WebDAV method it stands for.
+    assert [r["message"] for r in results[:3]] == [
+        "/gone.txt does not exist",
+        "/gone.txt does not exist",
+        "/gone does not exist",
+    ]
     assert all(r["message"] for r in results[:6])
     assert document["summary"] == {"total": 7, "succeeded": 1, "failed": 6}
     assert snapshot(server.root) == {}
@@ -457,6 +465,28 @@ def test_read_only_path_for_a_user_is_403_for_that_item_only(make_server, tmp_pa
     assert statuses(alice) == [204]
 
 
+def test_a_batch_copy_only_reads_its_source(server):
+    """A batch claims a copy's source as a COPY does, shared (davserver.ordering): another
+    COPY of the same source runs beside it rather than waiting for the batch to end."""
+    make_tree(server.root, {"src/a.txt": b"a", "src/b.txt": b"b"})
+    slow = with_provider(server, Pausing)
+    with ThreadPoolExecutor(1) as pool:
+        batched = pool.submit(
+            post_batch, server, [{"op": "copy", "path": "src/", "destination": "b/"}]
+        )
+        assert slow.pausing.wait(30)
+        copied = requests.request(
+            "COPY", server.url("/src/"), headers={"Destination": server.url("/c/")}, timeout=30
+        )
+        answer = batched.result()
+    assert copied.status_code == 201
+    assert answer.status_code == 207
+    assert [r["status"] for r in answer.json()["results"]] == [201]
+    assert slow.met
+    for folder in ("b", "c", "src"):
+        assert snapshot(server.root, folder) == {"a.txt": b"a", "b.txt": b"b"}
+
+
 def test_paths_escaping_the_collection_are_403(server):
     make_tree(server.root, {"top.txt": b"t", "sub/a.txt": b"a", "sub/b.txt": b"b"})
     operations = [
@@ -474,6 +504,7 @@ def test_paths_escaping_the_collection_are_403(server):
     assert statuses(document) == [403] * 7 + [204]
     for result in results[:7]:
         assert result["error"] == "forbidden", result
+        assert result["message"] == "the path leaves the collection the batch was sent to"
         assert "../" not in result["href"] and "/.." not in result["href"], result
     assert snapshot(server.root) == {"top.txt": b"t", "sub": None, "sub/b.txt": b"b"}
     assert dead_props(server, "/") == {}

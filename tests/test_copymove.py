@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from helpers import color_of, make_tree, multistatus, proppatch_body, snapshot, with_provider
+import requests
+from helpers import (
+    Pausing,
+    color_of,
+    make_tree,
+    multistatus,
+    proppatch_body,
+    snapshot,
+    with_provider,
+)
 
 from davserver import paths
 from davserver.errors import Forbidden
@@ -80,6 +90,7 @@ def test_copy_file_to_new(server):
     make_tree(server.root, {"a.txt": b"content"})
     r = transfer(server, "COPY", "/a.txt", "/b.txt")
     assert r.status_code == 201
+    assert "X-OC-Mtime" not in r.headers  # only a COPY that set the time says so
     assert snapshot(server.root) == {"a.txt": b"content", "b.txt": b"content"}
     get = server.request("GET", "/b.txt")
     assert get.content == b"content"
@@ -101,6 +112,7 @@ def test_copy_overwrite_f_onto_existing_is_412(server):
     before = snapshot(server.root)
     r = transfer(server, "COPY", "/a.txt", "/b.txt", Overwrite="F")
     assert r.status_code == 412
+    assert r.text == "/b.txt exists and Overwrite is F\n"
     assert snapshot(server.root) == before
     # Overwrite F onto nothing is fine.
     r = transfer(server, "COPY", "/a.txt", "/c.txt", Overwrite="F")
@@ -169,6 +181,7 @@ def test_destination_parent_missing_is_409(server, method):
     make_tree(server.root, {"a.txt": b"a", "f.txt": b"f"})
     r = transfer(server, method, "/a.txt", "/no/such/b.txt")
     assert r.status_code == 409
+    assert r.text == "the destination's parent collection does not exist\n"
     r = transfer(server, method, "/a.txt", "/f.txt/b.txt")  # the "parent" is a file
     assert r.status_code == 409
     assert snapshot(server.root) == {"a.txt": b"a", "f.txt": b"f"}
@@ -178,6 +191,7 @@ def test_destination_parent_missing_is_409(server, method):
 def test_source_missing_is_404(server, method):
     r = transfer(server, method, "/missing.txt", "/b.txt")
     assert r.status_code == 404
+    assert r.text == "/missing.txt does not exist\n"
     assert snapshot(server.root) == {}
 
 
@@ -188,6 +202,7 @@ def test_source_equals_destination_is_403(server, method, src, dst):
     before = snapshot(server.root)
     r = transfer(server, method, src, dst)
     assert r.status_code == 403
+    assert r.text == "the source and the destination are the same resource\n"
     assert snapshot(server.root) == before
     r = transfer(server, method, src, dst, Overwrite="T")
     assert r.status_code == 403
@@ -201,6 +216,7 @@ def test_collection_into_itself_is_403(server, method, dst):
     before = snapshot(server.root)
     r = transfer(server, method, "/d/", dst + "/")
     assert r.status_code == 403
+    assert r.text == "a collection cannot be copied or moved into itself\n"
     assert snapshot(server.root) == before
 
 
@@ -210,6 +226,7 @@ def test_collection_onto_its_own_ancestor_is_403(server, method):
     before = snapshot(server.root)
     r = transfer(server, method, "/d/sub/", "/d/", Overwrite="T")
     assert r.status_code == 403
+    assert r.text == "the destination contains the source\n"
     assert snapshot(server.root) == before
 
 
@@ -280,6 +297,33 @@ def test_copy_deep_tree(server, depth):
         got = server.request("GET", "/dst/" + rel.split("/", 1)[1])
         assert got.status_code == 200
         assert got.content == data
+
+
+@pytest.mark.parametrize(("method", "deleted"), [("COPY", 204), ("MOVE", 404)])
+def test_a_delete_of_the_source_waits_for_the_transfer(server, method, deleted):
+    """A COPY reads its source under a shared claim, a MOVE changes it under an exclusive one
+    (davserver.ordering): a DELETE sent meanwhile waits, so the transfer is whole, and then
+    the DELETE finds the source (a COPY's) or nothing (a MOVE's)."""
+    files = {f"t/f{i}.txt": f"file {i}".encode() for i in range(5)}
+    make_tree(server.root, files)
+    slow = with_provider(server, Pausing)
+    with ThreadPoolExecutor(1) as pool:
+        transferred = pool.submit(
+            requests.request,
+            method,
+            server.url("/t/"),
+            headers={"Destination": server.url("/u/")},
+            timeout=30,
+        )
+        assert slow.pausing.wait(30)
+        deleting = requests.request("DELETE", server.url("/t/"), timeout=30)
+        assert transferred.result().status_code == 201
+    assert deleting.status_code == deleted
+    assert not slow.met  # the DELETE reached the storage only after the transfer
+    assert snapshot(server.root) == {
+        "u": None,
+        **{name.replace("t/", "u/"): data for name, data in files.items()},
+    }
 
 
 def test_copy_collection_without_trailing_slashes(server):
@@ -515,6 +559,11 @@ def test_move_of_a_file_accepts_depth_0(server):
     make_tree(server.root, {"f.txt": b"f"})
     headers = {"Destination": "/g.txt", "Depth": "0"}
     assert server.request("MOVE", "/f.txt", headers=headers).status_code == 201
+    assert (server.root / "g.txt").read_bytes() == b"f"
+    # Any other Depth is still refused, for a file too.
+    r = server.request("MOVE", "/g.txt", headers={"Destination": "/h.txt", "Depth": "1"})
+    assert r.status_code == 400
+    assert r.text == "Depth: '1' is not allowed here (use 0, infinity)\n"
     assert (server.root / "g.txt").read_bytes() == b"f"
     make_tree(server.root, {"c/x": b"x"})
     headers = {"Destination": "/d", "Depth": "0"}

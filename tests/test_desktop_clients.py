@@ -1130,14 +1130,17 @@ def test_put_content_range_that_does_not_fit(server):
     gap = put_range(server, "/part.bin", "bytes 150-199/300", content[150:200])
     assert gap.status_code == 416, show(gap)
     assert gap.headers.get("Content-Range") == "bytes */100", show(gap)
+    assert gap.text == "the upload may continue at byte 100, not 150\n"
     assert (server.root / "part.bin").read_bytes() == content[:100]
 
     short = put_range(server, "/part.bin", "bytes 100-199/300", content[100:150])
     assert short.status_code == 400, show(short)
+    assert short.text == "Content-Range announces 100 bytes, the body has another size\n"
     assert (server.root / "part.bin").read_bytes() == content[:100]
 
     long = put_range(server, "/part.bin", "bytes 100-199/300", content[100:250])
     assert long.status_code == 400, show(long)
+    assert long.text == "Content-Range announces 100 bytes, the body has another size\n"
     assert (server.root / "part.bin").read_bytes() == content[:100]
 
     # The right piece still continues the upload.

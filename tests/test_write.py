@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from helpers import (
 )
 from lxml import etree
 
+from davserver.methods.read import EXISTING_METHODS
 from davserver.provider import fs, trash
 
 TEMP_PREFIX = ".davserver-tmp-"
@@ -107,6 +109,7 @@ def test_put_onto_collection_is_405(server):
     make_tree(server.root, {"dir/inside.txt": b"i"})
     r = server.request("PUT", "/dir", data=b"x")
     assert r.status_code == 405
+    assert r.text == "PUT cannot replace a collection\n"
     allow = {m.strip() for m in r.headers["Allow"].split(",")}
     assert "PUT" not in allow
     assert {"GET", "DELETE", "PROPFIND"} <= allow
@@ -128,6 +131,7 @@ def test_put_if_match(server):
     etag = server.request("HEAD", "/f.txt").headers["ETag"]
     r = server.request("PUT", "/f.txt", data=b"new", headers={"If-Match": '"wrong"'})
     assert r.status_code == 412
+    assert r.text == "a conditional header does not match the current state\n"
     assert (server.root / "f.txt").read_bytes() == b"old"
     r = server.request("PUT", "/f.txt", data=b"new", headers={"If-Match": etag})
     assert r.status_code == 204
@@ -154,6 +158,189 @@ def test_put_with_content_range_writes_that_range_in_place(server):
     assert r.status_code == 416
     assert r.headers["Content-Range"] == "bytes */10"
     assert (server.root / "f.txt").read_bytes() == b"01ab456789"
+
+
+@pytest.mark.parametrize(("content_range", "stored"), [(None, b"new"), ("bytes 3-5/6", b"oldnew")])
+def test_put_onto_a_file_keeps_its_dead_properties(server, content_range, stored):
+    make_tree(server.root, {"f.txt": b"old"})
+    assert server.request("PROPPATCH", "/f.txt", data=proppatch_body()).status_code == 207
+    headers = {"Content-Range": content_range} if content_range else {}
+    r = server.request("PUT", "/f.txt", data=b"new", headers=headers)
+    assert r.status_code == 204
+    assert (server.root / "f.txt").read_bytes() == stored
+    assert color_of(server, "/f.txt") == "red"
+
+
+@pytest.mark.parametrize("content_range", [None, "bytes 0-2/3"])
+def test_put_of_a_new_file_forgets_properties_left_by_one_removed_outside(server, content_range):
+    make_tree(server.root, {"f.txt": b"old"})
+    assert server.request("PROPPATCH", "/f.txt", data=proppatch_body()).status_code == 207
+    (server.root / "f.txt").unlink()  # by another program: the server's store still has it
+    headers = {"Content-Range": content_range} if content_range else {}
+    r = server.request("PUT", "/f.txt", data=b"new", headers=headers)
+    assert r.status_code == 201
+    assert color_of(server, "/f.txt") is None
+
+
+def test_adding_or_removing_a_member_needs_the_token_of_a_lock_on_its_collection(server):
+    # RFC 4918 7.4: a depth-0 lock on a collection locks its membership, not its members'
+    # content: a new file, or deleting one, needs the lock's token; replacing one does not.
+    make_tree(server.root, {"d/old.txt": b"old"})
+    r = server.request("LOCK", "/d/", data=lockinfo(), headers={"Depth": "0"})
+    assert r.status_code == 200
+    token = r.headers["Lock-Token"]
+    assert server.request("PUT", "/d/new.txt", data=b"new").status_code == 423
+    assert not (server.root / "d" / "new.txt").exists()
+    assert server.request("PUT", "/d/old.txt", data=b"changed").status_code == 204
+    tagged = f"<{server.url('/d/')}> ({token})"  # the lock is the collection's
+    r = server.request("PUT", "/d/new.txt", data=b"new", headers={"If": tagged})
+    assert r.status_code == 201
+    assert snapshot(server.root, "d") == {"new.txt": b"new", "old.txt": b"changed"}
+    assert server.request("DELETE", "/d/old.txt").status_code == 423
+    assert server.request("DELETE", "/d/old.txt", headers={"If": tagged}).status_code == 204
+    assert snapshot(server.root, "d") == {"new.txt": b"new"}
+
+
+class Intruding:
+    """Delegates, but another program writes "theirs" at a path just before the server gives
+    an upload that name (a whole PUT's commit, a resumable upload's piece)."""
+
+    def __init__(self, inner: Any, root: Any) -> None:
+        self.inner, self.root = inner, root
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def intrude(self, path: str) -> None:
+        (self.root / path.lstrip("/")).write_bytes(b"theirs")
+
+    def stage(self, path: str, chunks: Any) -> Any:
+        return _IntrudedUpload(self, path, self.inner.stage(path, chunks))
+
+    def write_range(self, path: str, offset: int, piece: Any, *, create: bool = False) -> Any:
+        self.intrude(path)
+        return self.inner.write_range(path, offset, piece.staged, create=create)
+
+
+class _IntrudedUpload:
+    def __init__(self, provider: Intruding, path: str, staged: Any) -> None:
+        self.provider, self.path, self.staged = provider, path, staged
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.staged, name)
+
+    def commit(self, **options: Any) -> Any:
+        self.provider.intrude(self.path)
+        return self.staged.commit(**options)
+
+
+def test_a_file_made_by_another_program_while_the_body_arrived(server):
+    with_provider(server, lambda provider: Intruding(provider, server.root))
+    # If-None-Match: * holds at the commit too: the other program's file is kept.
+    r = server.request("PUT", "/a.txt", data=b"ours", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    assert r.text == "something was created there meanwhile\n"
+    assert (server.root / "a.txt").read_bytes() == b"theirs"
+    # Without it, the upload replaces that file, as it would have a moment later; davserver
+    # answers for the file it found missing when the PUT began.
+    r = server.request("PUT", "/b.txt", data=b"ours")
+    assert r.status_code == 201
+    assert (server.root / "b.txt").read_bytes() == b"ours"
+    # A resumable upload's first piece only ever makes a new file: it cannot continue one it
+    # never saw.
+    r = server.request("PUT", "/c.txt", data=b"ours", headers={"Content-Range": "bytes 0-3/4"})
+    assert r.status_code == 412
+    assert r.text == "something was created there meanwhile\n"
+    assert (server.root / "c.txt").read_bytes() == b"theirs"
+    assert temp_files(server.root) == []
+
+
+class WholeFilesOnly:
+    """A provider that cannot write part of a file, as an object store cannot."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("write_range", "truncate"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_put_content_range_where_the_storage_cannot_is_501(server):
+    make_tree(server.root, {"f.txt": b"0123"})
+    with_provider(server, WholeFilesOnly)
+    r = server.request("PUT", "/f.txt", data=b"45", headers={"Content-Range": "bytes 4-5/6"})
+    assert r.status_code == 501
+    assert r.text == "this storage cannot write part of a file\n"
+    assert (server.root / "f.txt").read_bytes() == b"0123"
+    assert server.request("PUT", "/f.txt", data=b"012345").status_code == 204
+
+
+def test_put_content_range_with_x_oc_mtime_dates_the_file(server):
+    make_tree(server.root, {"f.bin": b"aaaa"})
+    r = server.request(
+        "PUT",
+        "/f.bin",
+        data=b"bbbb",
+        headers={"Content-Range": "bytes 4-7/8", "X-OC-Mtime": "1500000000"},
+    )
+    assert r.status_code == 204
+    assert r.headers["X-OC-Mtime"] == "accepted"
+    assert r.headers["Last-Modified"] == "Fri, 14 Jul 2017 02:40:00 GMT"
+    assert (server.root / "f.bin").read_bytes() == b"aaaabbbb"
+    assert os.stat(server.root / "f.bin").st_mtime == 1500000000
+    assert server.request("HEAD", "/f.bin").headers["ETag"] == r.headers["ETag"]
+
+
+def test_put_content_range_cuts_a_longer_file_to_the_total(server):
+    # A restarted upload of a file that became shorter: the total is the file's new size.
+    make_tree(server.root, {"f.bin": b"x" * 10, "g.bin": b"x" * 10})
+    r = server.request("PUT", "/f.bin", data=b"abcd", headers={"Content-Range": "bytes 0-3/4"})
+    assert r.status_code == 204
+    assert (server.root / "f.bin").read_bytes() == b"abcd"
+    assert server.request("HEAD", "/f.bin").headers["ETag"] == r.headers["ETag"]
+    # With the total unknown (*), the rest of the file stays.
+    r = server.request("PUT", "/g.bin", data=b"abcd", headers={"Content-Range": "bytes 0-3/*"})
+    assert r.status_code == 204
+    assert (server.root / "g.bin").read_bytes() == b"abcd" + b"x" * 6
+
+
+def test_put_content_range_of_a_new_file_starts_at_byte_0(server):
+    r = server.request("PUT", "/new.bin", data=b"bc", headers={"Content-Range": "bytes 1-2/3"})
+    assert r.status_code == 416
+    assert r.headers["Content-Range"] == "bytes */0"
+    assert r.text == "the upload may continue at byte 0, not 1\n"
+    assert not (server.root / "new.bin").exists()
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "answer"),
+    [
+        (2 * MIB, 201, ""),
+        (2 * MIB + 1, 400, "the body is longer than its Content-Range\n"),
+        (MIB + 10, 400, "the body is shorter than its Content-Range\n"),
+    ],
+)
+def test_put_content_range_with_a_chunked_body_must_send_exactly_that_range(
+    server, sent, status, answer
+):
+    """Without a Content-Length, the body's size is only known as it arrives (in pieces of up
+    to 1 MiB each), and must add up to the range."""
+
+    def body() -> Iterator[bytes]:
+        for start in range(0, sent, 65536):
+            yield b"z" * min(65536, sent - start)
+
+    headers = {"Content-Range": f"bytes 0-{2 * MIB - 1}/{2 * MIB}"}
+    r = server.request("PUT", "/big.bin", data=body(), headers=headers)
+    assert r.status_code == status
+    assert r.text == answer
+    assert (server.root / "big.bin").exists() == (status == 201)
+    assert temp_files(server.root) == []
 
 
 @pytest.mark.rfc4918("R-258")
@@ -259,12 +446,40 @@ def test_mkcol(server):
     assert (server.root / "newdir" / "inner").is_dir()
 
 
+def test_mkcol_forgets_what_a_folder_removed_outside_left_below_it(server):
+    # A file another program then writes into the new folder must not take over the
+    # properties of the one that was there before.
+    make_tree(server.root, {"d/x.txt": b"old"})
+    assert server.request("PROPPATCH", "/d/x.txt", data=proppatch_body()).status_code == 207
+    shutil.rmtree(server.root / "d")  # by another program: the server's store still has it
+    assert server.request("MKCOL", "/d/").status_code == 201
+    (server.root / "d" / "x.txt").write_bytes(b"theirs")
+    assert color_of(server, "/d/x.txt") is None
+
+
 @pytest.mark.rfc4918("R-089")
 def test_mkcol_on_existing_file_is_405(server):
     make_tree(server.root, {"f.txt": b"f"})
     r = server.request("MKCOL", "/f.txt")
     assert r.status_code == 405
+    assert r.text == "something already exists there\n"
+    assert r.headers["Allow"] == EXISTING_METHODS
     assert (server.root / "f.txt").read_bytes() == b"f"
+
+
+def test_mkcol_checks_the_conditional_headers_against_what_is_there(server):
+    # RFC 9110 13.1.1: If-Match * is false where nothing is, so nothing is created.
+    r = server.request("MKCOL", "/new/", headers={"If-Match": "*"})
+    assert r.status_code == 412
+    assert not (server.root / "new").exists()
+    # If-None-Match * is false where something is: 412, judged before the 405 of an existing
+    # name, and true where nothing is.
+    (server.root / "old").mkdir()
+    r = server.request("MKCOL", "/old/", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    r = server.request("MKCOL", "/new/", headers={"If-None-Match": "*"})
+    assert r.status_code == 201
+    assert snapshot(server.root) == {"new": None, "old": None}
 
 
 @pytest.mark.rfc4918("R-091", "R-092")
@@ -356,6 +571,7 @@ def test_delete_of_the_root_is_refused_and_deletes_nothing(server):
     before = snapshot(server.root)
     r = server.request("DELETE", "/")
     assert r.status_code == 403
+    assert r.text == "the shared root cannot be deleted\n"
     # A refused DELETE must not have emptied the share.
     assert snapshot(server.root) == before
 
