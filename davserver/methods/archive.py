@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import IO, cast
 from urllib.parse import quote
 
-from .. import listing, paths
+from .. import auth, listing, paths
 from ..errors import DavError, Forbidden
 from ..model import Resource
 from ..request import Request, Response
@@ -55,7 +55,7 @@ def zip_response(
     services: Services, req: Request, collection: Resource, names: list[str], head: bool
 ) -> Response:
     """The zip of `collection` (all of it, or only its members `names`), as an attachment."""
-    roots = _roots(services, collection, names)
+    roots = _roots(services, req.user, collection, names)
     limit = services.config.max_propfind_resources
     total = 0
     for root in roots:
@@ -79,9 +79,15 @@ def zip_response(
     return Response(200, headers, _archive(services, req, collection.path, roots))
 
 
-def _roots(services: Services, collection: Resource, names: list[str]) -> list[Resource]:
+def _roots(
+    services: Services, user: str | None, collection: Resource, names: list[str]
+) -> list[Resource]:
     """The resources `names` name: paths relative to the collection (a search's results lie
-    further down), each once, and none inside another (its entries would come twice)."""
+    further down), each once, and none inside another (its entries would come twice).
+
+    A name the user may not read is refused (403) before anything is looked up, as a GET of
+    it would be: were it only left out, a 404 for a name that does not exist beside an empty
+    zip for one that does would tell what a forbidden folder holds."""
     if not names:
         return [collection]
     wanted: list[str] = []
@@ -89,7 +95,9 @@ def _roots(services: Services, collection: Resource, names: list[str]) -> list[R
         segments = name.split("/")
         for segment in segments:
             paths.check_segment(segment)  # 403 for "", "." and "..": nothing outside
-        wanted.append(paths.join([*paths.split(collection.path), *segments]))
+        path = paths.join([*paths.split(collection.path), *segments])
+        auth.require(services.policy, services.authenticator, user, [auth.Need(path, "read")])
+        wanted.append(path)
     kept = [
         path
         for path in dict.fromkeys(wanted)

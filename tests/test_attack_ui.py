@@ -1,0 +1,167 @@
+"""Attacks on the file manager's server side (issue 17): the JSON listing (`?list`), the zip
+download (`?zip`), their access checks and bounds, as a hostile or unlucky client would try
+them over HTTP."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import LiveServer
+from helpers import make_tree, write_users
+
+BOB = ("bob", "bob-pw")
+# bob reads the share but nothing under /pub/private; a sibling sharing its prefix is open.
+RULES = (("/", "bob", "read"), ("/pub/private", "bob", "none"))
+TREE = {
+    "pub/open.txt": b"open",
+    "pub/private/s.txt": b"classified",
+    "pub/private/deeper/t.txt": b"classified",
+    "pub/private-notes/n.txt": b"notes",
+}
+
+
+@pytest.fixture
+def ruled(make_server: Any, tmp_path: Path) -> LiveServer:
+    users = write_users(tmp_path / "htpasswd", dict([BOB]))
+    live: LiveServer = make_server(htpasswd=users, access=RULES, max_propfind_resources=8)
+    make_tree(live.root, TREE)
+    return live
+
+
+def as_bob(live: LiveServer, target: str) -> requests.Response:
+    return requests.get(live.url(target), auth=BOB, timeout=30)
+
+
+def zip_names(answer: requests.Response) -> list[str]:
+    assert answer.status_code == 200, answer.text
+    return sorted(zipfile.ZipFile(io.BytesIO(answer.content)).namelist())
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+# Names a hostile client (or a careless program on the server) may give: each must come out
+# exact in the JSON and in the zip.
+HOSTILE_NAMES = [
+    'q"uote',
+    "new\nline",
+    "ret\rurn",
+    "ctl\x01\x1f\x7f",
+    "tab\t",
+    " spaces ",
+    "ü ñ 日本",
+    "emoji 🎉",
+    "%2F%00",
+    "x" * 255,
+    "<script>",
+]
+
+
+def test_hostile_names_come_out_exact_in_the_listing_and_the_zip(server: LiveServer) -> None:
+    for name in HOSTILE_NAMES:
+        (server.root / "f" / name).mkdir(parents=True)
+        (server.root / "f" / name / name).write_bytes(name.encode())
+    expected = sorted(HOSTILE_NAMES + [f"{n}/{n}" for n in HOSTILE_NAMES])
+    answer = server.request("GET", "/f/?list=infinity")
+    assert answer.status_code == 200
+    assert sorted(m["path"] for m in answer.json()["members"]) == expected
+    archive = zipfile.ZipFile(io.BytesIO(server.request("GET", "/f/?zip").content))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == sorted(
+        [n + "/" for n in HOSTILE_NAMES] + [f"{n}/{n}" for n in HOSTILE_NAMES]
+    )
+    for name in HOSTILE_NAMES:
+        assert archive.read(f"{name}/{name}") == name.encode()
+
+
+def test_names_that_are_not_utf8_stay_out_of_the_listing_and_the_zip(server: LiveServer) -> None:
+    # Such a name has no URL a client could use (paths are UTF-8): it is left out, as from
+    # PROPFIND, rather than sent as a lone surrogate no browser can encode back.
+    root = os.fsencode(server.root)
+    os.makedirs(root + b"/f/bad\xff")
+    (server.root / "f" / "bad\udcff" / "in.txt").write_bytes(b"in")
+    (server.root / "f" / "ok.txt").write_bytes(b"ok")
+    with open(root + b"/f/raw\xc3(", "wb") as file:
+        file.write(b"raw")
+    answer = server.request("GET", "/f/?list=infinity")
+    assert [m["path"] for m in answer.json()["members"]] == ["ok.txt"]
+    assert zip_names(server.request("GET", "/f/?zip")) == ["ok.txt"]
+
+
+# -- access rules ----------------------------------------------------------------------------
+
+
+def test_a_selection_in_a_forbidden_folder_is_refused_whether_it_exists_or_not(
+    ruled: LiveServer,
+) -> None:
+    # A 200 for what exists and a 404 for what does not would tell bob what the folder holds.
+    answers = [
+        as_bob(ruled, "/pub/?zip&name=" + name)
+        for name in (
+            "private",
+            "private/s.txt",
+            "private/missing",
+            "private%2Fdeeper",
+            "open.txt&name=private/x",
+        )
+    ]
+    assert [a.status_code for a in answers] == [403] * 5
+    assert len({a.text for a in answers}) == 1
+    # The sibling that merely shares the prefix is no part of the rule.
+    assert zip_names(as_bob(ruled, "/pub/?zip&name=private-notes")) == [
+        "private-notes/",
+        "private-notes/n.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/pub/?zip&name=../pub/private",
+        "/pub/?zip&name=open.txt/../private",
+        "/pub/?zip&name=%2Fpub%2Fprivate",
+        "/pub/?zip&name=.%2Fprivate",
+        "/pub/?zip&name=priv%5C..%5Cprivate",
+        "/pub/?zip&name=private%00",
+        "/pub/%2E%2E/pub/private/?zip",
+        "/pub/private%2F/?zip",
+        "/pub/private/?zip",
+        "/pub/private/?list",
+        "/pub/private/?list=infinity",
+        "/pub/private/deeper/?zip",
+    ],
+)
+def test_spellings_that_reach_for_a_forbidden_folder_are_refused(
+    ruled: LiveServer, target: str
+) -> None:
+    answer = as_bob(ruled, target)
+    assert answer.status_code == 403, target
+    assert b"classified" not in answer.content
+
+
+def test_links_out_of_the_share_are_not_reached(server: LiveServer, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.txt").write_bytes(b"outside")
+    (server.root / "f").mkdir()
+    (server.root / "f" / "a.txt").write_bytes(b"a")
+    os.symlink(outside, server.root / "f" / "out")
+    os.symlink(outside / "o.txt", server.root / "f" / "o.txt")
+    assert [m["path"] for m in server.request("GET", "/f/?list=infinity").json()["members"]] == [
+        "a.txt"
+    ]
+    assert zip_names(server.request("GET", "/f/?zip")) == ["a.txt"]
+    for name in ("out", "out/o.txt", "o.txt"):
+        assert server.request("GET", "/f/?zip&name=" + name).status_code == 404
+
+
+def test_a_link_to_an_ancestor_is_a_leaf_in_the_zip(server: LiveServer) -> None:
+    # A link back up would make the archive endless; it comes as an empty folder.
+    make_tree(server.root, {"f/a.txt": b"a"})
+    os.symlink(server.root / "f", server.root / "f" / "loop")
+    assert zip_names(server.request("GET", "/f/?zip")) == ["a.txt", "loop/"]
