@@ -4,6 +4,7 @@ browser's file manager reads (`?list`), and the one walk both share with the zip
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,17 @@ def visible(services: Services, user: str | None, root: Resource, depth: str) ->
     for resource in walk(services.provider, root, depth, descend=shown):
         if shown(resource):
             yield resource
+
+
+def count_visible(services: Services, user: str | None, root: Resource, limit: int) -> int:
+    """How many resources `visible` would give to Depth infinity, stopping past `limit`.
+
+    What the user may not read is not counted: it would make a bound refuse what the user
+    may see, and tell by the refusal how much a forbidden folder holds. When the rules leave
+    the whole tree readable, the provider counts it alone (a fast count)."""
+    if services.policy.allows_tree(user, root.path, "read"):
+        return count(services.provider, root, limit)
+    return sum(1 for _ in itertools.islice(visible(services, user, root, "infinity"), limit + 1))
 
 
 def _members(
@@ -107,7 +119,7 @@ def collection_json(
     depth = depth or "1"
     if depth == "infinity":
         limit = services.config.max_propfind_resources
-        if count(services.provider, collection, limit) > limit:
+        if count_visible(services, req.user, collection, limit) > limit:
             raise Forbidden(f"more than {limit} resources below this folder; list fewer at once")
     headers = [
         ("Content-Type", "application/json"),

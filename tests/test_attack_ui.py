@@ -144,6 +144,35 @@ def test_spellings_that_reach_for_a_forbidden_folder_are_refused(
     assert b"classified" not in answer.content
 
 
+def test_the_whole_share_leaves_out_what_bob_may_not_read(ruled: LiveServer) -> None:
+    expected = ["pub", "pub/open.txt", "pub/private-notes", "pub/private-notes/n.txt"]
+    members = as_bob(ruled, "/?list=infinity").json()["members"]
+    assert sorted(m["path"] for m in members) == expected
+    assert zip_names(as_bob(ruled, "/?zip")) == [
+        "pub/",
+        "pub/open.txt",
+        "pub/private-notes/",
+        "pub/private-notes/n.txt",
+    ]
+
+
+def test_the_bound_counts_only_what_the_user_may_read(ruled: LiveServer) -> None:
+    # Past the bound in the forbidden folder: a count of everything would refuse bob's zip
+    # of five resources, and tell him by its refusal how much the folder holds.
+    make_tree(ruled.root, {f"pub/private/many/{i}": b"x" for i in range(20)})
+    assert zip_names(as_bob(ruled, "/pub/?zip")) == [
+        "open.txt",
+        "private-notes/",
+        "private-notes/n.txt",
+    ]
+    members = as_bob(ruled, "/pub/?list=infinity").json()["members"]
+    assert len(members) == 3
+    # What bob may read is still bounded.
+    make_tree(ruled.root, {f"pub/more/{i}": b"x" for i in range(8)})
+    assert as_bob(ruled, "/pub/?zip").status_code == 403
+    assert as_bob(ruled, "/pub/?list=infinity").status_code == 403
+
+
 def test_links_out_of_the_share_are_not_reached(server: LiveServer, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -24,7 +24,6 @@ from ..errors import DavError, Forbidden
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
-from ..tree import count
 
 READ_CHUNK = 256 * 1024
 # The earliest time a zip entry can carry (MS-DOS dates start in 1980).
@@ -59,7 +58,7 @@ def zip_response(
     limit = services.config.max_propfind_resources
     total = 0
     for root in roots:
-        total += count(services.provider, root, limit)
+        total += listing.count_visible(services, req.user, root, limit)
         if total > limit:
             # Plain text, not PROPFIND's XML condition: a person reads this one.
             raise Forbidden(f"a zip may hold at most {limit} resources; download fewer at once")
