@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import zipfile
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from conftest import LiveServer
-from helpers import make_tree, write_users
+from helpers import make_tree, wait_for, write_users
+from procs import ServerProcess
 
 BOB = ("bob", "bob-pw")
 # bob reads the share but nothing under /pub/private; a sibling sharing its prefix is open.
@@ -194,3 +198,69 @@ def test_a_link_to_an_ancestor_is_a_leaf_in_the_zip(server: LiveServer) -> None:
     make_tree(server.root, {"f/a.txt": b"a"})
     os.symlink(server.root / "f", server.root / "f" / "loop")
     assert zip_names(server.request("GET", "/f/?zip")) == ["a.txt", "loop/"]
+
+
+# -- interrupted and changing downloads ----------------------------------------------------------
+
+
+def _open_files(pid: int) -> list[str]:
+    """What the process holds open, by target (sockets and pipes by kind only)."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue  # closed while listed
+        found.append(target.split(":")[0] if ":[" in target else target)
+    return sorted(found)
+
+
+@pytest.fixture
+def process(tmp_path: Path) -> Iterator[ServerProcess]:
+    root = tmp_path / "root"
+    root.mkdir()
+    live = ServerProcess(root, tmp_path / "state", workers=1)
+    yield live
+    live.stop()
+
+
+def test_a_client_that_leaves_mid_zip_stops_the_server_reading(process: ServerProcess) -> None:
+    (process.root / "f").mkdir()
+    big = process.root / "f" / "big.bin"
+    with open(big, "wb") as file:
+        # Sparse: nothing written, yet minutes to read and send whole, so a server that went
+        # on after the client left would still hold it open.
+        file.truncate(64 << 30)
+    assert process.request("GET", "/f/?list").status_code == 200
+    assert process.proc is not None
+    pid = process.proc.pid
+    before = _open_files(pid)
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", process.port), timeout=10) as sock:
+            sock.sendall(b"GET /f/?zip HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+    # The file is closed and no connection is left behind once the server sees each leave
+    # (the connection of the first request may close meanwhile).
+    def settled() -> bool:
+        now = _open_files(pid)
+        return str(big) not in now and not Counter(now) - Counter(before)
+
+    assert wait_for(settled, 20), _open_files(pid)
+    assert process.request("GET", "/f/?list").status_code == 200
+
+
+def test_a_file_overwritten_during_its_zip_comes_whole_as_it_was(server: LiveServer) -> None:
+    old = os.urandom(4 * 1024 * 1024)
+    make_tree(server.root, {"f/a.bin": old})
+    with requests.get(server.url("/f/?zip"), stream=True, timeout=30) as answer:
+        assert answer.status_code == 200
+        pieces = answer.iter_content(64 * 1024)
+        first = next(pieces)
+        assert server.request("PUT", "/f/a.bin", data=b"new and shorter").status_code == 204
+        body = first + b"".join(pieces)
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert archive.testzip() is None
+    assert archive.read("a.bin") == old
+    assert server.request("GET", "/f/a.bin").content == b"new and shorter"
+
