@@ -64,6 +64,16 @@ def count_visible(services: Services, user: str | None, root: Resource, limit: i
     return sum(1 for _ in itertools.islice(visible(services, user, root, "infinity"), limit + 1))
 
 
+def at_most(members: Iterator[Resource], limit: int) -> Iterator[Resource]:
+    """`members`, but the body breaks off past `limit`: the tree was counted before the first
+    byte, yet it may grow while it is sent, and a walk must stay bounded all the same. The
+    answer is cut rather than ended early, so the client sees it incomplete."""
+    for index, member in enumerate(members):
+        if index >= limit:
+            raise Forbidden(f"more than {limit} resources: the tree grew while it was sent")
+        yield member
+
+
 def _members(
     services: Services, req: Request, collection: Resource, depth: str
 ) -> Iterator[Resource]:
@@ -117,10 +127,12 @@ def collection_json(
     if depth not in ("", "1", "infinity"):
         raise BadRequest(f"list= takes 1 or infinity, not {depth!r}")
     depth = depth or "1"
+    members = _members(services, req, collection, depth)
     if depth == "infinity":
         limit = services.config.max_propfind_resources
         if count_visible(services, req.user, collection, limit) > limit:
             raise Forbidden(f"more than {limit} resources below this folder; list fewer at once")
+        members = at_most(members, limit)
     headers = [
         ("Content-Type", "application/json"),
         ("X-Content-Type-Options", "nosniff"),
@@ -128,9 +140,7 @@ def collection_json(
     ]
     if head:
         return Response(200, headers)
-    return Response(
-        200, headers, _json(_members(services, req, collection, depth), collection, type_of)
-    )
+    return Response(200, headers, _json(members, collection, type_of))
 
 
 # A string as JSON (the encoder's fast path for str): names from disk go out escaped.

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import LiveServer
-from helpers import make_tree, wait_for, write_users
+from helpers import make_tree, wait_for, with_provider, write_users
 from procs import ServerProcess
 
 BOB = ("bob", "bob-pw")
@@ -264,3 +264,31 @@ def test_a_file_overwritten_during_its_zip_comes_whole_as_it_was(server: LiveSer
     assert archive.read("a.bin") == old
     assert server.request("GET", "/f/a.bin").content == b"new and shorter"
 
+
+class _CountedSmall:
+    """Delegates, but counts every tree as one resource: as if the tree grew after it was
+    counted, between the check before the first byte and the walk that sends it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def count(self, _path: str, _limit: int) -> int:
+        return 1
+
+
+@pytest.mark.parametrize("target", ["/f/?zip", "/f/?list=infinity"])
+def test_a_tree_that_grows_after_its_count_is_still_walked_bounded(
+    make_server: Any, target: str
+) -> None:
+    server = make_server(max_propfind_resources=1500)
+    # Enough for the JSON to have sent a first piece before it reaches the bound.
+    make_tree(server.root, {f"f/{i}.txt": b"x" for i in range(2000)})
+    with_provider(server, _CountedSmall)
+    # The answer has begun (200); past the bound it breaks off, never ending as if complete.
+    with requests.get(server.url(target), stream=True, timeout=30) as answer:
+        assert answer.status_code == 200
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            answer.content  # noqa: B018

@@ -75,7 +75,8 @@ def zip_response(
     ]
     if head:
         return Response(200, headers)
-    return Response(200, headers, _archive(services, req, collection.path, roots))
+    members = listing.at_most(_members(services, req.user, roots), limit)
+    return Response(200, headers, _archive(collection.path, members, services))
 
 
 def _roots(
@@ -115,11 +116,11 @@ def _ascii_name(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
 
 
-def _archive(services: Services, req: Request, base: str, roots: list[Resource]) -> Iterator[bytes]:
+def _archive(base: str, members: Iterator[Resource], services: Services) -> Iterator[bytes]:
     sink = _Sink()
     # STORED: the bytes pass through as they are; most large files are compressed already.
     with zipfile.ZipFile(cast(IO[bytes], sink), "w", zipfile.ZIP_STORED) as archive:
-        for resource in _members(services, req.user, roots):
+        for resource in members:
             name = "/".join(paths.split(resource.path)[len(paths.split(base)) :])
             info = zipfile.ZipInfo(name + ("/" if resource.is_collection else ""), _when(resource))
             if resource.is_collection:
