@@ -23,6 +23,7 @@ from procs import ServerProcess
 
 from davserver import paths
 from davserver.methods import archive
+from davserver.model import Resource
 
 BOB = ("bob", "bob-pw")
 # bob reads the share but nothing under /pub/private; a sibling sharing its prefix is open.
@@ -331,3 +332,32 @@ def test_outermost_keeps_each_path_not_inside_another_once_in_order(
         if not any(paths.is_ancestor(other, path) for other in wanted)
     ]
     assert archive._outermost(wanted) == expected
+
+
+@pytest.mark.parametrize(("mtime", "year"), [(1e12, 2107), (-1e9, 1980)])
+def test_a_file_dated_outside_what_a_zip_can_hold_is_zipped_at_the_nearest_date(
+    server: LiveServer, mtime: float, year: int
+) -> None:
+    # A zip entry's date runs from 1980 to 2107: a file dated past it broke every zip that
+    # held it, mid-stream.
+    make_tree(server.root, {"f/a.txt": b"a", "f/b.txt": b"b"})
+    # Any client that may write can date a file past 2107 (X-OC-Mtime, as sync clients do).
+    answer = server.request("PUT", "/f/c.txt", data=b"c", headers={"X-OC-Mtime": "7258118400"})
+    assert answer.status_code == 201
+    os.utime(server.root / "f" / "b.txt", (mtime, mtime))  # further still: a local program
+    answer = server.request("GET", "/f/?zip")
+    assert zip_names(answer) == ["a.txt", "b.txt", "c.txt"]
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    assert archive.read("c.txt") == b"c"
+    assert archive.getinfo("c.txt").date_time == (2107, 12, 31, 23, 59, 58)
+    assert archive.getinfo("b.txt").date_time[0] == year
+
+
+@pytest.mark.parametrize(
+    ("mtime", "when"), [(1e300, archive._DOS_END), (-1e300, archive._DOS_EPOCH)]
+)
+def test_a_date_past_what_the_platform_holds_is_zipped_at_the_nearest_date(
+    mtime: float, when: tuple[int, ...]
+) -> None:
+    # An S3 object's date is its metadata, which any other S3 tool may write.
+    assert archive._when(Resource("/a", False, 0, mtime, 0.0, "e")) == when

@@ -26,8 +26,10 @@ from ..request import Request, Response
 from ..services import Services
 
 READ_CHUNK = 256 * 1024
-# The earliest time a zip entry can carry (MS-DOS dates start in 1980).
+# The earliest and latest times a zip entry can carry: an MS-DOS date counts years from 1980
+# in 7 bits, and seconds in steps of two (APPNOTE 4.4.6).
 _DOS_EPOCH = (1980, 1, 1, 0, 0, 0)
+_DOS_END = (2107, 12, 31, 23, 59, 58)
 
 
 class _Sink:
@@ -157,5 +159,11 @@ def _add_file(
 
 
 def _when(resource: Resource) -> tuple[int, int, int, int, int, int]:
-    stamp = time.localtime(resource.mtime)[:6]
-    return max(stamp, _DOS_EPOCH)
+    """The entry's date: the file's, or the nearest one a zip can hold (a date out of
+    range would break the archive mid-stream)."""
+    try:
+        t = time.localtime(resource.mtime)
+    except (OverflowError, OSError, ValueError):  # past what the platform's time_t holds
+        return _DOS_END if resource.mtime > 0 else _DOS_EPOCH
+    stamp = (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+    return min(max(stamp, _DOS_EPOCH), _DOS_END)
