@@ -9,6 +9,7 @@ import struct
 import threading
 import zipfile
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -268,3 +269,25 @@ def test_a_client_can_neither_read_nor_write_the_servers_own_objects(
     found = objects(s3_store, s3_server.config.root)
     assert {k: found[k] for k in kept} == kept
     assert sorted(k for k in found if k not in kept) == ["a", "d/"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "-5", "soon"])
+def test_a_date_another_tool_wrote_out_of_range_is_not_believed(
+    s3_server: LiveServer, s3_store: s3server.S3Store, value: str
+) -> None:
+    # The date a client set is the object's metadata, which any S3 tool may write: one that
+    # no date can be made of broke every listing of its folder.
+    bucket, prefix = parse_root(s3_server.config.root)
+    s3_store.client().put_object(
+        Bucket=bucket, Key=prefix + "f", Body=b"f", Metadata={"mtime": value}
+    )
+    stored = s3_store.client().head_object(Bucket=bucket, Key=prefix + "f")["LastModified"]
+    listing = s3_server.request("PROPFIND", "/", headers={"Depth": "1"})
+    assert listing.status_code == 207
+    assert s3_server.request("GET", "/?list").json()["members"][0]["modified"] == int(
+        stored.timestamp()
+    )
+    answer = s3_server.request("GET", "/f")
+    assert answer.content == b"f"
+    assert parsedate_to_datetime(answer.headers["Last-Modified"]) == stored.replace(microsecond=0)
+    assert zipfile.ZipFile(io.BytesIO(s3_server.request("GET", "/?zip").content)).read("f") == b"f"
