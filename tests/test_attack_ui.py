@@ -361,3 +361,32 @@ def test_a_date_past_what_the_platform_holds_is_zipped_at_the_nearest_date(
 ) -> None:
     # An S3 object's date is its metadata, which any other S3 tool may write.
     assert archive._when(Resource("/a", False, 0, mtime, 0.0, "e")) == when
+
+
+# -- cross-site requests -------------------------------------------------------------------------
+
+
+def test_origins_that_only_look_like_ours_are_foreign(server: LiveServer) -> None:
+    (server.root / "a.txt").write_bytes(b"keep")
+    ours = f"127.0.0.1:{server.port}"
+    lookalikes = [
+        f"http://{ours}.evil.example",
+        f"http://{ours}@evil.example",
+        f"http://evil.example#{ours}",
+        f"http://evil.example/{ours}",
+        f"http://evil.example, http://{ours}",
+        f"http://{ours}, http://evil.example",
+        f"https://{ours}",
+        f"http://localhost:{server.port}",
+        "",
+    ]
+    batch = b'{"operations": [{"op": "delete", "path": "a.txt"}]}'
+    for origin in lookalikes:
+        put = server.request("PUT", "/a.txt", headers={"Origin": origin}, data=b"changed")
+        posted = server.request(
+            "POST", "/", headers={"Origin": origin, "Content-Type": "application/json"}, data=batch
+        )
+        assert (put.status_code, posted.status_code) == (403, 403), origin
+    assert (server.root / "a.txt").read_bytes() == b"keep"
+    # A scheme in capitals is still ours.
+    assert server.request("PUT", "/a.txt", headers={"Origin": f"HTTP://{ours}"}).status_code == 204
