@@ -7,6 +7,7 @@ import io
 import socket
 import struct
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -291,3 +292,31 @@ def test_a_date_another_tool_wrote_out_of_range_is_not_believed(
     assert answer.content == b"f"
     assert parsedate_to_datetime(answer.headers["Last-Modified"]) == stored.replace(microsecond=0)
     assert zipfile.ZipFile(io.BytesIO(s3_server.request("GET", "/?zip").content)).read("f") == b"f"
+
+
+def test_a_locked_resource_moved_away_while_another_moves_onto_it_keeps_locks_agreeing(
+    s3_server: LiveServer, s3_store: s3server.S3Store
+) -> None:
+    for _ in range(ROUNDS // 2):
+        for name in ("a", "b"):
+            s3_server.request("PUT", "/" + name, data=name.encode())
+        locked = s3_server.request("LOCK", "/a", data=lockinfo(), headers={"Timeout": "Second-600"})
+        token = locked.headers["Lock-Token"]
+        statuses = together(
+            call(
+                s3_server,
+                "MOVE",
+                "/a",
+                headers={"Destination": s3_server.url("/c"), "If": f"({token})"},
+            ),
+            call(s3_server, "MOVE", "/b", headers={"Destination": s3_server.url("/a")}),
+        )
+        found = agreeing(s3_server, s3_store)
+        # The lock went with the resource it was on (RFC 4918 7.7: a lock never moves).
+        assert s3_server.services.locks.around("/", time.time()) == []
+        if statuses[1] == 423:  # b came while a was still locked
+            assert statuses[0] == 201 and found == {"b": b"b", "c": b"a"}
+        else:
+            assert statuses == [201, 201] and found == {"a": b"b", "c": b"a"}
+        for name in ("a", "b", "c"):
+            s3_server.request("DELETE", "/" + name)
