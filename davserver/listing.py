@@ -4,6 +4,7 @@ browser's file manager reads (`?list`), and the one walk both share with the zip
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,27 @@ def visible(services: Services, user: str | None, root: Resource, depth: str) ->
     for resource in walk(services.provider, root, depth, descend=shown):
         if shown(resource):
             yield resource
+
+
+def count_visible(services: Services, user: str | None, root: Resource, limit: int) -> int:
+    """How many resources `visible` would give to Depth infinity, stopping past `limit`.
+
+    What the user may not read is not counted: it would make a bound refuse what the user
+    may see, and tell by the refusal how much a forbidden folder holds. When the rules leave
+    the whole tree readable, the provider counts it alone (a fast count)."""
+    if services.policy.allows_tree(user, root.path, "read"):
+        return count(services.provider, root, limit)
+    return sum(1 for _ in itertools.islice(visible(services, user, root, "infinity"), limit + 1))
+
+
+def at_most(members: Iterator[Resource], limit: int) -> Iterator[Resource]:
+    """`members`, but the body breaks off past `limit`: the tree was counted before the first
+    byte, yet it may grow while it is sent, and a walk must stay bounded all the same. The
+    answer is cut rather than ended early, so the client sees it incomplete."""
+    for index, member in enumerate(members):
+        if index >= limit:
+            raise Forbidden(f"more than {limit} resources: the tree grew while it was sent")
+        yield member
 
 
 def _members(
@@ -105,10 +127,12 @@ def collection_json(
     if depth not in ("", "1", "infinity"):
         raise BadRequest(f"list= takes 1 or infinity, not {depth!r}")
     depth = depth or "1"
+    members = _members(services, req, collection, depth)
     if depth == "infinity":
         limit = services.config.max_propfind_resources
-        if count(services.provider, collection, limit) > limit:
+        if count_visible(services, req.user, collection, limit) > limit:
             raise Forbidden(f"more than {limit} resources below this folder; list fewer at once")
+        members = at_most(members, limit)
     headers = [
         ("Content-Type", "application/json"),
         ("X-Content-Type-Options", "nosniff"),
@@ -116,9 +140,7 @@ def collection_json(
     ]
     if head:
         return Response(200, headers)
-    return Response(
-        200, headers, _json(_members(services, req, collection, depth), collection, type_of)
-    )
+    return Response(200, headers, _json(members, collection, type_of))
 
 
 # A string as JSON (the encoder's fast path for str): names from disk go out escaped.

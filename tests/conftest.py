@@ -137,6 +137,12 @@ def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.S3St
         yield store
 
 
+@pytest.fixture
+def s3_server(make_server: Callable[..., LiveServer], s3_store: s3server.S3Store) -> LiveServer:
+    """A live server whose root is a new, empty prefix of the S3 store."""
+    return make_server(root=s3_store.new_root(), s3_endpoint=s3_store.endpoint)
+
+
 # The variables that lead a program to the user's own files.
 HOME_VARIABLES = {
     "HOME": "",

@@ -39,11 +39,6 @@ from davserver.provider.s3 import PART_SIZE, UPLOADS_FOLDER, S3Provider, parse_r
 DEPTH1 = {"Depth": "1"}
 
 
-@pytest.fixture
-def s3_server(make_server: Callable[..., LiveServer], s3_store: s3server.S3Store) -> LiveServer:
-    return make_server(root=s3_store.new_root(), s3_endpoint=s3_store.endpoint)
-
-
 def objects(store: s3server.S3Store, root: str) -> dict[str, bytes]:
     """Every object under `root`, by key below it, with its content."""
     bucket, prefix = parse_root(root)

@@ -19,16 +19,17 @@ from collections.abc import Iterator
 from typing import IO, cast
 from urllib.parse import quote
 
-from .. import listing, paths
+from .. import auth, listing, paths
 from ..errors import DavError, Forbidden
 from ..model import Resource
 from ..request import Request, Response
 from ..services import Services
-from ..tree import count
 
 READ_CHUNK = 256 * 1024
-# The earliest time a zip entry can carry (MS-DOS dates start in 1980).
+# The earliest and latest times a zip entry can carry: an MS-DOS date counts years from 1980
+# in 7 bits, and seconds in steps of two (APPNOTE 4.4.6).
 _DOS_EPOCH = (1980, 1, 1, 0, 0, 0)
+_DOS_END = (2107, 12, 31, 23, 59, 58)
 
 
 class _Sink:
@@ -55,11 +56,11 @@ def zip_response(
     services: Services, req: Request, collection: Resource, names: list[str], head: bool
 ) -> Response:
     """The zip of `collection` (all of it, or only its members `names`), as an attachment."""
-    roots = _roots(services, collection, names)
+    roots = _roots(services, req.user, collection, names)
     limit = services.config.max_propfind_resources
     total = 0
     for root in roots:
-        total += count(services.provider, root, limit)
+        total += listing.count_visible(services, req.user, root, limit)
         if total > limit:
             # Plain text, not PROPFIND's XML condition: a person reads this one.
             raise Forbidden(f"a zip may hold at most {limit} resources; download fewer at once")
@@ -76,12 +77,19 @@ def zip_response(
     ]
     if head:
         return Response(200, headers)
-    return Response(200, headers, _archive(services, req, collection.path, roots))
+    members = listing.at_most(_members(services, req.user, roots), limit)
+    return Response(200, headers, _archive(collection.path, members, services))
 
 
-def _roots(services: Services, collection: Resource, names: list[str]) -> list[Resource]:
+def _roots(
+    services: Services, user: str | None, collection: Resource, names: list[str]
+) -> list[Resource]:
     """The resources `names` name: paths relative to the collection (a search's results lie
-    further down), each once, and none inside another (its entries would come twice)."""
+    further down), each once, and none inside another (its entries would come twice).
+
+    A name the user may not read is refused (403) before anything is looked up, as a GET of
+    it would be: were it only left out, a 404 for a name that does not exist beside an empty
+    zip for one that does would tell what a forbidden folder holds."""
     if not names:
         return [collection]
     wanted: list[str] = []
@@ -89,13 +97,24 @@ def _roots(services: Services, collection: Resource, names: list[str]) -> list[R
         segments = name.split("/")
         for segment in segments:
             paths.check_segment(segment)  # 403 for "", "." and "..": nothing outside
-        wanted.append(paths.join([*paths.split(collection.path), *segments]))
-    kept = [
-        path
-        for path in dict.fromkeys(wanted)
-        if not any(paths.is_ancestor(other, path) for other in wanted)
-    ]
-    return [services.provider.stat(path) for path in kept]
+        path = paths.join([*paths.split(collection.path), *segments])
+        auth.require(services.policy, services.authenticator, user, [auth.Need(path, "read")])
+        wanted.append(path)
+    return [services.provider.stat(path) for path in _outermost(wanted)]
+
+
+def _outermost(wanted: list[str]) -> list[str]:
+    """`wanted` once each, in order, without those inside another. In the order of their
+    segments a collection comes right before what lies inside it, so each path is compared
+    with the last one kept only: a request head holds thousands of names, and comparing
+    every pair took a minute of CPU for one request."""
+    kept: set[str] = set()
+    last: str | None = None
+    for path in sorted(set(wanted), key=paths.split):
+        if last is None or not paths.is_ancestor(last, path):
+            kept.add(path)
+            last = path
+    return [path for path in dict.fromkeys(wanted) if path in kept]
 
 
 def _members(services: Services, user: str | None, roots: list[Resource]) -> Iterator[Resource]:
@@ -108,11 +127,11 @@ def _ascii_name(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
 
 
-def _archive(services: Services, req: Request, base: str, roots: list[Resource]) -> Iterator[bytes]:
+def _archive(base: str, members: Iterator[Resource], services: Services) -> Iterator[bytes]:
     sink = _Sink()
     # STORED: the bytes pass through as they are; most large files are compressed already.
     with zipfile.ZipFile(cast(IO[bytes], sink), "w", zipfile.ZIP_STORED) as archive:
-        for resource in _members(services, req.user, roots):
+        for resource in members:
             name = "/".join(paths.split(resource.path)[len(paths.split(base)) :])
             info = zipfile.ZipInfo(name + ("/" if resource.is_collection else ""), _when(resource))
             if resource.is_collection:
@@ -140,5 +159,11 @@ def _add_file(
 
 
 def _when(resource: Resource) -> tuple[int, int, int, int, int, int]:
-    stamp = time.localtime(resource.mtime)[:6]
-    return max(stamp, _DOS_EPOCH)
+    """The entry's date: the file's, or the nearest one a zip can hold (a date out of
+    range would break the archive mid-stream)."""
+    try:
+        t = time.localtime(resource.mtime)
+    except (OverflowError, OSError, ValueError):  # past what the platform's time_t holds
+        return _DOS_END if resource.mtime > 0 else _DOS_EPOCH
+    stamp = (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+    return min(max(stamp, _DOS_EPOCH), _DOS_END)

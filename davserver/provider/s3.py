@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, NoReturn, TypeVar
 
-from .. import failpoints, owners, paths
+from .. import failpoints, owners, paths, syncmeta
 from ..errors import (
+    BadRequest,
     Conflict,
     DavError,
     Forbidden,
@@ -799,9 +800,12 @@ def _file(path: str, head: dict[str, Any]) -> Resource:
 
 
 def _mtime(metadata: dict[str, str] | None, default: float) -> float:
+    """The date a client set, held to the range a client may set (X-OC-Mtime): the metadata
+    is any S3 tool's to write, and a date of `inf` or `nan` broke every listing of its
+    folder. Anything else is the store's own date, `default`."""
     try:
-        return float((metadata or {})[MTIME_KEY])
-    except (KeyError, ValueError):
+        return syncmeta.parse_mtime((metadata or {})[MTIME_KEY])
+    except (KeyError, BadRequest):
         return default
 
 
