@@ -66,8 +66,6 @@ SMALL_FILE = 64 * 1024
 SWEEP_INTERVAL = 0.1
 # How long stop() lets requests in progress finish before cutting their connections.
 STOP_GRACE = 5.0
-# New connections taken per wake-up, so that one thread does not only accept.
-ACCEPT_BATCH = 64
 
 _READ = select.EPOLLIN | select.EPOLLONESHOT
 _WRITE = select.EPOLLOUT | select.EPOLLONESHOT
@@ -598,6 +596,13 @@ def _has_descriptor(file: IO[bytes]) -> bool:
     return True
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`, `port` (0: a free port), for one LlhttpServer or shared by
+    several processes."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
 class LlhttpServer:
     """The engine's server: `prepare()` binds, `serve()` blocks until `stop()`; the same
     interface as the cheroot server (davserver.httpd) for `DavServer`."""
@@ -612,7 +617,7 @@ class LlhttpServer:
         request_timeout: float,
         header_timeout: float,
         tls: ssl.SSLContext | None = None,
-        reuse_port: bool = False,
+        listener: socket.socket | None = None,
     ) -> None:
         self.bind_addr: tuple[str, int] = bind_addr
         self.app = app
@@ -621,10 +626,12 @@ class LlhttpServer:
         self.request_timeout = request_timeout
         self.header_timeout = header_timeout
         self.tls = tls
-        self.reuse_port = reuse_port
+        # A listening socket other processes accept on too (davserver.prefork), or None to
+        # bind one of its own in prepare().
+        self.shared = listener
         self.stopping = False
         self._listener: socket.socket | None = None
-        self._listening = -1
+        self._acceptor: threading.Thread | None = None
         self._epoll: select.epoll | None = None
         self._wake_r = self._wake_w = -1
         self._conns: dict[int, _Connection] = {}
@@ -639,19 +646,15 @@ class LlhttpServer:
 
     def prepare(self) -> None:
         host, port = self.bind_addr
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        listener = socket.create_server(
-            (host, port), family=family, backlog=1024, reuse_port=self.reuse_port
-        )
-        listener.setblocking(False)
+        listener = self.shared or listen(host, port)
+        # The acceptor waits in accept() itself (see _accept_loop).
+        listener.setblocking(True)
         self._listener = listener
-        self._listening = listener.fileno()
         self.bind_addr = listener.getsockname()[:2]
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe()
         # Level-triggered and never re-armed: once written, it wakes every thread to stop.
         self._epoll.register(self._wake_r, select.EPOLLIN)
-        self._epoll.register(listener.fileno(), _READ)
         self._environ = {
             "SCRIPT_NAME": "",
             "SERVER_NAME": host,
@@ -660,7 +663,7 @@ class LlhttpServer:
             "wsgi.url_scheme": "https" if self.tls else "http",
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
-            "wsgi.multiprocess": self.reuse_port,
+            "wsgi.multiprocess": self.shared is not None,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
         }
@@ -671,8 +674,10 @@ class LlhttpServer:
         for _ in range(self.threads):
             self._spawn()
         self._sweeper = threading.Thread(target=self._sweep, name="deadlines", daemon=True)
+        self._acceptor = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
         with stop_signals_blocked():
             self._sweeper.start()
+            self._acceptor.start()
 
     def serve(self) -> None:
         """Block until stop()."""
@@ -684,11 +689,15 @@ class LlhttpServer:
         if self._epoll is None or self.stopping:
             return
         self.stopping = True
-        listener = self._listener
-        if listener is not None:
+        if self.shared is None and self._listener is not None:
+            # Wakes the acceptor from accept() (Linux). A shared socket is left alone: the
+            # other processes go on accepting on it, and this one's acceptor, a daemon thread,
+            # ends with the process (one connection it may take meanwhile is closed).
             with contextlib.suppress(OSError):
-                self._epoll.unregister(listener.fileno())
-            listener.close()
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            if self._acceptor is not None:
+                self._acceptor.join()
         for conn in list(self._conns.values()):
             if conn.reading_body or conn.waiting:
                 conn.cut()
@@ -725,7 +734,6 @@ class LlhttpServer:
         epoll = self._epoll
         if epoll is None:
             return  # started as stop() began
-        listening = self._listening
         conns = self._conns
         while not self.stopping:
             try:
@@ -735,9 +743,6 @@ class LlhttpServer:
             for fd, _mask in events:
                 if self.stopping:
                     return
-                if fd == listening:
-                    self._accept()
-                    continue
                 conn = conns.get(fd)
                 if conn is not None:
                     self._readable(conn, buf)
@@ -760,33 +765,52 @@ class LlhttpServer:
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _accept(self) -> None:
+    def _accept_loop(self) -> None:
+        """The acceptor thread: take each new connection and hand it to epoll.
+
+        It waits in a blocking accept() because the kernel wakes the processes waiting there
+        in turn, first come first served: worker processes sharing the listening socket
+        (davserver.prefork) take new connections one after the other. SO_REUSEPORT instead
+        hashed each connection to a worker, so two clients landed on one worker (one GIL) half
+        the time; and waiting in epoll, even with EPOLLEXCLUSIVE, wakes the first process
+        registered that has a thread waiting, which with a pool of threads per process is
+        nearly always the same one."""
         listener = self._listener
-        epoll = self._epoll
-        assert listener is not None and epoll is not None
-        for _ in range(ACCEPT_BATCH):
+        assert listener is not None
+        while not self.stopping:
             try:
                 sock, addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                break
             except OSError as exc:
+                if self.stopping:
+                    return
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     # Out of descriptors: what is queued waits until connections close.
                     log.warning("cannot accept connections: %s", exc)
                     time.sleep(SWEEP_INTERVAL)
-                    break
-                continue  # this one was reset before it was accepted
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = _Connection(self, sock, addr)
-            self._conns[conn.fd] = conn
-            conn.waiting = True
+                continue  # otherwise: this one was reset before it was accepted
+            if self.stopping:
+                sock.close()
+                return
+            self._admit(sock, addr)
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        """Hand a new connection to epoll, where it waits for its first bytes."""
+        epoll = self._epoll
+        if epoll is None:  # stopped meanwhile
+            sock.close()
+            return
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        conn = _Connection(self, sock, addr)
+        self._conns[conn.fd] = conn
+        conn.waiting = True
+        try:
             epoll.register(conn.fd, _READ)
-        with contextlib.suppress(OSError):  # closed by stop() meanwhile
-            epoll.modify(self._listening, _READ)
+        except (OSError, ValueError):  # closed by stop() meanwhile
+            self._close(conn)
 
     def _readable(self, conn: _Connection, buf: bytearray) -> None:
         """`conn` is this thread's until it is re-armed or closed."""
