@@ -64,6 +64,10 @@ READ_SIZE = 256 * 1024
 SMALL_FILE = 64 * 1024
 # How often the sweeper looks for connections past their deadline.
 SWEEP_INTERVAL = 0.1
+# The longest a thread serving a request keeps the lead (see LlhttpServer._work), and how
+# often the watchdog looks meanwhile; while nothing is being served it looks less often.
+LEAD_HOLD = 0.002
+LEAD_IDLE_CHECK = 0.05
 # How long stop() lets requests in progress finish before cutting their connections.
 STOP_GRACE = 5.0
 
@@ -267,6 +271,7 @@ class _Connection:
                     timeout = server.request_timeout
                     if self.body_deadline is not None:
                         timeout = min(timeout, self.body_deadline - time.monotonic())
+                    server.hand_over()
                     if timeout <= 0 or not _wait(self.sock, exc, False, timeout):
                         raise TimeoutError("timed out") from None
         finally:
@@ -280,6 +285,7 @@ class _Connection:
             try:
                 sent = sock.send(view)
             except _WOULD_BLOCK as exc:
+                self.server.hand_over()
                 if not _wait(sock, exc, True, self.server.request_timeout):
                     raise TimeoutError("timed out") from None
                 continue
@@ -296,6 +302,7 @@ class _Connection:
             try:
                 done = os.sendfile(out, fd, offset + sent, count - sent)
             except _WOULD_BLOCK as exc:
+                self.server.hand_over()
                 if not _wait(self.sock, exc, True, self.server.request_timeout):
                     raise TimeoutError("timed out") from None
                 continue
@@ -640,6 +647,13 @@ class LlhttpServer:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        # The lead (see _work): held by the one thread that may wait in epoll.
+        self._lead = threading.Lock()
+        self._lead_state = threading.Lock()  # guards handing the lead over
+        self._leader = 0  # the thread ident holding the lead, 0 while between threads
+        self._led_since: float | None = None  # when the leader began serving what it serves
+        self._served = 0  # events served so far: the watchdog looks often while it grows
         self._environ: dict[str, Any] = {}
 
     # -- life -----------------------------------------------------------------------------------
@@ -675,9 +689,11 @@ class LlhttpServer:
             self._spawn()
         self._sweeper = threading.Thread(target=self._sweep, name="deadlines", daemon=True)
         self._acceptor = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch_lead, name="lead", daemon=True)
         with stop_signals_blocked():
             self._sweeper.start()
             self._acceptor.start()
+            self._watchdog.start()
 
     def serve(self) -> None:
         """Block until stop()."""
@@ -713,6 +729,8 @@ class LlhttpServer:
         self._stopped.set()
         if self._sweeper is not None:
             self._sweeper.join()
+        if self._watchdog is not None:
+            self._watchdog.join()
         for conn in list(self._conns.values()):
             self._close(conn)
         self._epoll.close()
@@ -730,22 +748,66 @@ class LlhttpServer:
             worker.start()
 
     def _work(self, buf: bytearray) -> None:
-        """A pool thread: wait in epoll, serve what it hands over, until stop()."""
+        """A pool thread: take the lead, wait in epoll, serve what it hands over, until stop().
+
+        Only the leader waits in epoll, and it keeps the lead while it serves: a request that
+        arrives meanwhile waits in epoll until the leader polls again, where with every idle
+        thread waiting in epoll it woke one that could only wait for the GIL (three context
+        switches per small GET, a fifth of its CPU). A leader about to wait for its client
+        hands the lead over first, and the watchdog takes it from one serving longer than
+        LEAD_HOLD (a slow disk, a lock, a large PROPFIND), so another thread then polls."""
         epoll = self._epoll
         if epoll is None:
             return  # started as stop() began
         conns = self._conns
+        me = threading.get_ident()
         while not self.stopping:
+            self._lead.acquire()
+            with self._lead_state:
+                self._leader = me
             try:
-                events = epoll.poll(-1, 1)
-            except OSError:
-                return  # closed by stop()
-            for fd, _mask in events:
-                if self.stopping:
-                    return
-                conn = conns.get(fd)
-                if conn is not None:
-                    self._readable(conn, buf)
+                while self._leader == me:
+                    try:
+                        events = epoll.poll(-1, 1)
+                    except OSError:
+                        return  # closed by stop()
+                    if self.stopping:
+                        return
+                    for fd, _mask in events:
+                        conn = conns.get(fd)
+                        if conn is not None:
+                            self._served += 1
+                            self._led_since = time.monotonic()
+                            self._readable(conn, buf)
+                            with self._lead_state:
+                                if self._leader == me:
+                                    self._led_since = None
+            finally:
+                self.hand_over()
+
+    def hand_over(self) -> None:
+        """Give up the lead if this thread holds it: it is about to wait, or to stop."""
+        with self._lead_state:
+            if self._leader == threading.get_ident():
+                self._release_lead()
+
+    def _release_lead(self) -> None:
+        self._leader = 0
+        self._led_since = None
+        self._lead.release()
+
+    def _watch_lead(self) -> None:
+        """Take the lead from a thread serving one request for longer than LEAD_HOLD."""
+        served = self._served
+        interval = LEAD_IDLE_CHECK
+        while not self._stopped.wait(interval):
+            since = self._led_since
+            if since is not None and time.monotonic() - since >= LEAD_HOLD:
+                with self._lead_state:
+                    if self._leader and self._led_since == since:
+                        self._release_lead()
+            interval = LEAD_HOLD if self._served != served else LEAD_IDLE_CHECK
+            served = self._served
 
     def _sweep(self) -> None:
         """Shut down connections waiting past their deadline: a head or TLS handshake too
