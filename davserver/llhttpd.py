@@ -8,9 +8,10 @@ thread to a worker through a queue), and the app itself little (bench/RESULTS.md
 cheroot also gives each new connection a worker thread until its headers are read, so a
 thousand slow clients stop everyone else.
 
-The shape (leader and followers): every pool thread waits in one epoll, each connection
-registered with EPOLLONESHOT, so an event goes to one thread and the connection is that
-thread's until it re-arms or closes it. The thread reads what has arrived without blocking and
+The shape (leader and followers): the pool threads share one epoll, each connection registered
+with EPOLLONESHOT, so an event goes to one thread and the connection is that thread's until it
+re-arms or closes it. One thread at a time, the leader, waits in it (see `_work`); an acceptor
+thread hands it new connections. The thread reads what has arrived without blocking and
 feeds it to the parser. A request whose head is incomplete goes back to epoll, holding no
 thread however slowly it comes; a thread on which the sweeper finds its deadline passed
 (`header_timeout` from its first byte, or from the accept for a new connection, through the
