@@ -640,6 +640,8 @@ class LlhttpServer:
         self.stopping = False
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        # Set once the acceptor is about to wait in accept(): from then on it has its turn.
+        self._accepting = threading.Event()
         self._epoll: select.epoll | None = None
         self._wake_r = self._wake_w = -1
         self._conns: dict[int, _Connection] = {}
@@ -686,6 +688,7 @@ class LlhttpServer:
             self._environ["HTTPS"] = "on"
         self.stopping = False
         self._stopped.clear()
+        self._accepting.clear()
         for _ in range(self.threads):
             self._spawn()
         self._sweeper = threading.Thread(target=self._sweep, name="deadlines", daemon=True)
@@ -695,6 +698,8 @@ class LlhttpServer:
             self._sweeper.start()
             self._acceptor.start()
             self._watchdog.start()
+        # Until it waits there, the other workers would take every new connection.
+        self._accepting.wait()
 
     def serve(self) -> None:
         """Block until stop()."""
@@ -840,6 +845,7 @@ class LlhttpServer:
         nearly always the same one."""
         listener = self._listener
         assert listener is not None
+        self._accepting.set()
         while not self.stopping:
             try:
                 sock, addr = listener.accept()
