@@ -233,18 +233,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"davserver: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
-    print(f"davserver {__version__}: sharing {_shown_root(config.root)}", flush=True)
-    print(f"  URL:   {server.public_url}", flush=True)
-    if server.public_url != server.url:
-        print(f"  listening on {server.url}", flush=True)
-    print(f"  state: {config.resolved_state_dir()}", flush=True)
-    if config.database:
-        from .store.postgresql import masked
-
-        print(f"  database: {masked(config.database)}", flush=True)
-    if workers > 1:
-        print(f"  {workers} worker processes", flush=True)
+    # A stop signal may come while the URL is printed: the workers are serving already.
     try:
+        print(f"davserver {__version__}: sharing {_shown_root(config.root)}", flush=True)
+        print(f"  URL:   {server.public_url}", flush=True)
+        if server.public_url != server.url:
+            print(f"  listening on {server.url}", flush=True)
+        print(f"  state: {config.resolved_state_dir()}", flush=True)
+        if config.database:
+            from .store.postgresql import masked
+
+            print(f"  database: {masked(config.database)}", flush=True)
+        if workers > 1:
+            print(f"  {workers} worker processes", flush=True)
         if isinstance(server, DavServer):
             server.serve_until(stopping)
         else:

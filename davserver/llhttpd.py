@@ -8,9 +8,10 @@ thread to a worker through a queue), and the app itself little (bench/RESULTS.md
 cheroot also gives each new connection a worker thread until its headers are read, so a
 thousand slow clients stop everyone else.
 
-The shape (leader and followers): every pool thread waits in one epoll, each connection
-registered with EPOLLONESHOT, so an event goes to one thread and the connection is that
-thread's until it re-arms or closes it. The thread reads what has arrived without blocking and
+The shape (leader and followers): the pool threads share one epoll, each connection registered
+with EPOLLONESHOT, so an event goes to one thread and the connection is that thread's until it
+re-arms or closes it. One thread at a time, the leader, waits in it (see `_work`); an acceptor
+thread hands it new connections. The thread reads what has arrived without blocking and
 feeds it to the parser. A request whose head is incomplete goes back to epoll, holding no
 thread however slowly it comes; a thread on which the sweeper finds its deadline passed
 (`header_timeout` from its first byte, or from the accept for a new connection, through the
@@ -64,10 +65,12 @@ READ_SIZE = 256 * 1024
 SMALL_FILE = 64 * 1024
 # How often the sweeper looks for connections past their deadline.
 SWEEP_INTERVAL = 0.1
+# The longest a thread serving a request keeps the lead (see LlhttpServer._work), and how
+# often the watchdog looks meanwhile; while nothing is being served it looks less often.
+LEAD_HOLD = 0.002
+LEAD_IDLE_CHECK = 0.05
 # How long stop() lets requests in progress finish before cutting their connections.
 STOP_GRACE = 5.0
-# New connections taken per wake-up, so that one thread does not only accept.
-ACCEPT_BATCH = 64
 
 _READ = select.EPOLLIN | select.EPOLLONESHOT
 _WRITE = select.EPOLLOUT | select.EPOLLONESHOT
@@ -269,6 +272,7 @@ class _Connection:
                     timeout = server.request_timeout
                     if self.body_deadline is not None:
                         timeout = min(timeout, self.body_deadline - time.monotonic())
+                    server.hand_over()
                     if timeout <= 0 or not _wait(self.sock, exc, False, timeout):
                         raise TimeoutError("timed out") from None
         finally:
@@ -282,6 +286,7 @@ class _Connection:
             try:
                 sent = sock.send(view)
             except _WOULD_BLOCK as exc:
+                self.server.hand_over()
                 if not _wait(sock, exc, True, self.server.request_timeout):
                     raise TimeoutError("timed out") from None
                 continue
@@ -298,6 +303,7 @@ class _Connection:
             try:
                 done = os.sendfile(out, fd, offset + sent, count - sent)
             except _WOULD_BLOCK as exc:
+                self.server.hand_over()
                 if not _wait(self.sock, exc, True, self.server.request_timeout):
                     raise TimeoutError("timed out") from None
                 continue
@@ -598,6 +604,13 @@ def _has_descriptor(file: IO[bytes]) -> bool:
     return True
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`, `port` (0: a free port), for one LlhttpServer or shared by
+    several processes."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
 class LlhttpServer:
     """The engine's server: `prepare()` binds, `serve()` blocks until `stop()`; the same
     interface as the cheroot server (davserver.httpd) for `DavServer`."""
@@ -612,7 +625,7 @@ class LlhttpServer:
         request_timeout: float,
         header_timeout: float,
         tls: ssl.SSLContext | None = None,
-        reuse_port: bool = False,
+        listener: socket.socket | None = None,
     ) -> None:
         self.bind_addr: tuple[str, int] = bind_addr
         self.app = app
@@ -621,10 +634,14 @@ class LlhttpServer:
         self.request_timeout = request_timeout
         self.header_timeout = header_timeout
         self.tls = tls
-        self.reuse_port = reuse_port
+        # A listening socket other processes accept on too (davserver.prefork), or None to
+        # bind one of its own in prepare().
+        self.shared = listener
         self.stopping = False
         self._listener: socket.socket | None = None
-        self._listening = -1
+        self._acceptor: threading.Thread | None = None
+        # Set once the acceptor is about to wait in accept(): from then on it has its turn.
+        self._accepting = threading.Event()
         self._epoll: select.epoll | None = None
         self._wake_r = self._wake_w = -1
         self._conns: dict[int, _Connection] = {}
@@ -633,25 +650,28 @@ class LlhttpServer:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        # The lead (see _work): held by the one thread that may wait in epoll.
+        self._lead = threading.Lock()
+        self._lead_state = threading.Lock()  # guards handing the lead over
+        self._leader = 0  # the thread ident holding the lead, 0 while between threads
+        self._led_since: float | None = None  # when the leader began serving what it serves
+        self._served = 0  # events served so far: the watchdog looks often while it grows
         self._environ: dict[str, Any] = {}
 
     # -- life -----------------------------------------------------------------------------------
 
     def prepare(self) -> None:
         host, port = self.bind_addr
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        listener = socket.create_server(
-            (host, port), family=family, backlog=1024, reuse_port=self.reuse_port
-        )
-        listener.setblocking(False)
+        listener = self.shared or listen(host, port)
+        # The acceptor waits in accept() itself (see _accept_loop).
+        listener.setblocking(True)
         self._listener = listener
-        self._listening = listener.fileno()
         self.bind_addr = listener.getsockname()[:2]
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe()
         # Level-triggered and never re-armed: once written, it wakes every thread to stop.
         self._epoll.register(self._wake_r, select.EPOLLIN)
-        self._epoll.register(listener.fileno(), _READ)
         self._environ = {
             "SCRIPT_NAME": "",
             "SERVER_NAME": host,
@@ -660,7 +680,7 @@ class LlhttpServer:
             "wsgi.url_scheme": "https" if self.tls else "http",
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
-            "wsgi.multiprocess": self.reuse_port,
+            "wsgi.multiprocess": self.shared is not None,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
         }
@@ -668,11 +688,18 @@ class LlhttpServer:
             self._environ["HTTPS"] = "on"
         self.stopping = False
         self._stopped.clear()
+        self._accepting.clear()
         for _ in range(self.threads):
             self._spawn()
         self._sweeper = threading.Thread(target=self._sweep, name="deadlines", daemon=True)
+        self._acceptor = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch_lead, name="lead", daemon=True)
         with stop_signals_blocked():
             self._sweeper.start()
+            self._acceptor.start()
+            self._watchdog.start()
+        # Until it waits there, the other workers would take every new connection.
+        self._accepting.wait()
 
     def serve(self) -> None:
         """Block until stop()."""
@@ -684,11 +711,15 @@ class LlhttpServer:
         if self._epoll is None or self.stopping:
             return
         self.stopping = True
-        listener = self._listener
-        if listener is not None:
+        if self.shared is None and self._listener is not None:
+            # Wakes the acceptor from accept() (Linux). A shared socket is left alone: the
+            # other processes go on accepting on it, and this one's acceptor, a daemon thread,
+            # ends with the process (one connection it may take meanwhile is closed).
             with contextlib.suppress(OSError):
-                self._epoll.unregister(listener.fileno())
-            listener.close()
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            if self._acceptor is not None:
+                self._acceptor.join()
         for conn in list(self._conns.values()):
             if conn.reading_body or conn.waiting:
                 conn.cut()
@@ -704,6 +735,8 @@ class LlhttpServer:
         self._stopped.set()
         if self._sweeper is not None:
             self._sweeper.join()
+        if self._watchdog is not None:
+            self._watchdog.join()
         for conn in list(self._conns.values()):
             self._close(conn)
         self._epoll.close()
@@ -721,26 +754,66 @@ class LlhttpServer:
             worker.start()
 
     def _work(self, buf: bytearray) -> None:
-        """A pool thread: wait in epoll, serve what it hands over, until stop()."""
+        """A pool thread: take the lead, wait in epoll, serve what it hands over, until stop().
+
+        Only the leader waits in epoll, and it keeps the lead while it serves: a request that
+        arrives meanwhile waits in epoll until the leader polls again, where with every idle
+        thread waiting in epoll it woke one that could only wait for the GIL (three context
+        switches per small GET, a fifth of its CPU). A leader about to wait for its client
+        hands the lead over first, and the watchdog takes it from one serving longer than
+        LEAD_HOLD (a slow disk, a lock, a large PROPFIND), so another thread then polls."""
         epoll = self._epoll
         if epoll is None:
             return  # started as stop() began
-        listening = self._listening
         conns = self._conns
+        me = threading.get_ident()
         while not self.stopping:
+            self._lead.acquire()
+            with self._lead_state:
+                self._leader = me
             try:
-                events = epoll.poll(-1, 1)
-            except OSError:
-                return  # closed by stop()
-            for fd, _mask in events:
-                if self.stopping:
-                    return
-                if fd == listening:
-                    self._accept()
-                    continue
-                conn = conns.get(fd)
-                if conn is not None:
-                    self._readable(conn, buf)
+                while self._leader == me:
+                    try:
+                        events = epoll.poll(-1, 1)
+                    except OSError:
+                        return  # closed by stop()
+                    if self.stopping:
+                        return
+                    for fd, _mask in events:
+                        conn = conns.get(fd)
+                        if conn is not None:
+                            self._served += 1
+                            self._led_since = time.monotonic()
+                            self._readable(conn, buf)
+                            with self._lead_state:
+                                if self._leader == me:
+                                    self._led_since = None
+            finally:
+                self.hand_over()
+
+    def hand_over(self) -> None:
+        """Give up the lead if this thread holds it: it is about to wait, or to stop."""
+        with self._lead_state:
+            if self._leader == threading.get_ident():
+                self._release_lead()
+
+    def _release_lead(self) -> None:
+        self._leader = 0
+        self._led_since = None
+        self._lead.release()
+
+    def _watch_lead(self) -> None:
+        """Take the lead from a thread serving one request for longer than LEAD_HOLD."""
+        served = self._served
+        interval = LEAD_IDLE_CHECK
+        while not self._stopped.wait(interval):
+            since = self._led_since
+            if since is not None and time.monotonic() - since >= LEAD_HOLD:
+                with self._lead_state:
+                    if self._leader and self._led_since == since:
+                        self._release_lead()
+            interval = LEAD_HOLD if self._served != served else LEAD_IDLE_CHECK
+            served = self._served
 
     def _sweep(self) -> None:
         """Shut down connections waiting past their deadline: a head or TLS handshake too
@@ -760,33 +833,53 @@ class LlhttpServer:
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _accept(self) -> None:
+    def _accept_loop(self) -> None:
+        """The acceptor thread: take each new connection and hand it to epoll.
+
+        It waits in a blocking accept() because the kernel wakes the processes waiting there
+        in turn, first come first served: worker processes sharing the listening socket
+        (davserver.prefork) take new connections one after the other. SO_REUSEPORT instead
+        hashed each connection to a worker, so two clients landed on one worker (one GIL) half
+        the time; and waiting in epoll, even with EPOLLEXCLUSIVE, wakes the first process
+        registered that has a thread waiting, which with a pool of threads per process is
+        nearly always the same one."""
         listener = self._listener
-        epoll = self._epoll
-        assert listener is not None and epoll is not None
-        for _ in range(ACCEPT_BATCH):
+        assert listener is not None
+        self._accepting.set()
+        while not self.stopping:
             try:
                 sock, addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                break
             except OSError as exc:
+                if self.stopping:
+                    return
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     # Out of descriptors: what is queued waits until connections close.
                     log.warning("cannot accept connections: %s", exc)
                     time.sleep(SWEEP_INTERVAL)
-                    break
-                continue  # this one was reset before it was accepted
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = _Connection(self, sock, addr)
-            self._conns[conn.fd] = conn
-            conn.waiting = True
+                continue  # otherwise: this one was reset before it was accepted
+            if self.stopping:
+                sock.close()
+                return
+            self._admit(sock, addr)
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        """Hand a new connection to epoll, where it waits for its first bytes."""
+        epoll = self._epoll
+        if epoll is None:  # stopped meanwhile
+            sock.close()
+            return
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        conn = _Connection(self, sock, addr)
+        self._conns[conn.fd] = conn
+        conn.waiting = True
+        try:
             epoll.register(conn.fd, _READ)
-        with contextlib.suppress(OSError):  # closed by stop() meanwhile
-            epoll.modify(self._listening, _READ)
+        except (OSError, ValueError):  # closed by stop() meanwhile
+            self._close(conn)
 
     def _readable(self, conn: _Connection, buf: bytearray) -> None:
         """`conn` is this thread's until it is re-armed or closed."""

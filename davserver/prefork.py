@@ -1,18 +1,20 @@
 """Several cheroot processes serving one port (`[server] workers`).
 
-A Python process runs one thread's Python code at a time, so one cheroot process uses about
-one CPU however many threads it has. With more than one worker, this parent process checks the
-configuration, finishes what a crash left (as a lone server does at start), reserves the port
-and starts the workers. Each is a whole davserver (`DavServer`): its own cheroot, threads and
-store connections, and its own listening socket on the port with SO_REUSEPORT, so the kernel
-spreads new connections between them and no worker waits on another's accept. They share the
-root and the state folder as separate davserver processes always could: claims order changes
-across them (ordering.py), locks and properties live in its SQLite files, and the Digest
-secret is read from it.
+A Python process runs one thread's Python code at a time, so one process uses about one CPU
+however many threads it has. With more than one worker, this parent process checks the
+configuration, finishes what a crash left (as a lone server does at start), takes the port
+and starts the workers. Each is a whole davserver (`DavServer`): its own engine, threads and
+store connections. They share the root and the state folder as separate davserver processes
+always could: claims order changes across them (ordering.py), locks and properties live in its
+SQLite files, and the Digest secret is read from it.
 
-The parent holds the port without listening on it (a socket that does not listen takes no
-connections), so `--port 0` names one port for all. It only watches: a worker that dies is
-replaced; SIGTERM or Ctrl-C stops every worker, each as a lone server stops.
+On the httptools engine the parent makes the listening socket and the workers inherit it, each
+accepting on it in turn (llhttpd's acceptor), so two clients go to two workers. cheroot binds
+a socket per worker with SO_REUSEPORT, where the kernel hashes each connection to one; the
+parent then holds the port without listening on it (a socket that does not listen takes no
+connections). Either way `--port 0` names one port for all. The parent only watches: a worker
+that dies is replaced (and inherits the same socket); SIGTERM or Ctrl-C stops every worker,
+each as a lone server stops.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import socket
 import time
 
 from .config import Config
-from .llhttpd import stop_signals_blocked
+from .llhttpd import listen, stop_signals_blocked
 from .ordering import recover_orphans
 from .server import DavServer, build_services, close_services, site_of, stopping_on_signals, urls
 
@@ -50,6 +52,7 @@ class Workers:
         self.config = config
         self.count = count
         self.port = config.port
+        # The port: the workers' listening socket, or (cheroot) a socket holding it.
         self._reserved: socket.socket | None = None
         self._started: dict[int, float] = {}  # worker pid -> when it started
 
@@ -61,7 +64,10 @@ class Workers:
             close_services(services)
         if recovered:
             log.info("finished or undid %d changes interrupted by a crash", recovered)
-        self._reserved = _reserve(self.config.host, self.config.port)
+        if self.config.engine == "cheroot":
+            self._reserved = _reserve(self.config.host, self.config.port)
+        else:
+            self._reserved = listen(self.config.host, self.config.port)
         self.port = int(self._reserved.getsockname()[1])
         self.config = dataclasses.replace(self.config, port=self.port)
         try:
@@ -161,13 +167,16 @@ class Workers:
 
 
 def _worker(config: Config, parent: int, reserved: socket.socket | None, listening: int) -> int:
-    """One worker process's life: a DavServer on its own SO_REUSEPORT socket; one byte to
-    `listening` once it listens."""
+    """One worker process's life: a DavServer on the shared socket (or, on cheroot, its own
+    SO_REUSEPORT socket); one byte to `listening` once it listens."""
     stopping = stopping_on_signals()
-    if reserved is not None:
-        reserved.close()
     _die_with(parent)
-    server = DavServer(config, reuse_port=True)
+    if config.engine == "cheroot":
+        if reserved is not None:
+            reserved.close()
+        server = DavServer(config, reuse_port=True)
+    else:
+        server = DavServer(config, listener=reserved)
     try:
         # Only this thread takes the stop signals: one delivered to a server thread would
         # leave `stopping.wait()` asleep. (The flag is checked after: one that came meanwhile
@@ -197,8 +206,8 @@ def _die_with(parent: int) -> None:
 
 
 def _reserve(host: str, port: int) -> socket.socket:
-    """A socket bound to the port, with SO_REUSEPORT so the workers' sockets may bind there
-    too, and not listening: connections go only to the workers."""
+    """For cheroot's workers: a socket bound to the port, with SO_REUSEPORT so the workers'
+    sockets may bind there too, and not listening: connections go only to the workers."""
     family, kind, proto, _name, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import ssl
 import threading
@@ -155,8 +156,9 @@ def _cheroot(config: Config, app: DavApp, reuse_port: bool) -> ElasticServer:
     return httpd
 
 
-def _httptools(config: Config, app: DavApp, reuse_port: bool) -> LlhttpServer:
-    """davserver.llhttpd: llhttp's parsing, connections waiting in epoll."""
+def _httptools(config: Config, app: DavApp, listener: socket.socket | None) -> LlhttpServer:
+    """davserver.llhttpd: llhttp's parsing, connections waiting in epoll; on `listener`, a
+    socket shared with other worker processes, or on one of its own."""
     tls = None
     if config.tls():
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -169,28 +171,33 @@ def _httptools(config: Config, app: DavApp, reuse_port: bool) -> LlhttpServer:
         request_timeout=config.request_timeout,
         header_timeout=config.header_timeout,
         tls=tls,
-        reuse_port=reuse_port,
+        listener=listener,
     )
-
-
-# `[server] engine` -> how to build it; both serve the same app.
-_BUILDERS: dict[str, Callable[[Config, DavApp, bool], ElasticServer | LlhttpServer]] = {
-    "httptools": _httptools,
-    "cheroot": _cheroot,
-}
 
 
 class DavServer:
     """The app served by the configured engine; `start()` binds, `serve()` blocks, `stop()`
-    ends it."""
+    ends it.
+
+    As one of several worker processes (davserver.prefork), the httptools engine accepts on
+    `listener`, the listening socket they share, and cheroot binds its own (`reuse_port`)."""
 
     def __init__(
-        self, config: Config, services: Services | None = None, reuse_port: bool = False
+        self,
+        config: Config,
+        services: Services | None = None,
+        *,
+        reuse_port: bool = False,
+        listener: socket.socket | None = None,
     ) -> None:
         self.config = config
         self.services = services or build_services(config)
         self.app = DavApp(self.services)
-        self.httpd = _BUILDERS[config.engine](config, self.app, reuse_port)
+        self.httpd: ElasticServer | LlhttpServer
+        if config.engine == "cheroot":
+            self.httpd = _cheroot(config, self.app, reuse_port)
+        else:
+            self.httpd = _httptools(config, self.app, listener)
 
     def start(self) -> None:
         """Finish or undo the changes a crash interrupted, bind the listening socket (after

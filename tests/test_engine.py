@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import resource
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -21,6 +23,7 @@ from procs import ServerProcess
 from test_hostile import read_answer
 
 from davserver.config import ENGINES
+from davserver.llhttpd import LlhttpServer
 
 CONNECTIONS = 1000
 
@@ -146,3 +149,35 @@ def test_an_upload_cut_off_by_sigterm_keeps_the_old_file(tmp_path: Path, engine:
         proc.stop()
     assert target.read_bytes() == b"old"
     assert temp_files(proc.root) == []
+
+
+def test_a_request_blocked_in_the_app_does_not_hold_up_the_next_client() -> None:
+    """The thread serving a request keeps the pool's lead, so no other thread waits in epoll
+    meanwhile (llhttpd's LlhttpServer._work); one that blocks in the app, where the engine
+    cannot see it wait, loses the lead to the watchdog and the next client is served."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/block":
+            entered.set()
+            release.wait(30)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = LlhttpServer(
+        ("127.0.0.1", 0), app, threads=2, max_threads=4, request_timeout=30, header_timeout=10
+    )
+    server.prepare()
+    try:
+        port = server.bind_addr[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as blocked:
+            blocked.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert entered.wait(10)
+            answer = requests.get(f"http://127.0.0.1:{port}/next", timeout=10)
+            assert (answer.status_code, answer.content) == (200, b"ok")
+            release.set()
+            assert blocked.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        release.set()
+        server.stop()

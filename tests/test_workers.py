@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import threading
@@ -105,6 +106,44 @@ def test_workers_end_with_a_killed_parent(served: ServerProcess) -> None:
     os.kill(served.proc.pid, signal.SIGKILL)
     served.proc.wait(10)
     assert wait_for(lambda: all(gone(pid) for pid in workers), 20)
+
+
+def _owner(workers: list[int], server_port: int, client_port: int) -> int:
+    """The worker holding the server's end of the connection from `client_port` (/proc)."""
+    inode = ""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            inode = fields[9]
+    assert inode, "no such connection"
+    for pid in workers:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        if f"socket:[{inode}]" in links:
+            return pid
+    raise AssertionError("no worker holds the connection")
+
+
+def test_new_connections_go_to_each_worker_in_turn(served: ServerProcess) -> None:
+    """The workers accept on one shared socket, waiting in turn: two clients are served by two
+    processes (two CPUs), where SO_REUSEPORT's hash put them on one half the time."""
+    assert served.proc is not None
+    workers = children(served.proc.pid)
+    owners = []
+    with contextlib.ExitStack() as stack:
+        for _ in range(8):
+            conn = stack.enter_context(
+                contextlib.closing(http.client.HTTPConnection("127.0.0.1", served.port, timeout=10))
+            )
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            owners.append(_owner(workers, served.port, conn.sock.getsockname()[1]))
+    assert owners[0] != owners[1]
+    assert owners == owners[:2] * 4
 
 
 class _Urls:
