@@ -347,6 +347,18 @@ def test_move_under_a_sibling_with_a_shared_prefix(tree: PropertyStore) -> None:
     assert tree.members_with_properties("/ab") == {"/ab/b"}
 
 
+def test_move_of_a_tree_with_names_beyond_ascii(props: PropertyStore) -> None:
+    # Characters, not bytes: the new paths are cut after the source's length in characters.
+    for path in ("/été", "/été/ü𝄞", "/été/ü𝄞/日本"):
+        put(props, path, a=path)
+    props.move("/été", "/𝄞x/é")
+    assert props.get("/𝄞x/é/ü𝄞/日本") == {A: value(A, "/été/ü𝄞/日本")}
+    assert props.members_with_properties("/𝄞x") == {"/𝄞x/é"}
+    assert props.members_with_properties("/𝄞x/é") == {"/𝄞x/é/ü𝄞"}
+    assert props.members_with_properties("/𝄞x/é/ü𝄞") == {"/𝄞x/é/ü𝄞/日本"}
+    assert props.get("/été/ü𝄞") == {}
+
+
 def test_move_replaces_destination(props: PropertyStore) -> None:
     put(props, "/s", a="src")
     put(props, "/d", b="dst")

@@ -675,23 +675,31 @@ class PostgresPropertyStore:
     def _transfer(self, src: str, dst: str, *, recursive: bool, keep_source: bool) -> None:
         where_dst, args_dst = _subtree("path", dst, recursive)
         where_src, args_src = _subtree("path", src, recursive)
+        # The new paths are computed by the database (paths.rebase, in SQL): one statement
+        # whatever the size of the tree, no row through this process, and so no transaction
+        # long enough for the watchdog to cut on a large tree.
+        prefix = "" if dst == paths.ROOT else dst
+        cut = 1 if src == paths.ROOT else len(src) + 1
+        rebased = "CASE WHEN {0} = %s THEN %s ELSE %s || substr({0}, %s) END"
         with self.db.write() as conn:
             conn.execute(f"DELETE FROM props WHERE {where_dst}", args_dst)  # noqa: S608
-            rows = conn.execute(
-                f"SELECT path, name, value FROM props WHERE {where_src}",  # noqa: S608
-                args_src,
-            ).fetchall()
+            conn.execute(
+                "INSERT INTO props (path, parent, name, value) "  # noqa: S608
+                f"SELECT {rebased.format('path')}, "
+                f"CASE WHEN path = %s THEN %s ELSE {rebased.format('parent')} END, name, value "
+                f"FROM props WHERE {where_src} "
+                "ON CONFLICT (path, name) DO UPDATE SET value = excluded.value",
+                [
+                    *(src, dst, prefix, cut),
+                    *(src, paths.parent(dst)),
+                    *(src, dst, prefix, cut),
+                    *args_src,
+                ],
+            )
             if not keep_source:
-                conn.execute(f"DELETE FROM props WHERE {where_src}", args_src)  # noqa: S608
-            moved = []
-            for path, name, value in rows:
-                new = paths.rebase(path, src, dst)
-                moved.append((new, paths.parent(new), name, value))
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO props (path, parent, name, value) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (path, name) DO UPDATE SET value = excluded.value",
-                    moved,
+                conn.execute(
+                    f"DELETE FROM props WHERE {where_src}",  # noqa: S608
+                    args_src,
                 )
 
     def delete(self, paths_: Iterable[str], *, recursive: bool = False) -> None:
