@@ -179,6 +179,25 @@ TARGETS: dict[str, Target] = {
         ),
         timeout_multiplier=LIVE_TIMEOUT,
     ),
+    # What runs a batch's items and can lose data: each item's call into the methods' own
+    # functions (delete, copy, move, mkcol, proppatch), how a tree operation's failures become
+    # its result, and stop_on_error (an item run after a failure). Not the JSON parsing, the
+    # propfind item, nor the serialization yet (see docs/mutation.md).
+    "batch-run": Target(
+        "davserver/methods/batch.py",
+        ("tests/test_batch.py", "tests/test_review_batch.py"),
+        tuple(
+            f"davserver.methods.batch.x{name}__mutmut_*"
+            for name in ("ǁRunnerǁ_execute", "ǁRunnerǁ_members", "ǁRunnerǁrelative", "__results")
+        ),
+        process_tests=(
+            (
+                _BATCH + "xǁRunnerǁ_execute__*",
+                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
+            ),
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
     # The body limits and framing of a request (not its Destination, nor its hrefs). The
     # framing tests run their server in a child process (a framing error may close it).
     "request-body": Target(

@@ -40,7 +40,10 @@ from helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from test_copymove import RefusingCopy
 
+from davserver import paths
+from davserver.errors import DavError
 from davserver.methods import batch
 
 D = "{DAV:}"
@@ -559,8 +562,15 @@ def test_proppatch_of_a_protected_property_changes_nothing(server):
         ],
     )
     (item,) = document["results"]
-    assert item["status"] == 403
-    assert item["propstat"] == {COLOR: 424, "{DAV:}getetag": 403, SHAPE: 424}
+    assert item == {
+        "index": 0,
+        "op": "proppatch",
+        "path": "f.txt",
+        "href": "/f.txt",
+        "status": 403,
+        "error": "forbidden",
+        "propstat": {COLOR: 424, "{DAV:}getetag": 403, SHAPE: 424},
+    }
     assert document["summary"] == {"total": 1, "succeeded": 0, "failed": 1}
     assert dead_props(server, "/f.txt") == before
     assert prop_value(before[SHAPE]) == "round"
@@ -613,6 +623,113 @@ def test_undeletable_member_path_is_relative_to_a_subcollection(server):
     assert [(m["path"], m["href"], m["status"]) for m in item["members"]] == [
         ("t/keep.txt", "/sub/t/keep.txt", 403)
     ]
+
+
+def test_copy_and_move_with_uncopyable_members_are_207_like_copy(server):
+    # Names starting with "X" and the batch sent to the root: a member's path is the provider
+    # path without its one leading "/", never with more cut off.
+    tree = {"src/Xa.txt": b"a", "src/ok.txt": b"ok", "src/Xdeep/x.txt": b"x", "lone.txt": b"l"}
+    make_tree(server.root, tree)
+    with_provider(server, lambda inner: RefusingCopy(inner, {"Xa.txt", "Xdeep", "lone.txt"}))
+    webdav = server.request("COPY", "/src/", headers={"Destination": "/Y/"})
+    assert webdav.status_code == 207
+    assert multistatus(webdav.content) == {"/Y/Xa.txt": 403, "/Y/Xdeep/": 403}
+
+    document = run(
+        server,
+        [
+            {"op": "copy", "path": "src/", "destination": "Xdst/"},
+            {"op": "move", "path": "src/", "destination": "Xmoved/"},
+            {"op": "copy", "path": "lone.txt", "destination": "lone2.txt"},
+        ],
+    )
+    copied, moved, lone = document["results"]
+
+    def refused(at: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "path": f"{at}/Xa.txt",
+                "href": f"/{at}/Xa.txt",
+                "status": 403,
+                "message": "/src/Xa.txt may not be copied",
+            },
+            {
+                "path": f"{at}/Xdeep/",
+                "href": f"/{at}/Xdeep/",
+                "status": 403,
+                "message": "/src/Xdeep may not be copied",
+            },
+        ]
+
+    frame = {"href": "/src/", "status": 207, "error": "partial-failure"}
+    assert copied == {"index": 0, "op": "copy", "path": "src/", **frame, "members": refused("Xdst")}
+    assert moved == {
+        "index": 1,
+        "op": "move",
+        "path": "src/",
+        **frame,
+        "members": refused("Xmoved"),
+    }
+    # One file refused is that file's own status, as a plain COPY answers it.
+    assert lone == {
+        "index": 2,
+        "op": "copy",
+        "path": "lone.txt",
+        "href": "/lone.txt",
+        "status": 403,
+        "error": "forbidden",
+        "message": "/lone.txt may not be copied",
+    }
+    plain_move = server.request("MOVE", "/src/", headers={"Destination": "/Z/"})
+    assert plain_move.status_code == 207
+    # The copy keeps what it could copy; the move, like a plain MOVE, leaves its source whole
+    # and nothing at its destination.
+    assert snapshot(server.root) == {
+        **tree,
+        "src": None,
+        "src/Xdeep": None,
+        "Y": None,
+        "Y/ok.txt": b"ok",
+        "Xdst": None,
+        "Xdst/ok.txt": b"ok",
+    }
+
+
+class HeldElsewhere:
+    """A provider that refuses delete() of the chosen names as locked by someone else (423
+    with `lock-token-submitted`), as a share another program holds files of might."""
+
+    def __init__(self, inner: Any, names: set[str]) -> None:
+        self.inner = inner
+        self.names = names
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete(self, path: str) -> None:
+        if paths.name(path) in self.names:
+            raise DavError(f"{path} is held", status=423, condition="lock-token-submitted")
+        self.inner.delete(path)
+
+
+def test_a_refused_member_keeps_its_condition_like_delete(server):
+    make_tree(server.root, {"t/held.txt": b"h", "t/gone.txt": b"g", "u/held.txt": b"h"})
+    with_provider(server, lambda inner: HeldElsewhere(inner, {"held.txt"}))
+    webdav = server.request("DELETE", "/u/")
+    assert webdav.status_code == 207
+    (response,) = etree.fromstring(webdav.content).findall(D + "response")
+    assert response.find(f"{D}error/{D}lock-token-submitted") is not None
+    (item,) = run(server, [{"op": "delete", "path": "t/"}])["results"]
+    assert item["members"] == [
+        {
+            "path": "t/held.txt",
+            "href": "/t/held.txt",
+            "status": 423,
+            "error": "lock-token-submitted",
+            "message": "/t/held.txt is held",
+        }
+    ]
+    assert snapshot(server.root) == {"t": None, "t/held.txt": b"h", "u": None, "u/held.txt": b"h"}
 
 
 # -- the XML form --------------------------------------------------------------------------
@@ -685,6 +802,7 @@ def test_stop_on_error_skips_the_rest_with_424(server):
     results = document["results"]
     assert statuses(document) == [201, 404, 424, 424, 424]
     assert [r["error"] for r in results[2:]] == ["failed-dependency"] * 3
+    assert [r["message"] for r in results[2:]] == ["not run: an earlier operation failed"] * 3
     assert [r["href"] for r in results[2:]] == ["/b/", "/c.txt", "/d.txt"]
     assert document["summary"] == {"total": 5, "succeeded": 1, "failed": 4}
     assert snapshot(server.root) == {"a": None, "c.txt": b"c", "d.txt": b"d"}
