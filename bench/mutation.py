@@ -198,6 +198,17 @@ TARGETS: dict[str, Target] = {
         ),
         timeout_multiplier=LIVE_TIMEOUT,
     ),
+    # The handler: which POST is run at all (a read-only share, the target's conditions, the
+    # body's limits and lock tokens), the propfind item, and a refused body's answer.
+    "batch-post": Target(
+        "davserver/methods/batch.py",
+        ("tests/test_batch.py", "tests/test_review_batch.py"),
+        tuple(
+            f"davserver.methods.batch.x{name}__mutmut_*"
+            for name in ("_post", "ǁRunnerǁ_propfind", "__bad", "ǁTallyǁnote")
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
     # The body limits and framing of a request (not its Destination, nor its hrefs). The
     # framing tests run their server in a child process (a framing error may close it).
     "request-body": Target(
