@@ -748,7 +748,7 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
     ]
     response = post_batch(server, operations, headers={"Accept": "application/xml"})
     assert response.status_code == 207
-    assert response.headers["Content-Type"].split(";")[0] in ("application/xml", "text/xml")
+    assert response.headers["Content-Type"] == 'application/xml; charset="utf-8"'
     doc = etree.fromstring(response.content)
     assert doc.tag == D + "multistatus"
     responses = doc.findall(D + "response")
@@ -768,6 +768,18 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
         "locked.txt": b"l",
         "new dir": None,
     }
+
+
+def test_accept_text_xml_gives_the_multistatus_too(server):
+    make_tree(server.root, {"a.txt": b"a"})
+    response = post_batch(
+        server, [{"op": "delete", "path": "a.txt"}], headers={"Accept": "text/xml"}
+    )
+    assert response.status_code == 207
+    assert response.headers["Content-Type"] == 'application/xml; charset="utf-8"'
+    (element,) = etree.fromstring(response.content).findall(D + "response")
+    assert element.findtext(D + "href") == "/a.txt"
+    assert element.findtext(D + "status") == "HTTP/1.1 204 No Content"
 
 
 def test_xml_form_lists_failed_members(server):
@@ -868,8 +880,12 @@ def test_a_body_over_the_limit_is_413_and_runs_nothing(make_server):
     assert len(json.dumps({"operations": operations})) > 200
     response = post_batch(live, operations)
     assert response.status_code == 413
-    body = response.json()
-    assert body["error"] and body["message"]
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert response.json() == {
+        "error": "too-large",
+        "message": "the request body is limited to 200 bytes",
+    }
     assert snapshot(live.root) == before
     # A small batch still works on that server.
     assert statuses(run(live, [{"op": "mkcol", "path": "x/"}])) == [201]
@@ -978,6 +994,7 @@ def test_post_with_another_content_type_is_405(server):
         response = server.request("POST", "/", headers={"Content-Type": content_type}, data=body)
         assert response.status_code == 405, content_type
         assert "POST" in response.headers["Allow"]
+        assert response.text == "POST takes a JSON batch\n"
     no_type = server.request("POST", "/", data=body)
     assert no_type.status_code == 405
     assert (server.root / "a.txt").exists()
@@ -994,6 +1011,7 @@ def test_post_of_a_batch_to_a_file_is_405(server):
     response = post_batch(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
     assert response.status_code == 405
     assert "Allow" in response.headers
+    assert response.text == "a batch is sent to a collection\n"
     assert snapshot(server.root) == {"a.txt": b"a", "b.txt": b"b"}
 
 
