@@ -179,6 +179,42 @@ TARGETS: dict[str, Target] = {
         ),
         timeout_multiplier=LIVE_TIMEOUT,
     ),
+    # What runs a batch's items and can lose data: each item's call into the methods' own
+    # functions (delete, copy, move, mkcol, proppatch), how a tree operation's failures become
+    # its result, and stop_on_error (an item run after a failure). Not the JSON parsing, the
+    # propfind item, nor the serialization yet (see docs/mutation.md).
+    "batch-run": Target(
+        "davserver/methods/batch.py",
+        ("tests/test_batch.py", "tests/test_review_batch.py"),
+        tuple(
+            f"davserver.methods.batch.x{name}__mutmut_*"
+            for name in ("ǁRunnerǁ_execute", "ǁRunnerǁ_members", "ǁRunnerǁrelative", "__results")
+        ),
+        process_tests=(
+            (
+                _BATCH + "xǁRunnerǁ_execute__*",
+                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
+            ),
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
+    # The handler: which POST is run at all (a read-only share, the target's conditions, the
+    # body's limits and lock tokens), the propfind item, and a refused body's answer.
+    "batch-post": Target(
+        "davserver/methods/batch.py",
+        ("tests/test_batch.py", "tests/test_review_batch.py"),
+        tuple(
+            f"davserver.methods.batch.x{name}__mutmut_*"
+            for name in ("_post", "ǁRunnerǁ_propfind", "__bad", "ǁTallyǁnote")
+        ),
+        process_tests=(
+            (
+                _BATCH + "x_post__*",
+                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
+            ),
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
     # The body limits and framing of a request (not its Destination, nor its hrefs). The
     # framing tests run their server in a child process (a framing error may close it).
     "request-body": Target(
@@ -522,6 +558,28 @@ EQUIVALENT: dict[str, str] = {
         "another stand-in for a destination that leaves the collection: such an item is "
         "refused (403) before its rights are asked, and require_login skips it"
     ),
+    **{
+        _BATCH + f"x_post__mutmut_{n}": "a header name in other letter case: HTTP header "
+        "names ignore case (RFC 9110 5.1), and Request.header upper-cases a name for its WSGI key"
+        for n in (88, 89)
+    },
+    **{
+        _BATCH + f"x_post__mutmut_{n}": "the batch claim's 'op' key or value changed: nothing "
+        "reads it (recovery takes a batch's 'items' and 'current' step by their own keys)"
+        for n in (120, 121, 122, 123)
+    },
+    _BATCH + "x_post__mutmut_90": (
+        "a missing Accept read as 'XXXX' names no XML either: the answer is JSON"
+    ),
+    **{
+        _BATCH + name: "a response header name in other letter case: HTTP header names ignore "
+        "case (RFC 9110 5.1), and cheroot compares them lower-cased (to frame the body); a "
+        "batch's answer is no file, whose length app.py reads by name for the access log"
+        for name in (
+            *(f"x_post__mutmut_{n}" for n in (11, 12, 23, 24, 138, 139, 141, 142)),
+            *(f"x__bad__mutmut_{n}" for n in (9, 10, 12, 13)),
+        )
+    },
 }
 
 # Mutants mutmut calls "suspicious" (the test process ended oddly) that the tests did catch.

@@ -40,7 +40,10 @@ from helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from test_copymove import RefusingCopy
 
+from davserver import paths
+from davserver.errors import DavError
 from davserver.methods import batch
 
 D = "{DAV:}"
@@ -559,8 +562,15 @@ def test_proppatch_of_a_protected_property_changes_nothing(server):
         ],
     )
     (item,) = document["results"]
-    assert item["status"] == 403
-    assert item["propstat"] == {COLOR: 424, "{DAV:}getetag": 403, SHAPE: 424}
+    assert item == {
+        "index": 0,
+        "op": "proppatch",
+        "path": "f.txt",
+        "href": "/f.txt",
+        "status": 403,
+        "error": "forbidden",
+        "propstat": {COLOR: 424, "{DAV:}getetag": 403, SHAPE: 424},
+    }
     assert document["summary"] == {"total": 1, "succeeded": 0, "failed": 1}
     assert dead_props(server, "/f.txt") == before
     assert prop_value(before[SHAPE]) == "round"
@@ -615,6 +625,113 @@ def test_undeletable_member_path_is_relative_to_a_subcollection(server):
     ]
 
 
+def test_copy_and_move_with_uncopyable_members_are_207_like_copy(server):
+    # Names starting with "X" and the batch sent to the root: a member's path is the provider
+    # path without its one leading "/", never with more cut off.
+    tree = {"src/Xa.txt": b"a", "src/ok.txt": b"ok", "src/Xdeep/x.txt": b"x", "lone.txt": b"l"}
+    make_tree(server.root, tree)
+    with_provider(server, lambda inner: RefusingCopy(inner, {"Xa.txt", "Xdeep", "lone.txt"}))
+    webdav = server.request("COPY", "/src/", headers={"Destination": "/Y/"})
+    assert webdav.status_code == 207
+    assert multistatus(webdav.content) == {"/Y/Xa.txt": 403, "/Y/Xdeep/": 403}
+
+    document = run(
+        server,
+        [
+            {"op": "copy", "path": "src/", "destination": "Xdst/"},
+            {"op": "move", "path": "src/", "destination": "Xmoved/"},
+            {"op": "copy", "path": "lone.txt", "destination": "lone2.txt"},
+        ],
+    )
+    copied, moved, lone = document["results"]
+
+    def refused(at: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "path": f"{at}/Xa.txt",
+                "href": f"/{at}/Xa.txt",
+                "status": 403,
+                "message": "/src/Xa.txt may not be copied",
+            },
+            {
+                "path": f"{at}/Xdeep/",
+                "href": f"/{at}/Xdeep/",
+                "status": 403,
+                "message": "/src/Xdeep may not be copied",
+            },
+        ]
+
+    frame = {"href": "/src/", "status": 207, "error": "partial-failure"}
+    assert copied == {"index": 0, "op": "copy", "path": "src/", **frame, "members": refused("Xdst")}
+    assert moved == {
+        "index": 1,
+        "op": "move",
+        "path": "src/",
+        **frame,
+        "members": refused("Xmoved"),
+    }
+    # One file refused is that file's own status, as a plain COPY answers it.
+    assert lone == {
+        "index": 2,
+        "op": "copy",
+        "path": "lone.txt",
+        "href": "/lone.txt",
+        "status": 403,
+        "error": "forbidden",
+        "message": "/lone.txt may not be copied",
+    }
+    plain_move = server.request("MOVE", "/src/", headers={"Destination": "/Z/"})
+    assert plain_move.status_code == 207
+    # The copy keeps what it could copy; the move, like a plain MOVE, leaves its source whole
+    # and nothing at its destination.
+    assert snapshot(server.root) == {
+        **tree,
+        "src": None,
+        "src/Xdeep": None,
+        "Y": None,
+        "Y/ok.txt": b"ok",
+        "Xdst": None,
+        "Xdst/ok.txt": b"ok",
+    }
+
+
+class HeldElsewhere:
+    """A provider that refuses delete() of the chosen names as locked by someone else (423
+    with `lock-token-submitted`), as a share another program holds files of might."""
+
+    def __init__(self, inner: Any, names: set[str]) -> None:
+        self.inner = inner
+        self.names = names
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete(self, path: str) -> None:
+        if paths.name(path) in self.names:
+            raise DavError(f"{path} is held", status=423, condition="lock-token-submitted")
+        self.inner.delete(path)
+
+
+def test_a_refused_member_keeps_its_condition_like_delete(server):
+    make_tree(server.root, {"t/held.txt": b"h", "t/gone.txt": b"g", "u/held.txt": b"h"})
+    with_provider(server, lambda inner: HeldElsewhere(inner, {"held.txt"}))
+    webdav = server.request("DELETE", "/u/")
+    assert webdav.status_code == 207
+    (response,) = etree.fromstring(webdav.content).findall(D + "response")
+    assert response.find(f"{D}error/{D}lock-token-submitted") is not None
+    (item,) = run(server, [{"op": "delete", "path": "t/"}])["results"]
+    assert item["members"] == [
+        {
+            "path": "t/held.txt",
+            "href": "/t/held.txt",
+            "status": 423,
+            "error": "lock-token-submitted",
+            "message": "/t/held.txt is held",
+        }
+    ]
+    assert snapshot(server.root) == {"t": None, "t/held.txt": b"h", "u": None, "u/held.txt": b"h"}
+
+
 # -- the XML form --------------------------------------------------------------------------
 
 
@@ -631,7 +748,7 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
     ]
     response = post_batch(server, operations, headers={"Accept": "application/xml"})
     assert response.status_code == 207
-    assert response.headers["Content-Type"].split(";")[0] in ("application/xml", "text/xml")
+    assert response.headers["Content-Type"] == 'application/xml; charset="utf-8"'
     doc = etree.fromstring(response.content)
     assert doc.tag == D + "multistatus"
     responses = doc.findall(D + "response")
@@ -651,6 +768,18 @@ def test_accept_xml_gives_a_multistatus_in_order(server):
         "locked.txt": b"l",
         "new dir": None,
     }
+
+
+def test_accept_text_xml_gives_the_multistatus_too(server):
+    make_tree(server.root, {"a.txt": b"a"})
+    response = post_batch(
+        server, [{"op": "delete", "path": "a.txt"}], headers={"Accept": "text/xml"}
+    )
+    assert response.status_code == 207
+    assert response.headers["Content-Type"] == 'application/xml; charset="utf-8"'
+    (element,) = etree.fromstring(response.content).findall(D + "response")
+    assert element.findtext(D + "href") == "/a.txt"
+    assert element.findtext(D + "status") == "HTTP/1.1 204 No Content"
 
 
 def test_xml_form_lists_failed_members(server):
@@ -685,6 +814,7 @@ def test_stop_on_error_skips_the_rest_with_424(server):
     results = document["results"]
     assert statuses(document) == [201, 404, 424, 424, 424]
     assert [r["error"] for r in results[2:]] == ["failed-dependency"] * 3
+    assert [r["message"] for r in results[2:]] == ["not run: an earlier operation failed"] * 3
     assert [r["href"] for r in results[2:]] == ["/b/", "/c.txt", "/d.txt"]
     assert document["summary"] == {"total": 5, "succeeded": 1, "failed": 4}
     assert snapshot(server.root) == {"a": None, "c.txt": b"c", "d.txt": b"d"}
@@ -750,8 +880,12 @@ def test_a_body_over_the_limit_is_413_and_runs_nothing(make_server):
     assert len(json.dumps({"operations": operations})) > 200
     response = post_batch(live, operations)
     assert response.status_code == 413
-    body = response.json()
-    assert body["error"] and body["message"]
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert response.json() == {
+        "error": "too-large",
+        "message": "the request body is limited to 200 bytes",
+    }
     assert snapshot(live.root) == before
     # A small batch still works on that server.
     assert statuses(run(live, [{"op": "mkcol", "path": "x/"}])) == [201]
@@ -860,6 +994,7 @@ def test_post_with_another_content_type_is_405(server):
         response = server.request("POST", "/", headers={"Content-Type": content_type}, data=body)
         assert response.status_code == 405, content_type
         assert "POST" in response.headers["Allow"]
+        assert response.text == "POST takes a JSON batch\n"
     no_type = server.request("POST", "/", data=body)
     assert no_type.status_code == 405
     assert (server.root / "a.txt").exists()
@@ -876,6 +1011,7 @@ def test_post_of_a_batch_to_a_file_is_405(server):
     response = post_batch(server, [{"op": "delete", "path": "b.txt"}], at="/a.txt")
     assert response.status_code == 405
     assert "Allow" in response.headers
+    assert response.text == "a batch is sent to a collection\n"
     assert snapshot(server.root) == {"a.txt": b"a", "b.txt": b"b"}
 
 

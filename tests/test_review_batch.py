@@ -174,6 +174,7 @@ def test_a_read_only_share_refuses_a_batch_with_any_change(
     operations = [{"op": "propfind", "path": "a.txt"}, change]
     response = post_batch(live, operations)
     assert response.status_code == 403, response.text
+    assert response.text == "this share is read-only: a batch here may only hold propfind items\n"
     assert snapshot(live.root) == before
     assert live.services.props.get("/a.txt") == {}
 
