@@ -68,6 +68,25 @@ _AUTH = "davserver.auth."
 _WRITE = "davserver.methods.write."
 _COPYMOVE = "davserver.methods.copymove."
 _BATCH = "davserver.methods.batch."
+
+
+def _batch_target(functions: tuple[str, ...], crashing: str) -> Target:
+    """A target over some of batch.py's functions (mutmut's mangled names), with the batch
+    tests, and the batch crash test for the mutants matching `crashing`."""
+    return Target(
+        "davserver/methods/batch.py",
+        ("tests/test_batch.py", "tests/test_review_batch.py"),
+        tuple(f"{_BATCH}x{name}__mutmut_*" for name in functions),
+        process_tests=(
+            (
+                _BATCH + crashing,
+                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
+            ),
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    )
+
+
 _CRASH = "tests/test_crash.py::"
 # mutmut's default multiplier, for targets whose tests start a server each (see Target).
 LIVE_TIMEOUT = 15.0
@@ -155,65 +174,31 @@ TARGETS: dict[str, Target] = {
     # What decides who may do what, and where: a path kept inside the collection (_resolve),
     # the access rules and login of every item, the claims a batch holds, which POST is a
     # batch. Not yet its parsing, running and answering (see docs/mutation.md).
-    "batch": Target(
-        "davserver/methods/batch.py",
-        ("tests/test_batch.py", "tests/test_review_batch.py"),
-        tuple(
-            f"davserver.methods.batch.x{name}__mutmut_*"
-            for name in (
-                "__resolve",
-                "ǁRunnerǁrun",
-                "ǁRunnerǁ_authorize",
-                "ǁRunnerǁrequire_login",
-                "__claims",
-                "__outermost",
-                "__under_any",
-                "_is_batch",
-            )
+    "batch": _batch_target(
+        (
+            "__resolve",
+            "ǁRunnerǁrun",
+            "ǁRunnerǁ_authorize",
+            "ǁRunnerǁrequire_login",
+            "__claims",
+            "__outermost",
+            "__under_any",
+            "_is_batch",
         ),
-        process_tests=(
-            (
-                _BATCH + "x__claims__*",
-                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
-            ),
-        ),
-        timeout_multiplier=LIVE_TIMEOUT,
+        "x__claims__*",
     ),
     # What runs a batch's items and can lose data: each item's call into the methods' own
     # functions (delete, copy, move, mkcol, proppatch), how a tree operation's failures become
     # its result, and stop_on_error (an item run after a failure). Not the JSON parsing, the
     # propfind item, nor the serialization yet (see docs/mutation.md).
-    "batch-run": Target(
-        "davserver/methods/batch.py",
-        ("tests/test_batch.py", "tests/test_review_batch.py"),
-        tuple(
-            f"davserver.methods.batch.x{name}__mutmut_*"
-            for name in ("ǁRunnerǁ_execute", "ǁRunnerǁ_members", "ǁRunnerǁrelative", "__results")
-        ),
-        process_tests=(
-            (
-                _BATCH + "xǁRunnerǁ_execute__*",
-                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
-            ),
-        ),
-        timeout_multiplier=LIVE_TIMEOUT,
+    "batch-run": _batch_target(
+        ("ǁRunnerǁ_execute", "ǁRunnerǁ_members", "ǁRunnerǁrelative", "__results"),
+        "xǁRunnerǁ_execute__*",
     ),
     # The handler: which POST is run at all (a read-only share, the target's conditions, the
     # body's limits and lock tokens), the propfind item, and a refused body's answer.
-    "batch-post": Target(
-        "davserver/methods/batch.py",
-        ("tests/test_batch.py", "tests/test_review_batch.py"),
-        tuple(
-            f"davserver.methods.batch.x{name}__mutmut_*"
-            for name in ("_post", "ǁRunnerǁ_propfind", "__bad", "ǁTallyǁnote")
-        ),
-        process_tests=(
-            (
-                _BATCH + "x_post__*",
-                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
-            ),
-        ),
-        timeout_multiplier=LIVE_TIMEOUT,
+    "batch-post": _batch_target(
+        ("_post", "ǁRunnerǁ_propfind", "__bad", "ǁTallyǁnote"), "x_post__*"
     ),
     # The body limits and framing of a request (not its Destination, nor its hrefs). The
     # framing tests run their server in a child process (a framing error may close it).

@@ -295,18 +295,7 @@ class NginxDav(Server):
         with open(path, "w") as handle:
             handle.write(conf)
         self._spawn([NGINX, "-p", self.workdir, "-c", path, "-e", self.log_path])
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                break
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1),
-            ):
-                return
-            time.sleep(0.05)
-        raise ServerError(f"nginx did not start; see {self.log_path}")
+        _wait_until_accepting(self, f"nginx did not start; see {self.log_path}")
 
     @property
     def propfind(self) -> bool:
@@ -375,6 +364,23 @@ class DavserverGunicorn(Server):
 
 def gunicorn_available() -> bool:
     return importlib.util.find_spec("gunicorn") is not None
+
+
+def _wait_until_accepting(server: Server, failure: str) -> None:
+    """Poll until the server's port accepts a connection; ServerError(`failure`) if it exits
+    or does not within START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert server.proc is not None
+        if server.proc.poll() is not None:
+            break
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), timeout=1),
+        ):
+            return
+        time.sleep(0.05)
+    raise ServerError(failure)
 
 
 def _wait_until_answering(server: Server, what: str) -> None:
@@ -498,19 +504,8 @@ class Apache(Server):
         with open(conf_path, "w") as handle:
             handle.write(conf)
         self._spawn([APACHE, "-f", conf_path, "-D", "FOREGROUND"])
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                break
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1),
-            ):
-                return
-            time.sleep(0.05)
-        raise ServerError(
-            f"apache did not start; see {self.workdir}/apache.log and {self.log_path}"
+        _wait_until_accepting(
+            self, f"apache did not start; see {self.workdir}/apache.log and {self.log_path}"
         )
 
     def version(self) -> str:
