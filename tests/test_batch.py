@@ -8,6 +8,7 @@ second server with an identical tree, lock and properties, and compares everythi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -240,6 +241,79 @@ def test_propfind_with_missing_names_and_allprop(server):
     assert coll["href"] == "/coll/"
     assert "collection" in coll["props"]["{DAV:}resourcetype"]
     assert "{DAV:}getcontentlength" not in coll["props"]
+
+
+def test_propfind_reports_the_locks_a_propfind_reports(make_server):
+    # A lock's entry in lockdiscovery is the one property made of the request (the lock root's
+    # href, under the prefix clients use) and of the clock (the time the lock has left); a
+    # depth-infinity lock on a folder covers its members too.
+    live = make_server(prefix="/dav", prefix_mode="keep")
+    now = [time.time()]
+    services = dataclasses.replace(live.services, clock=lambda: now[0])
+    live.stop()
+    live.start(services=services)
+    make_tree(live.root, {"f.txt": b"f", "coll/in.txt": b"i", "free.txt": b"x"})
+    file_token = lock(live, "/dav/f.txt", depth="0")
+    folder_token = lock(live, "/dav/coll/")
+    now[0] += 60
+
+    def activelock(depth: str, token: str, root: str) -> str:
+        return (
+            "<D:activelock><D:locktype><D:write/></D:locktype>"
+            "<D:lockscope><D:exclusive/></D:lockscope>"
+            f"<D:depth>{depth}</D:depth>"
+            # The owner as LOCK stored it: a fragment that declares its own namespace.
+            '<D:owner xmlns:D="DAV:">batch-test</D:owner>'
+            "<D:timeout>Second-3540</D:timeout>"
+            f"<D:locktoken><D:href>{token}</D:href></D:locktoken>"
+            f"<D:lockroot><D:href>{root}</D:href></D:lockroot></D:activelock>"
+        )
+
+    named = {"props": ["{DAV:}lockdiscovery"]}
+    document = run(
+        live,
+        [
+            {"op": "propfind", "path": "f.txt", **named},
+            {"op": "propfind", "path": "coll/in.txt", **named},
+            {"op": "propfind", "path": "coll/"},
+            {"op": "propfind", "path": "free.txt", **named},
+        ],
+        at="/dav/",
+    )
+    results = document["results"]
+    assert [r["href"] for r in results] == [
+        "/dav/f.txt",
+        "/dav/coll/in.txt",
+        "/dav/coll/",
+        "/dav/free.txt",
+    ]
+    in_folder = activelock("infinity", folder_token, "/dav/coll/")
+    assert [r["props"].get("{DAV:}lockdiscovery") for r in results] == [
+        activelock("0", file_token, "/dav/f.txt"),
+        in_folder,
+        in_folder,
+        "",
+    ]
+
+
+def test_propfind_of_the_collection_it_was_sent_to_reports_its_dead_properties(server):
+    # The store is asked which members of a folder hold dead properties, and the root is no
+    # member of any folder: the resource a propfind starts from is always asked directly
+    # (a dead property of a file or a subfolder is found either way).
+    make_tree(server.root, {"f.txt": b"f"})
+    document = run(
+        server,
+        [
+            {"op": "proppatch", "path": "/", "set": {COLOR: "blue"}},
+            {"op": "propfind", "path": "/", "props": [COLOR]},
+            {"op": "propfind", "path": "/"},
+        ],
+    )
+    assert statuses(document) == [200, 200, 200]
+    _, named, every = document["results"]
+    assert (named["href"], named["props"], named["missing"]) == ("/", {COLOR: "blue"}, [])
+    assert every["props"][COLOR] == "blue"
+    assert color_of(server, "/") == "blue"
 
 
 # -- each failure ------------------------------------------------------------------------------
