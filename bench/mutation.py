@@ -70,19 +70,15 @@ _COPYMOVE = "davserver.methods.copymove."
 _BATCH = "davserver.methods.batch."
 
 
-def _batch_target(functions: tuple[str, ...], crashing: str) -> Target:
+def _batch_target(functions: tuple[str, ...], crashing: str | None = None) -> Target:
     """A target over some of batch.py's functions (mutmut's mangled names), with the batch
-    tests, and the batch crash test for the mutants matching `crashing`."""
+    tests, and the batch crash test for the mutants matching `crashing`, if given."""
+    crash_test = (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",)
     return Target(
         "davserver/methods/batch.py",
         ("tests/test_batch.py", "tests/test_review_batch.py"),
         tuple(f"{_BATCH}x{name}__mutmut_*" for name in functions),
-        process_tests=(
-            (
-                _BATCH + crashing,
-                (_CRASH + "test_batch_killed_midway_is_recovered_item_by_item",),
-            ),
-        ),
+        process_tests=() if crashing is None else ((_BATCH + crashing, crash_test),),
         timeout_multiplier=LIVE_TIMEOUT,
     )
 
@@ -173,7 +169,7 @@ TARGETS: dict[str, Target] = {
     ),
     # What decides who may do what, and where: a path kept inside the collection (_resolve),
     # the access rules and login of every item, the claims a batch holds, which POST is a
-    # batch. Not yet its parsing, running and answering (see docs/mutation.md).
+    # batch. Its parsing, running and answering are the targets below.
     "batch": _batch_target(
         (
             "__resolve",
@@ -189,8 +185,7 @@ TARGETS: dict[str, Target] = {
     ),
     # What runs a batch's items and can lose data: each item's call into the methods' own
     # functions (delete, copy, move, mkcol, proppatch), how a tree operation's failures become
-    # its result, and stop_on_error (an item run after a failure). Not the JSON parsing, the
-    # propfind item, nor the serialization yet (see docs/mutation.md).
+    # its result, and stop_on_error (an item run after a failure).
     "batch-run": _batch_target(
         ("ǁRunnerǁ_execute", "ǁRunnerǁ_members", "ǁRunnerǁrelative", "__results"),
         "xǁRunnerǁ_execute__*",
@@ -199,6 +194,20 @@ TARGETS: dict[str, Target] = {
     # body's limits and lock tokens), the propfind item, and a refused body's answer.
     "batch-post": _batch_target(
         ("_post", "ǁRunnerǁ_propfind", "__bad", "ǁTallyǁnote"), "x_post__*"
+    ),
+    # Reading the body: the JSON document, each item's keys and values, and the 400 that says
+    # what is wrong (its code, its index, and a reason the client reads).
+    "batch-parse": _batch_target(
+        (
+            "_parse_batch",
+            "__encodable",
+            "__operation",
+            "__string",
+            "__names",
+            "__check_name",
+            "ǁBatchErrorǁ__init__",
+            "ǁBatchErrorǁjson",
+        )
     ),
     # The body limits and framing of a request (not its Destination, nor its hrefs). The
     # framing tests run their server in a child process (a framing error may close it).
@@ -559,6 +568,15 @@ EQUIVALENT: dict[str, str] = {
     _BATCH + "x_post__mutmut_103": (
         "_xml_item(None, ...) for the request's prefix: _xml_item never reads its prefix, "
         "each result's href already holds it (Request.href, in Runner.run)"
+    ),
+    **{
+        _BATCH + f"x__string__mutmut_{n}": "what an optional key that is absent reads as: "
+        "every caller of _string requires its key (required=False is never passed)"
+        for n in (5, 7)
+    },
+    _BATCH + "x__encodable__mutmut_5": 'codec names ignore case: "UTF-8" is utf-8',
+    _BATCH + "x__operation__mutmut_79": (
+        "a copy's or move's default depth spelled 'INFINITY': it is lower-cased like a given one"
     ),
     _BATCH + "xǁRunnerǁ_propfind__mutmut_38": (
         "minimal=None for minimal=False: collect only reads it for its truth"
