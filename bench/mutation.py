@@ -209,6 +209,19 @@ TARGETS: dict[str, Target] = {
             "ǁBatchErrorǁjson",
         )
     ),
+    # The answer: each result as JSON or as a <D:response>, the error codes, the summary, the
+    # spool the answer waits in, and the Runner's base (which paths are relative to).
+    "batch-answer": _batch_target(
+        (
+            "ǁItemResultǁas_json",
+            "__code",
+            "__json_stream",
+            "__xml_item",
+            "ǁSpoolǁ__init__",
+            "ǁSpoolǁ__iter__",
+            "ǁRunnerǁ__init__",
+        )
+    ),
     # The body limits and framing of a request (not its Destination, nor its hrefs). The
     # framing tests run their server in a child process (a framing error may close it).
     "request-body": Target(
