@@ -61,7 +61,7 @@ def _status_kib(pid: int, key: str) -> int:
 
 
 class ProcessTree:
-    """Memory figures of a process and all its descendants."""
+    """Memory and CPU figures of a process and all its descendants."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -82,6 +82,16 @@ class ProcessTree:
     def peak(self) -> int:
         """Peak resident bytes since the last `reset_peak` (or since the start)."""
         return 1024 * sum(_status_kib(p, "VmHWM") for p in self.pids())
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far by the processes alive now."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def reset_peak(self) -> None:
         for pid in self.pids():
@@ -180,6 +190,8 @@ class DavserverWorkers(Server):
 
     name = "davserver-workers"
     engine: str | None = None
+    # Off like the peers' (no CustomLog in Apache's configuration, `access_log off` in nginx's).
+    access_log = False
 
     def start(self) -> None:
         state = os.path.join(self.workdir, f"{self.name}-state")
@@ -189,7 +201,8 @@ class DavserverWorkers(Server):
             [
                 *(sys.executable, "-m", "davserver", "serve", self.root),
                 *("--port", str(self.port), "--state-dir", state),
-                *("--no-access-log", "--log-level", "warning", *engine),
+                "--access-log" if self.access_log else "--no-access-log",
+                *("--log-level", "warning", *engine),
             ]
         )
         # The command prints its URL once every worker listens; answering is enough here.
