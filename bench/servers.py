@@ -126,11 +126,12 @@ class Server:
     def version(self) -> str:
         raise NotImplementedError
 
-    def _spawn(self, argv: list[str]) -> None:
+    def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
                 argv,
+                env=env,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -192,18 +193,22 @@ class DavserverWorkers(Server):
     engine: str | None = None
     # Off like the peers' (no CustomLog in Apache's configuration, `access_log off` in nginx's).
     access_log = False
+    # Another checkout's davserver to run (imported through PYTHONPATH), or None: this one's.
+    checkout: str | None = None
 
     def start(self) -> None:
         state = os.path.join(self.workdir, f"{self.name}-state")
         self.port = free_port()
         engine = () if self.engine is None else ("--engine", self.engine)
+        env = None if self.checkout is None else {**os.environ, "PYTHONPATH": self.checkout}
         self._spawn(
             [
                 *(sys.executable, "-m", "davserver", "serve", self.root),
                 *("--port", str(self.port), "--state-dir", state),
                 "--access-log" if self.access_log else "--no-access-log",
                 *("--log-level", "warning", *engine),
-            ]
+            ],
+            env,
         )
         # The command prints its URL once every worker listens; answering is enough here.
         _wait_until_answering(self, self.name)
