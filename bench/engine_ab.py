@@ -2,7 +2,7 @@
 of a small GET, on the default start (a worker process per CPU), with the access log off and
 on, Apache mod_dav_fs beside.
 
-    .venv/bin/python bench/engine_ab.py OLD_CHECKOUT NEW_CHECKOUT [--rounds 5] [--seconds 4]
+    .venv/bin/python bench/engine_ab.py OLD NEW [--rounds 5] [--seconds 4] [--workers N]
 
 bench/compare.py measures the app alone, in-process; this measures what a client sees, engine
 and kernel included. Each checkout's server runs `python -m davserver` with PYTHONPATH set to
@@ -33,10 +33,12 @@ from bench.engines import make_root, median_range, wrk
 CONNECTIONS = 16
 
 
-def checkout_server(label: str, checkout: str, access_log: bool) -> type[servers.Server]:
+def checkout_server(
+    label: str, checkout: str, access_log: bool, workers: int | None
+) -> type[servers.Server]:
     """A DavserverWorkers class running `checkout`'s davserver."""
     name = f"{label}{'-logged' if access_log else ''}"
-    attributes = {"name": name, "checkout": checkout, "access_log": access_log}
+    attributes = {"name": name, "checkout": checkout, "access_log": access_log, "workers": workers}
     return type(name, (servers.DavserverWorkers,), attributes)
 
 
@@ -46,9 +48,15 @@ def main() -> int:
     parser.add_argument("new")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="per wrk run")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="davserver's worker processes (default: the default start's, one per CPU); "
+        "1 leaves a CPU to wrk and moves less from run to run",
+    )
     args = parser.parse_args()
     kinds = [
-        checkout_server(label, str(Path(tree).resolve()), logged)
+        checkout_server(label, str(Path(tree).resolve()), logged, args.workers)
         for logged in (False, True)
         for label, tree in (("old", args.old), ("new", args.new))
     ]

@@ -126,12 +126,16 @@ class Server:
     def version(self) -> str:
         raise NotImplementedError
 
-    def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(self, argv: list[str], checkout: str | None = None) -> None:
+        """Start `argv`; with `checkout`, importing that checkout's davserver (`python -m` puts
+        the working folder first on the path, before PYTHONPATH: both are set)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        env = None if checkout is None else {**os.environ, "PYTHONPATH": checkout}
         try:
             self.proc = subprocess.Popen(
                 argv,
                 env=env,
+                cwd=checkout,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -195,20 +199,22 @@ class DavserverWorkers(Server):
     access_log = False
     # Another checkout's davserver to run (imported through PYTHONPATH), or None: this one's.
     checkout: str | None = None
+    # Worker processes, or None for the default (one per CPU).
+    workers: int | None = None
 
     def start(self) -> None:
         state = os.path.join(self.workdir, f"{self.name}-state")
         self.port = free_port()
         engine = () if self.engine is None else ("--engine", self.engine)
-        env = None if self.checkout is None else {**os.environ, "PYTHONPATH": self.checkout}
         self._spawn(
             [
                 *(sys.executable, "-m", "davserver", "serve", self.root),
                 *("--port", str(self.port), "--state-dir", state),
                 "--access-log" if self.access_log else "--no-access-log",
                 *("--log-level", "warning", *engine),
+                *(() if self.workers is None else ("--workers", str(self.workers))),
             ],
-            env,
+            self.checkout,
         )
         # The command prints its URL once every worker listens; answering is enough here.
         _wait_until_answering(self, self.name)
