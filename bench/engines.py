@@ -5,11 +5,14 @@ in interleaved rounds, and the issue's targets side by side.
     .venv/bin/python bench/engines.py [--rounds 3] [--seconds 4] [--big-size 1G]
 
 Per round, each server in turn is started on its own copy of the data and measured: a 4 KiB
-GET with wrk at 2 and 16 connections, and a Depth 1 PROPFIND of a folder of 10,000 files
-(three times). On davserver's engines, also: 256 connections (wrk --latency: requests/s, p99,
-errors), and the time a new client waits for a GET while 1,000 other connections are open,
-half silent and half having sent part of a head. Once per engine after the rounds: the peak
-resident memory, over the worker processes, during a PUT and a GET of `--big-size`.
+GET with wrk at 2 and 16 connections (with the server's CPU time per request, over all its
+processes, which moves less than requests/s on a shared machine), and a Depth 1 PROPFIND of a
+folder of 10,000 files (three times). `davserver-logged` is the default start with its access
+log on; the other servers log no access lines. On davserver's engines, also: 256
+connections (wrk --latency: requests/s, p99, errors), and the time a new client waits for a
+GET while 1,000 other connections are open, half silent and half having sent part of a head.
+Once per engine after the rounds: the peak resident memory, over the worker processes, during
+a PUT and a GET of `--big-size`.
 
 Prints each figure as it is measured, then medians (and ranges) per server and the targets:
 small GET >= 2x rclone's requests/s at 2 and 16 connections and >= 0.8x Apache's at 16,
@@ -57,8 +60,17 @@ class Davserver(servers.DavserverWorkers):
     name = "davserver"
 
 
+class DavserverLogged(Davserver):
+    """The default start with its access log on (a line per request to standard error, here a
+    file), as `davserver serve ROOT` runs unless told `--no-access-log`."""
+
+    name = "davserver-logged"
+    access_log = True
+
+
 CLASSES: dict[str, type[servers.Server]] = {
     "davserver": Davserver,
+    "davserver-logged": DavserverLogged,
     "davserver-cheroot": servers.DavserverCheroot,
     "rclone": servers.Rclone,
     "nginx": servers.NginxDav,
@@ -93,6 +105,7 @@ def wrk(url: str, connections: int, seconds: float, latency: bool = False) -> di
         args.insert(1, "--latency")
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     found: dict[str, float] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}  # type: ignore[index]
+    found["requests"] = float(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     found["errors"] = errors + (int(non2xx[1]) if non2xx else 0)
@@ -191,9 +204,12 @@ def measure(server: servers.Server, seconds: float, samples: Samples) -> None:
     name = server.name
     url = f"{server.base}/small"
     for connections in (2, 16):
+        used = server.memory.cpu_seconds()
         figure = wrk(url, connections, seconds)
+        cpu_us = (server.memory.cpu_seconds() - used) / figure["requests"] * 1e6
         samples[name][f"get-c{connections}"].append(figure["rps"])
-        log(f"{name} get-c{connections} {figure['rps']:.0f} req/s")
+        samples[name][f"cpu-c{connections}"].append(cpu_us)
+        log(f"{name} get-c{connections} {figure['rps']:.0f} req/s, {cpu_us:.1f} us CPU/request")
     if getattr(server, "propfind", True):
         times = [propfind_seconds(server.port) for _ in range(3)]
         samples[name]["propfind-10k"] += times
@@ -224,12 +240,16 @@ def median_range(values: list[float], digits: int) -> str:
 
 
 def report(samples: Samples, memory: dict[str, dict[str, float]], versions: dict[str, str]) -> None:
-    print("\n| server | GET c=2, req/s | GET c=16, req/s | PROPFIND 10,000 files, s |")
-    print("|---|--:|--:|--:|")
+    print(
+        "\n| server | GET c=2, req/s | GET c=16, req/s | server CPU per GET at c=16, us "
+        "| PROPFIND 10,000 files, s |"
+    )
+    print("|---|--:|--:|--:|--:|")
     for name, figures in samples.items():
         print(
             f"| {name} ({versions[name]}) | {median_range(figures['get-c2'], 0)} | "
-            f"{median_range(figures['get-c16'], 0)} | {median_range(figures['propfind-10k'], 3)} |"
+            f"{median_range(figures['get-c16'], 0)} | {median_range(figures['cpu-c16'], 1)} | "
+            f"{median_range(figures['propfind-10k'], 3)} |"
         )
     print(
         "\n| davserver engine | c=256 req/s | c=256 p99 ms | c=256 errors | new client "

@@ -61,7 +61,7 @@ def _status_kib(pid: int, key: str) -> int:
 
 
 class ProcessTree:
-    """Memory figures of a process and all its descendants."""
+    """Memory and CPU figures of a process and all its descendants."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -82,6 +82,16 @@ class ProcessTree:
     def peak(self) -> int:
         """Peak resident bytes since the last `reset_peak` (or since the start)."""
         return 1024 * sum(_status_kib(p, "VmHWM") for p in self.pids())
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far by the processes alive now."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def reset_peak(self) -> None:
         for pid in self.pids():
@@ -116,11 +126,16 @@ class Server:
     def version(self) -> str:
         raise NotImplementedError
 
-    def _spawn(self, argv: list[str]) -> None:
+    def _spawn(self, argv: list[str], checkout: str | None = None) -> None:
+        """Start `argv`; with `checkout`, importing that checkout's davserver (`python -m` puts
+        the working folder first on the path, before PYTHONPATH: both are set)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        env = None if checkout is None else {**os.environ, "PYTHONPATH": checkout}
         try:
             self.proc = subprocess.Popen(
                 argv,
+                env=env,
+                cwd=checkout,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -180,6 +195,12 @@ class DavserverWorkers(Server):
 
     name = "davserver-workers"
     engine: str | None = None
+    # Off like the peers' (no CustomLog in Apache's configuration, `access_log off` in nginx's).
+    access_log = False
+    # Another checkout's davserver to run (imported through PYTHONPATH), or None: this one's.
+    checkout: str | None = None
+    # Worker processes, or None for the default (one per CPU).
+    workers: int | None = None
 
     def start(self) -> None:
         state = os.path.join(self.workdir, f"{self.name}-state")
@@ -189,8 +210,11 @@ class DavserverWorkers(Server):
             [
                 *(sys.executable, "-m", "davserver", "serve", self.root),
                 *("--port", str(self.port), "--state-dir", state),
-                *("--no-access-log", "--log-level", "warning", *engine),
-            ]
+                "--access-log" if self.access_log else "--no-access-log",
+                *("--log-level", "warning", *engine),
+                *(() if self.workers is None else ("--workers", str(self.workers))),
+            ],
+            self.checkout,
         )
         # The command prints its URL once every worker listens; answering is enough here.
         _wait_until_answering(self, self.name)

@@ -6,6 +6,7 @@ exception becomes a 500 whose traceback goes to the log, never to the client.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import auth, paths, xmlout
+from . import auth, logs, paths, xmlout
 from .errors import (
     BadRequest,
     DavError,
@@ -32,7 +33,6 @@ from .request import Request, Response
 from .services import Services
 
 log = logging.getLogger("davserver")
-access_log = logging.getLogger("davserver.access")
 
 Handler = Callable[[Services, Request, Guard], Response]
 StartResponse = Callable[..., Any]
@@ -89,11 +89,11 @@ class DavApp:
                 ],
                 [message],
             )
-        headers = [(k, _header_safe(v)) for k, v in response.headers]
+        headers = _header_safe(response.headers)
         if _needs_zero_length(response, headers):
             # Without it an empty answer would be sent chunked or read until EOF.
             headers.append(("Content-Length", "0"))
-        closing = any(k.lower() == "connection" and v == "close" for k, v in headers)
+        closing = ("Connection", "close") in headers
         if not closing and (req is None or not req.body_consumed) and _declares_body(environ):
             # The body was refused unread: close rather than let the server read (and throw
             # away) what may be gigabytes, or mistake a chunked body for the next request.
@@ -115,8 +115,8 @@ class DavApp:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         site = self.services.site
         origin = resolve(site, environ)
-        script = quote(str(environ.get("SCRIPT_NAME", "")).encode("latin-1").decode("utf-8"))
-        script = script.rstrip("/")
+        script_name = environ.get("SCRIPT_NAME")
+        script = _quoted_script(str(script_name)) if script_name else ""
         raw = environ.get("REQUEST_URI")
         if raw is None:
             # Servers other than cheroot may not pass the raw target; re-encode PATH_INFO,
@@ -208,6 +208,11 @@ class DavApp:
         return paths.href(prefix, path, collection_test(self.services)(path))
 
 
+@functools.lru_cache(maxsize=16)  # the few mount points a WSGI server gives
+def _quoted_script(script_name: str) -> str:
+    return quote(script_name.encode("latin-1").decode("utf-8")).rstrip("/")
+
+
 def _declares_body(environ: dict[str, Any]) -> bool:
     length = str(environ.get("CONTENT_LENGTH") or "0")
     chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
@@ -222,11 +227,17 @@ def _needs_zero_length(response: Response, headers: list[tuple[str, str]]) -> bo
     return not any(k.lower() == "content-length" for k, _ in headers)
 
 
-def _header_safe(value: str) -> str:
-    # Nothing from a request or a file name may split a header (response splitting).
-    if "\r" in value or "\n" in value:
-        value = value.replace("\r", " ").replace("\n", " ")
-    return value
+def _header_safe(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A copy of `headers` in which nothing from a request or a file name can split a header
+    (response splitting)."""
+    values = "".join([value for _, value in headers])
+    if "\r" not in values and "\n" not in values:
+        return list(headers)
+    return [(name, _one_line(value)) for name, value in headers]
+
+
+def _one_line(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ")
 
 
 class _Logged:
@@ -260,22 +271,18 @@ class _Logged:
         self.log()
 
     def log(self) -> None:
-        if access_log.isEnabledFor(logging.INFO):
-            env = self.environ
-            user = self.req.user if self.req is not None and self.req.user else "-"
-            client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
-            target = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
-            access_log.info(
-                '%s %s "%s %s" %d %d %.3fs%s',
-                client or "-",
-                user,
-                env.get("REQUEST_METHOD", "-"),
-                _header_safe(str(target)),
-                self.status,
-                self.sent,
-                time.perf_counter() - self.started,
-                self.note,
-            )
+        if not logs.access_wanted():
+            return
+        env = self.environ
+        user = self.req.user if self.req is not None and self.req.user else "-"
+        client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
+        target = _one_line(str(env.get("REQUEST_URI") or env.get("PATH_INFO", "")))
+        method = env.get("REQUEST_METHOD", "-")
+        elapsed = time.perf_counter() - self.started
+        logs.access(
+            f'{client or "-"} {user} "{method} {target}" {self.status} {self.sent} '
+            f"{elapsed:.3f}s{self.note}"
+        )
 
 
 def create_app(services: Services) -> DavApp:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, logs
 from .config import BASIC_MODES, ENGINES, ConfigError, load
 from .passwords import set_password
 from .prefork import Workers
@@ -207,14 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"davserver: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("davserver.access").setLevel(
-        logging.INFO if config.access_log else logging.WARNING
-    )
+    logs.configure(config.log_level, config.access_log)
     workers = config.worker_count()
     server: DavServer | Workers
     # From here on: worker processes answer as soon as they listen, before this one is done.

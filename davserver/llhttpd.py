@@ -69,6 +69,8 @@ SWEEP_INTERVAL = 0.1
 # often the watchdog looks meanwhile; while nothing is being served it looks less often.
 LEAD_HOLD = 0.002
 LEAD_IDLE_CHECK = 0.05
+# The most ready connections one poll takes (see LlhttpServer._work).
+READY_BATCH = 64
 # How long stop() lets requests in progress finish before cutting their connections.
 STOP_GRACE = 5.0
 
@@ -95,8 +97,8 @@ class _Message:
         "complete",
         "drained",
         "expect_continue",
+        "fields",
         "head_done",
-        "headers",
         "keep_alive",
         "method",
         "url",
@@ -105,7 +107,8 @@ class _Message:
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        # The headers as WSGI environ entries (HTTP_ACCEPT, CONTENT_LENGTH...).
+        self.fields: dict[str, str] = {}
         self.method = ""
         self.version = "1.1"
         self.keep_alive = False
@@ -158,8 +161,19 @@ class _Connection:
         self.parsing.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.parsing is not None
-        self.parsing.headers.append((name, value))
+        message = self.parsing
+        assert message is not None
+        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        text = value.decode("latin-1")
+        fields = message.fields
+        if key in fields:
+            # Repeated headers are one list (RFC 9110 5.3); cookies join with "; ".
+            text = fields[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
+        elif key == "HTTP_TRANSFER_ENCODING":
+            message.chunked = True  # llhttp refuses any other final coding
+        fields[key] = text
+        if key == "HTTP_EXPECT" and text.lower() == "100-continue":
+            message.expect_continue = True
 
     def on_headers_complete(self) -> None:
         message = self.parsing
@@ -171,14 +185,12 @@ class _Connection:
         message.keep_alive = parser.should_keep_alive()
         message.head_done = True
         self.head_bytes = 0
-        for name, value in message.headers:
-            lowered = name.lower()
-            if lowered == b"expect" and value.lower() == b"100-continue":
-                message.expect_continue = message.version == "1.1"
-            elif lowered == b"transfer-encoding":
-                message.chunked = True  # llhttp refuses any other final coding
+        # An HTTP/1.0 client does not wait for 100 Continue (RFC 9110 10.1.1).
+        message.expect_continue = message.expect_continue and message.version == "1.1"
         message.drained = not message.chunked
-        if parser.should_upgrade() and _declares_body(message):
+        if parser.should_upgrade() and (
+            message.chunked or message.fields.get("CONTENT_LENGTH", "0") != "0"
+        ):
             # httptools then skips the body and stops parsing: refuse rather than serve a
             # request whose body would go unread.
             raise ValueError("a request with a body may not ask to switch protocols")
@@ -356,12 +368,19 @@ def _wait(sock: socket.socket, blocked: BaseException, writing: bool, timeout: f
     return bool(poller.poll(max(timeout, 0.0) * 1000))
 
 
-def _declares_body(message: _Message) -> bool:
-    for name, value in message.headers:
-        lowered = name.lower()
-        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value != b"0"):
-            return True
-    return False
+# Header names as environ keys, for the names seen so far (bounded: clients choose them).
+_ENVIRON_KEYS: dict[bytes, str] = {}
+_ENVIRON_KEYS_KEPT = 512
+
+
+def _environ_key(name: bytes) -> str:
+    """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables)."""
+    key = name.decode("latin-1").upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT:
+        _ENVIRON_KEYS[name] = key
+    return key
 
 
 class _Input:
@@ -518,10 +537,11 @@ class _Answer:
             raise AssertionError("the app sent a body before start_response")
         message = self.message
         conn = self.conn
-        lines = ["HTTP/1.1 ", self.status, "\r\n"]
+        lines = [f"HTTP/1.1 {self.status}\r\n"]
         close = False
         dated = False
         for name, value in self.headers:
+            lines.append(f"{name}: {value}\r\n")
             lowered = name.lower()
             if lowered == "content-length":
                 self.length = int(value)
@@ -529,9 +549,8 @@ class _Answer:
                 close = close or "close" in value.lower()
             elif lowered == "date":
                 dated = True
-            lines += (name, ": ", value, "\r\n")
         if not dated:
-            lines += ("Date: ", _date(), "\r\n")
+            lines.append(f"Date: {_date()}\r\n")
         lines.append("Server: davserver\r\n")
         self.bodiless = message.method == "HEAD" or self.status.startswith(_NO_BODY_STATUS)
         if not self.bodiless and self.length is None:
@@ -657,6 +676,8 @@ class LlhttpServer:
         self._leader = 0  # the thread ident holding the lead, 0 while between threads
         self._led_since: float | None = None  # when the leader began serving what it serves
         self._served = 0  # events served so far: the watchdog looks often while it grows
+        # Connections epoll found ready, not yet served: only the leader takes from it.
+        self._ready: deque[int] = deque()
         self._environ: dict[str, Any] = {}
 
     # -- life -----------------------------------------------------------------------------------
@@ -669,6 +690,7 @@ class LlhttpServer:
         self._listener = listener
         self.bind_addr = listener.getsockname()[:2]
         self._epoll = select.epoll()
+        self._ready.clear()
         self._wake_r, self._wake_w = os.pipe()
         # Level-triggered and never re-armed: once written, it wakes every thread to stop.
         self._epoll.register(self._wake_r, select.EPOLLIN)
@@ -761,11 +783,16 @@ class LlhttpServer:
         thread waiting in epoll it woke one that could only wait for the GIL (three context
         switches per small GET, a fifth of its CPU). A leader about to wait for its client
         hands the lead over first, and the watchdog takes it from one serving longer than
-        LEAD_HOLD (a slow disk, a lock, a large PROPFIND), so another thread then polls."""
+        LEAD_HOLD (a slow disk, a lock, a large PROPFIND), so another thread then polls.
+
+        One poll takes up to READY_BATCH ready connections into `_ready`, which the leader
+        serves one by one before it polls again (one epoll_wait for many requests under load);
+        whoever leads next goes on with what is left there."""
         epoll = self._epoll
         if epoll is None:
             return  # started as stop() began
         conns = self._conns
+        ready = self._ready
         me = threading.get_ident()
         while not self.stopping:
             self._lead.acquire()
@@ -773,21 +800,23 @@ class LlhttpServer:
                 self._leader = me
             try:
                 while self._leader == me:
-                    try:
-                        events = epoll.poll(-1, 1)
-                    except OSError:
-                        return  # closed by stop()
-                    if self.stopping:
-                        return
-                    for fd, _mask in events:
-                        conn = conns.get(fd)
-                        if conn is not None:
-                            self._served += 1
-                            self._led_since = time.monotonic()
-                            self._readable(conn, buf)
-                            with self._lead_state:
-                                if self._leader == me:
-                                    self._led_since = None
+                    if not ready:
+                        try:
+                            events = epoll.poll(-1, READY_BATCH)
+                        except OSError:
+                            return  # closed by stop()
+                        if self.stopping:
+                            return
+                        ready.extend([fd for fd, _mask in events])
+                        continue
+                    conn = conns.get(ready.popleft())
+                    if conn is not None:
+                        self._served += 1
+                        self._led_since = time.monotonic()
+                        self._readable(conn, buf)
+                        with self._lead_state:
+                            if self._leader == me:
+                                self._led_since = None
             finally:
                 self.hand_over()
 
@@ -1001,22 +1030,14 @@ class LlhttpServer:
         environ = self._environ.copy()
         environ["REQUEST_METHOD"] = message.method
         environ["REQUEST_URI"] = url
-        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
+        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1") if "%" in path else path
         environ["QUERY_STRING"] = query
         environ["SERVER_PROTOCOL"] = "HTTP/" + message.version
         addr = conn.addr
         if isinstance(addr, tuple):
             environ["REMOTE_ADDR"] = addr[0]
             environ["REMOTE_PORT"] = str(addr[1])
-        for name, value in message.headers:
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                key = "HTTP_" + key
-            text = value.decode("latin-1")
-            if key in environ:
-                # Repeated headers are one list (RFC 9110 5.3); cookies join with "; ".
-                text = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
-            environ[key] = text
+        environ.update(message.fields)
         environ["wsgi.input"] = _Input(conn, message, buf)
         environ[BODY_DEADLINE] = conn.small_body
         return environ

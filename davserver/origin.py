@@ -17,6 +17,7 @@ removes it before passing a request on; in `keep` mode requests still carry it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -157,11 +158,21 @@ def _client(chain: list[str], peer: str, trusted: tuple[Network, ...]) -> str:
     return chain[0] if chain else peer
 
 
+@functools.lru_cache(maxsize=256)  # bounded: the Host header is the client's to choose
+def _direct(scheme: str, netloc: str, prefix: str, peer: str) -> Origin:
+    """The origin of a request that no trusted proxy forwarded: what the client asked for."""
+    host = normalize_host(netloc, scheme)
+    return Origin(scheme if scheme in DEFAULT_PORTS else "http", host, prefix, peer)
+
+
 def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
     """The public origin of one request."""
     peer = str(environ.get("REMOTE_ADDR", ""))
     scheme = str(environ.get("wsgi.url_scheme", "http")).lower()
-    host = normalize_host(str(environ.get("HTTP_HOST") or _server_host(environ)), scheme)
+    netloc = str(environ.get("HTTP_HOST") or _server_host(environ))
+    if not site.trusted and not site.public_host:
+        return _direct(scheme, netloc, site.prefix, peer)
+    host = normalize_host(netloc, scheme)
     prefix = site.prefix
     client = peer
     trusted = bool(site.trusted) and _trusted(peer, site.trusted)

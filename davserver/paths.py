@@ -8,6 +8,7 @@ A *provider path* is the server's own name for a resource: `/` for the shared ro
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from urllib.parse import quote, unquote_to_bytes
@@ -29,6 +30,13 @@ def url_to_path(raw: str) -> str:
     rather than normalised away, so that no spelling of a path can reach outside the shared
     root; invalid percent-encoding or UTF-8 is a 400. Empty segments (`a//b`) are collapsed.
     """
+    # Clients ask for the same paths again and again; a refused one raises and is not kept.
+    if len(raw) <= _REMEMBERED_LENGTH:
+        return _remembered(raw)
+    return _decode(raw)
+
+
+def _decode(raw: str) -> str:
     segments: list[str] = []
     for raw_segment in raw.split("/"):
         if not raw_segment:
@@ -44,6 +52,12 @@ def url_to_path(raw: str) -> str:
         check_segment(segment)
         segments.append(segment)
     return join(segments)
+
+
+# Paths up to this long are remembered, the last _REMEMBERED of them (at most ~1 MiB).
+_REMEMBERED_LENGTH = 1024
+_REMEMBERED = 1024
+_remembered = functools.lru_cache(maxsize=_REMEMBERED)(_decode)
 
 
 def check_segment(segment: str) -> None:

@@ -23,6 +23,19 @@ BODY_CHUNK = 1024 * 1024
 BODY_DEADLINE = "davserver.body_deadline"
 
 
+# Header names as environ keys: the names are the code's own constants, so this stays small.
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str:
+    """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables)."""
+    key = name.upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    _ENVIRON_KEYS[name] = key
+    return key
+
+
 class FramingError(BadRequest):
     """Where the request's body ends cannot be trusted (RFC 9112 6.3): a malformed or doubled
     Content-Length, one beside Transfer-Encoding, broken chunked coding. Unrecoverable: the
@@ -69,9 +82,7 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """A request header by its HTTP name (`"If-Match"`), or None."""
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
+        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
         value = self.environ.get(key)
         return value if value is None else str(value)
 

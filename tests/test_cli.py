@@ -203,6 +203,12 @@ def test_serve_prints_url_logs_requests_and_stops_on_sigterm(
         assert match is not None
         logged.append((match["method"], match["path"], match["status"]))
     assert logged == expected
+    # The whole line: logging's time format, the level, client, user, request, status, size.
+    assert re.fullmatch(
+        r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO 127\.0\.0\.1 - "GET /hello\.txt" 200 2 '
+        r"\d+\.\d{3}s\n?",
+        next(line for line in proc.stderr if '"GET /hello.txt"' in line),
+    )
 
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.popen.wait(timeout=10) == 0

@@ -12,6 +12,7 @@ import contextlib
 import resource
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,49 @@ def test_an_upload_cut_off_by_sigterm_keeps_the_old_file(tmp_path: Path, engine:
         proc.stop()
     assert target.read_bytes() == b"old"
     assert temp_files(proc.root) == []
+
+
+def test_a_request_taken_in_the_same_poll_as_a_blocked_one_is_still_served() -> None:
+    """One poll takes every ready connection (READY_BATCH) into a queue the leader works
+    through; when the request at its head blocks, whoever leads next serves the rest."""
+    gates = {path: threading.Event() for path in ("/c1", "/c2", "/a")}
+    entered = {path: threading.Event() for path in gates}
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        if path in gates:
+            entered[path].set()
+            gates[path].wait(30)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    # Two threads at most: both held in the app while A and B arrive, so neither is in epoll.
+    server = LlhttpServer(
+        ("127.0.0.1", 0), app, threads=1, max_threads=2, request_timeout=30, header_timeout=10
+    )
+    server.prepare()
+    port = server.bind_addr[1]
+    socks = {p: socket.create_connection(("127.0.0.1", port), timeout=10) for p in gates}
+    socks["/b"] = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        for path in ("/c1", "/c2"):
+            socks[path].sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert entered[path].wait(10)
+        socks["/a"].sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.05)  # ordering only: A is ready before B
+        socks["/b"].sendall(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.05)
+        gates["/c2"].set()  # its thread polls: A and B together; A blocks
+        assert entered["/a"].wait(10)
+        gates["/c1"].set()  # the other thread leads next, and serves B from the queue
+        assert socks["/b"].recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert not gates["/a"].is_set()
+    finally:
+        for gate in gates.values():
+            gate.set()
+        for sock in socks.values():
+            sock.close()
+        server.stop()
 
 
 def test_a_request_blocked_in_the_app_does_not_hold_up_the_next_client() -> None:

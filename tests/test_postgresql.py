@@ -4,6 +4,7 @@ PostgreSQL database (a real one, tests/pg.py), as a load balancer would spread c
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -32,7 +33,7 @@ from lxml import etree
 from pg import PostgresServer
 from procs import ServerProcess
 
-from davserver import cli
+from davserver import cli, logs
 from davserver.passwords import set_password
 from davserver.store import postgresql
 from davserver.store.postgresql import masked
@@ -76,8 +77,14 @@ def test_the_password_never_shows() -> None:
 
 
 def test_an_unreachable_database_stops_the_start_naming_it_without_the_password(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # cli.main sets up the process's logging; undone afterwards, for the tests run after this
+    # one in the same process (their access lines go to caplog).
+    for logger in (logging.getLogger(), logs.access_logger):
+        monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+        monkeypatch.setattr(logger, "level", logger.level)
+    monkeypatch.setattr(logs, "_access_writer", None)
     url = f"postgresql://dav:s3cret@127.0.0.1:{free_port()}/dav"
     code = cli.main(
         [str(tmp_path / "root"), "--port", "0", "--state-dir", str(tmp_path), "--database", url]

@@ -1,0 +1,94 @@
+"""Where the server's log goes: standard error, each message one line written by one system
+call; and the access log's line per request.
+
+The access log costs something on every request. Through the logging module (a LogRecord, a
+formatter, StreamHandler's lock and a text stream flushed per line) it was the largest single
+cost of a small GET: a worker's CPU per request went from about 86 to 150 us with it on
+(bench/RESULTS.md, "Engines"). Once `configure` has sent the log to standard error, an access
+line is formatted here and written with one `os.write`. A program that embeds the app without
+calling `configure` gets the access lines as records of the `davserver.access` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+access_logger = logging.getLogger("davserver.access")
+
+
+class LineWriter(logging.Handler):
+    """Writes each record as one line with one `os.write` on `fd`: no buffer to flush, and no
+    lock, since the kernel writes one call's bytes together (lines from several threads or
+    worker processes never interleave within a line, up to the pipe's atomic size)."""
+
+    def __init__(self, fd: int = 2) -> None:
+        super().__init__()
+        self.fd = fd
+        self.fallback = logging.Formatter(FORMAT)
+        self._second = -1
+        self._stamp = ""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.exc_info or record.stack_info:
+                self.write(self.fallback.format(record))
+            else:
+                self.line(record.created, record.levelname, record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+    def line(self, created: float, level: str, message: str) -> None:
+        """Write `message` in the log's format (FORMAT, with logging's default time)."""
+        second = int(created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._second = second
+        self.write(f"{self._stamp},{int((created - second) * 1000):03d} {level} {message}")
+
+    def write(self, text: str) -> None:
+        os.write(self.fd, (text + "\n").encode("utf-8", "backslashreplace"))
+
+
+# Set by configure() when access lines go straight to the writer.
+_access_writer: LineWriter | None = None
+
+
+def configure(level: str, access_log: bool) -> None:
+    """Send every log to standard error at `level`; the access log only when `access_log`."""
+    global _access_writer
+    # The format names no source file, thread or process: not looking them up per record is
+    # logging's own documented optimisation (HOWTO, "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    writer = LineWriter()
+    root = logging.getLogger()
+    root.addHandler(writer)
+    root.setLevel(level.upper())
+    access_logger.setLevel(logging.INFO if access_log else logging.WARNING)
+    _access_writer = writer if access_log else None
+
+
+def access_wanted() -> bool:
+    """Whether access lines are logged (formatting one costs a little)."""
+    return _access_writer is not None or access_logger.isEnabledFor(logging.INFO)
+
+
+def access(message: str) -> None:
+    """Log one request's access line."""
+    writer = _access_writer
+    if writer is not None:
+        writer.line(time.time(), "INFO", message)
+    elif access_logger.isEnabledFor(logging.INFO):
+        access_logger.info("%s", message)
