@@ -102,6 +102,8 @@ class DavApp:
         if environ.get("REQUEST_METHOD") == "HEAD":
             body = ()
         start_response(status_line(response.status), headers)
+        if not logs.access_wanted():
+            return body
         logged = _Logged(body, environ, req, response, started)
         if response.file_wrapper and body is response.body:
             # Handed to the server as is, so it can send the file itself; the access line is
@@ -271,8 +273,6 @@ class _Logged:
         self.log()
 
     def log(self) -> None:
-        if not logs.access_wanted():
-            return
         env = self.environ
         user = self.req.user if self.req is not None and self.req.user else "-"
         client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from . import paths
 from .errors import Forbidden, Unauthorized
@@ -85,9 +85,9 @@ class Policy:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Need:
-    """One access requirement of a request: `level` on `path` (and under it if `tree`)."""
+class Need(NamedTuple):
+    """One access requirement of a request: `level` on `path` (and under it if `tree`). (A
+    tuple: made for every request, and a frozen dataclass costs several times as much.)"""
 
     path: str
     level: Access

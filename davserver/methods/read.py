@@ -155,9 +155,12 @@ def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) ->
     ctype = content_type(resource)
     base += safety_headers(ctype)
     ranges = None
-    if h.if_range_allows(req.header("If-Range"), validators.etag or "", resource.mtime):
+    wanted = req.header("Range")
+    if wanted is not None and h.if_range_allows(
+        req.header("If-Range"), validators.etag or "", resource.mtime
+    ):
         try:
-            ranges = h.parse_range(req.header("Range"), resource.size)
+            ranges = h.parse_range(wanted, resource.size)
         except RangeNotSatisfiable as exc:
             # 416 carries the size, so a client can retry with a range that fits.
             exc.headers.append(("Content-Range", f"bytes */{resource.size}"))
