@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -78,3 +84,72 @@ def test_access_lines_go_to_the_logger_until_configured(
     logs.access('127.0.0.1 - "GET /b" 200 1 0.000s')
     assert caplog.records == []
     assert _written(read).endswith(' INFO 127.0.0.1 - "GET /b" 200 1 0.000s\n')
+
+
+def test_a_line_to_a_reader_gone_or_a_closed_descriptor_is_dropped() -> None:
+    """EPIPE and EBADF lose the line and nothing else: before, access() raised into the app,
+    and a GET of a file was answered with a closed connection."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        logs.LineWriter(write).line(0.0, "INFO", "lost")
+    finally:
+        os.close(write)
+    with open(os.devnull, "rb") as read_only:
+        logs.LineWriter(read_only.fileno()).line(0.0, "INFO", "lost")
+
+
+def _serve_with_stderr(tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], int]:
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "a.txt").write_bytes(b"hello")
+    command = [sys.executable, "-m", "davserver", "serve", str(tmp_path / "root"), "--port", "0"]
+    command += ["--state-dir", str(tmp_path / "state"), "--workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, **popen)
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        found = re.search(rb"https?://[^/]*:(\d+)", raw)
+        if found:
+            return proc, int(found.group(1))
+    proc.kill()
+    raise AssertionError("the server printed no URL")
+
+
+def _two_gets_on_one_connection(port: int) -> list[tuple[int, bytes]]:
+    with requests.Session() as session:
+        answers = [session.get(f"http://127.0.0.1:{port}/a.txt", timeout=10) for _ in range(2)]
+    return [(answer.status_code, answer.content) for answer in answers]
+
+
+@pytest.mark.parametrize("broken", ["reader-gone", "closed-at-start"])
+def test_requests_are_answered_when_standard_error_cannot_be_written(
+    tmp_path: Path, broken: str
+) -> None:
+    popen: dict[str, Any] = {"stderr": subprocess.PIPE}
+    if broken == "closed-at-start":
+        popen = {"preexec_fn": lambda: os.close(2)}
+    proc, port = _serve_with_stderr(tmp_path, **popen)
+    try:
+        if proc.stderr is not None:
+            proc.stderr.close()  # EPIPE from now on
+        assert _two_gets_on_one_connection(port) == [(200, b"hello"), (200, b"hello")]
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_no_line_is_written_to_what_takes_descriptor_2_when_it_was_closed(tmp_path: Path) -> None:
+    """Python starts with sys.stderr None when descriptor 2 is closed; the next file opened
+    gets 2, and a log line written there would land in it (a user's file, a client's socket)."""
+    script = (
+        "import logging, os\n"
+        "from davserver import logs\n"
+        "logs.configure('info', True)\n"
+        f"fd = os.open({str(tmp_path / 'file')!r}, os.O_WRONLY | os.O_CREAT)\n"
+        "assert fd == 2, fd\n"
+        "logs.access('access line')\n"
+        "logging.getLogger('davserver').error('error line')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, preexec_fn=lambda: os.close(2))
+    assert (tmp_path / "file").read_bytes() == b""
