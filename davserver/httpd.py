@@ -52,7 +52,8 @@ class DeferredTLSAdapter(BuiltinSSLAdapter):
 class _HeaderReader(server.HeaderReader):
     """cheroot's header reader keeps the last of several Content-Length headers, so a body
     framed as 3 bytes by one and 5 by the other was read as 5. RFC 9112 6.3 makes a doubled
-    Content-Length a framing error; a ValueError here is cheroot's 400 and closes."""
+    Content-Length a framing error; a ValueError here is cheroot's 400 and closes. A name with
+    "_" is dropped (see llhttpd._environ_key)."""
 
     def __call__(self, rfile: Any, hdict: Any = None) -> Any:
         return _OneHeaderBlock()(rfile, hdict)
@@ -63,6 +64,8 @@ class _OneHeaderBlock(server.HeaderReader):
         self.lengths = 0
 
     def _allow_header(self, key_name: bytes) -> bool:
+        if b"_" in key_name:
+            return False  # as the httptools engine drops it (llhttpd._environ_key)
         if key_name == b"Content-Length":
             self.lengths += 1
             if self.lengths > 1:

@@ -163,7 +163,11 @@ class _Connection:
     def on_header(self, name: bytes, value: bytes) -> None:
         message = self.parsing
         assert message is not None
-        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = _environ_key(name)
+        if not key:
+            return  # a name with "_" (see _environ_key)
         text = value.decode("latin-1")
         fields = message.fields
         if key in fields:
@@ -368,17 +372,25 @@ def _wait(sock: socket.socket, blocked: BaseException, writing: bool, timeout: f
     return bool(poller.poll(max(timeout, 0.0) * 1000))
 
 
-# Header names as environ keys, for the names seen so far (bounded: clients choose them).
+# Header names as environ keys, for the names seen so far. Clients choose them, so both how
+# many and how long are bounded (a name may be nearly MAX_HEAD long): at most ~64 KiB in all.
 _ENVIRON_KEYS: dict[bytes, str] = {}
 _ENVIRON_KEYS_KEPT = 512
+_ENVIRON_KEY_LONGEST = 64
 
 
 def _environ_key(name: bytes) -> str:
-    """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables)."""
-    key = name.decode("latin-1").upper().replace("-", "_")
-    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        key = "HTTP_" + key
-    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT:
+    """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables), or "" for a
+    name with "_", which is dropped as nginx and Apache drop it: `X_Forwarded_For` would be
+    the same key as `X-Forwarded-For`, so a client could add to or (on cheroot) replace what a
+    trusted proxy says, where the proxy strips or overwrites only the dashed name."""
+    if b"_" in name:
+        key = ""
+    else:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT and len(name) <= _ENVIRON_KEY_LONGEST:
         _ENVIRON_KEYS[name] = key
     return key
 

@@ -23,6 +23,7 @@ from helpers import temp_files, wait_for
 from procs import ServerProcess
 from test_hostile import read_answer
 
+from davserver import llhttpd
 from davserver.config import ENGINES
 from davserver.llhttpd import LlhttpServer
 
@@ -225,3 +226,18 @@ def test_a_request_blocked_in_the_app_does_not_hold_up_the_next_client() -> None
     finally:
         release.set()
         server.stop()
+
+
+def test_header_names_remembered_are_few_and_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names mapped to environ keys are the clients' to choose: 10,000 distinct ones, half
+    of them 8 KiB long, leave at most _ENVIRON_KEYS_KEPT short ones remembered."""
+    remembered: dict[bytes, str] = {}
+    monkeypatch.setattr(llhttpd, "_ENVIRON_KEYS", remembered)
+    for number in range(5000):
+        long_name = b"X-%d-" % number + b"a" * 8192
+        assert llhttpd._environ_key(long_name) == "HTTP_" + long_name.decode().upper().replace(
+            "-", "_"
+        )
+        assert llhttpd._environ_key(b"X-Short-%d" % number) == f"HTTP_X_SHORT_{number}"
+    assert len(remembered) == llhttpd._ENVIRON_KEYS_KEPT
+    assert max(len(name) for name in remembered) == len(b"X-Short-511")

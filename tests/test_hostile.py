@@ -754,3 +754,23 @@ def test_a_kept_alive_connection_idle_past_header_timeout_still_serves(
             assert answer.status == 200 and answer.body == b"still here"
             assert not answer.closed
             time.sleep(1.5)
+
+
+def test_a_header_name_with_underscores_is_dropped(
+    make_server: Callable[..., Any], caplog: pytest.LogCaptureFixture
+):
+    """`X_Forwarded_For` and `X-Forwarded-For` are one WSGI key; behind a trusted proxy that
+    overwrites or strips only the dashed one, the client named itself (llhttpd joined the two,
+    cheroot kept the last). Dropped, as nginx and Apache drop such names."""
+    live = make_server(trusted_proxies=["127.0.0.1"])
+    (live.root / "f.txt").write_bytes(b"x")
+    with caplog.at_level(logging.INFO, logger="davserver.access"):
+        answer = live.raw(
+            b"GET /f.txt HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\n"
+            b"X_Forwarded_For: 198.51.100.66\r\nContent_Length: 5\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(b"\r\n\r\nx")
+        assert wait_for(lambda: any("/f.txt" in r.getMessage() for r in caplog.records))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "davserver.access"]
+    assert line.startswith('203.0.113.7 - "GET /f.txt" 200 1 ')
