@@ -171,6 +171,9 @@ class _Connection:
         text = value.decode("latin-1")
         fields = message.fields
         if key in fields:
+            if key == "HTTP_HOST":
+                # RFC 9112 3.2: a server MUST answer 400; which one named the server?
+                raise ValueError("more than one Host header")
             # Repeated headers are one list (RFC 9110 5.3); cookies join with "; ".
             text = fields[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
         elif key == "HTTP_TRANSFER_ENCODING":

@@ -774,3 +774,11 @@ def test_a_header_name_with_underscores_is_dropped(
         assert wait_for(lambda: any("/f.txt" in r.getMessage() for r in caplog.records))
     [line] = [r.getMessage() for r in caplog.records if r.name == "davserver.access"]
     assert line.startswith('203.0.113.7 - "GET /f.txt" 200 1 ')
+
+
+@pytest.mark.parametrize("second", [b"Host: b", b"host: a"])
+def test_a_request_with_two_host_headers_is_400(server: Any, second: bytes):
+    """RFC 9112 3.2: a server MUST answer 400 to a request with more than one Host line
+    (llhttpd joined them into "a, b", which became the origin; cheroot kept the last)."""
+    answer = server.raw(b"GET / HTTP/1.1\r\nHost: a\r\n" + second + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
