@@ -280,9 +280,20 @@ class _Logged:
         method = env.get("REQUEST_METHOD", "-")
         elapsed = time.perf_counter() - self.started
         logs.access(
-            f'{client or "-"} {user} "{method} {target}" {self.status} {self.sent} '
-            f"{elapsed:.3f}s{self.note}"
+            f'{_logged(str(client or "-"))} {user} "{method} {_logged(target)}" {self.status} '
+            f"{self.sent} {elapsed:.3f}s{self.note}"
         )
+
+
+# The most characters of a client's address or request target in an access line: a line
+# stays within PIPE_BUF (4096 bytes, even with each character two in UTF-8), the most the
+# kernel writes to a pipe in one piece. A longer one was spliced with other worker processes'
+# lines when the log's reader fell behind, and what a client sent began a line of its own.
+_LOGGED_LONGEST = 1024
+
+
+def _logged(text: str) -> str:
+    return text if len(text) <= _LOGGED_LONGEST else text[:_LOGGED_LONGEST] + "..."
 
 
 def create_app(services: Services) -> DavApp:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,11 +102,13 @@ def test_a_line_to_a_reader_gone_or_a_closed_descriptor_is_dropped() -> None:
         logs.LineWriter(read_only.fileno()).line(0.0, "INFO", "lost")
 
 
-def _serve_with_stderr(tmp_path: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], int]:
+def _serve_with_stderr(
+    tmp_path: Path, workers: int = 1, **popen: Any
+) -> tuple[subprocess.Popen[bytes], int]:
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / "a.txt").write_bytes(b"hello")
     command = [sys.executable, "-m", "davserver", "serve", str(tmp_path / "root"), "--port", "0"]
-    command += ["--state-dir", str(tmp_path / "state"), "--workers", "1"]
+    command += ["--state-dir", str(tmp_path / "state"), "--workers", str(workers)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, **popen)
     assert proc.stdout is not None
     for raw in proc.stdout:
@@ -153,3 +158,47 @@ def test_no_line_is_written_to_what_takes_descriptor_2_when_it_was_closed(tmp_pa
     )
     subprocess.run([sys.executable, "-c", script], check=True, preexec_fn=lambda: os.close(2))
     assert (tmp_path / "file").read_bytes() == b""
+
+
+def test_access_lines_of_64_kib_targets_from_two_workers_stay_whole(tmp_path: Path) -> None:
+    """A line longer than PIPE_BUF is written to a pipe in pieces: with two worker processes
+    and a reader that falls behind, their lines were spliced together. Targets and client
+    addresses are cut so that a line stays whole."""
+    proc, port = _serve_with_stderr(tmp_path, workers=2, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    stderr = proc.stderr.fileno()
+    read: list[bytes] = []
+
+    def slow_reader() -> None:
+        while piece := os.read(stderr, 700):
+            read.append(piece)
+            time.sleep(0.0005)
+
+    def client(letter: str) -> None:
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(f"GET /{letter * 60_000} HTTP/1.1\r\nHost: h\r\n".encode())
+                sock.sendall(b"Connection: close\r\n\r\n")
+                while sock.recv(65536):
+                    pass
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    try:
+        clients = [threading.Thread(target=client, args=(letter,)) for letter in "abcd"]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        reader.join(30)
+        proc.stderr.close()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    lines = [line for line in b"".join(read).decode().splitlines() if "INFO 127.0.0.1" in line]
+    assert len(lines) == 80
+    whole = re.compile(r'.* INFO 127\.0\.0\.1 - "GET /(a+|b+|c+|d+)\.\.\." 414 \d+ \d+\.\d{3}s')
+    assert [line for line in lines if not whole.fullmatch(line)] == []
+    assert {len(line.split('"')[1]) for line in lines} == {len("GET ") + 1024 + len("...")}
