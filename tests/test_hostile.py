@@ -782,3 +782,16 @@ def test_a_request_with_two_host_headers_is_400(server: Any, second: bytes):
     (llhttpd joined them into "a, b", which became the origin; cheroot kept the last)."""
     answer = server.raw(b"GET / HTTP/1.1\r\nHost: a\r\n" + second + b"\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_quote_in_the_target_does_not_end_the_access_lines_request(
+    server: Any, caplog: pytest.LogCaptureFixture
+):
+    """Both engines let `"` and `\\` through in a target; unescaped, `/a" 200 5 0.001s` made
+    the line's request field end early and the fields after it the client's."""
+    with caplog.at_level(logging.INFO, logger="davserver.access"):
+        answer = server.raw(b'GET /a"\\b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        assert wait_for(lambda: any(r.name == "davserver.access" for r in caplog.records))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "davserver.access"]
+    assert line.startswith('127.0.0.1 - "GET /a\\x22\\x5Cb" 403 ')

@@ -20,7 +20,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from davserver import logs
+from davserver import app, logs
 
 
 @pytest.fixture
@@ -201,4 +201,25 @@ def test_access_lines_of_64_kib_targets_from_two_workers_stay_whole(tmp_path: Pa
     assert len(lines) == 80
     whole = re.compile(r'.* INFO 127\.0\.0\.1 - "GET /(a+|b+|c+|d+)\.\.\." 414 \d+ \d+\.\d{3}s')
     assert [line for line in lines if not whole.fullmatch(line)] == []
-    assert {len(line.split('"')[1]) for line in lines} == {len("GET ") + 1024 + len("...")}
+    assert {len(line.split('"')[1]) for line in lines} == {len("GET ") + 2000 + len("...")}
+
+
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [
+        ("/a%20b/c.txt?x=1", "/a%20b/c.txt?x=1"),
+        ('/a" 200 5 0.001s', "/a\\x22 200 5 0.001s"),
+        ("/a\\b", "/a\\x5Cb"),
+        ("/\x1b[2K\x1b]0;t\x07\x00\x7f", "/\\x1B[2K\\x1B]0;t\\x07\\x00\\x7F"),
+        ("/a\r\nb", "/a\\x0D\\x0Ab"),
+        ("/caf\xc3\xa9", "/caf\\xC3\\xA9"),
+        ("/\u2028", "/\\x5Cu2028"),
+        ("/" + "a" * 1999, "/" + "a" * 1999),
+        ("/" + "a" * 2000, "/" + "a" * 1999 + "..."),
+        ("/" + '"' * 600, "/" + "\\x22" * 499 + "\\x2..."),
+    ],
+)
+def test_what_a_client_sent_is_escaped_and_cut_in_the_access_line(sent: str, logged: str) -> None:
+    """A `"` ended the quoted request early (a field of the client's making after it); ESC,
+    DEL and NUL reached the log raw on cheroot. Escaped as nginx escapes them."""
+    assert app._logged(sent, app._LOGGED_TARGET) == logged
