@@ -146,6 +146,9 @@ class _Connection:
         self.state = _HANDSHAKE if self.tls else _IDLE
         self.deadline = time.monotonic() + server.header_timeout
         self.waiting = False  # in epoll, nobody's
+        # Shut down by cut(): a request read from it afterwards (recv still returns what had
+        # arrived) is not served, since no answer can reach the client.
+        self.cut_off = False
         self.reading_body = False  # a thread waits for the body the app reads
         self.body_deadline: float | None = None
 
@@ -334,6 +337,7 @@ class _Connection:
     def cut(self) -> None:
         """Shut the connection down (from another thread): the thread that has it, or the next
         one epoll gives it to, sees it end and closes it."""
+        self.cut_off = True
         # socket.socket's own shutdown: the TLS layer's would tear down state a thread may be
         # using.
         with contextlib.suppress(OSError):
@@ -987,7 +991,7 @@ class LlhttpServer:
         (closed here), True to wait for more."""
         messages = conn.messages
         while messages and messages[0].head_done:
-            if self.stopping or not self._respond(conn, messages[0], buf):
+            if self.stopping or conn.cut_off or not self._respond(conn, messages[0], buf):
                 self._close(conn)
                 return False
             messages.popleft()
