@@ -795,3 +795,21 @@ def test_a_quote_in_the_target_does_not_end_the_access_lines_request(
         assert wait_for(lambda: any(r.name == "davserver.access" for r in caplog.records))
     [line] = [r.getMessage() for r in caplog.records if r.name == "davserver.access"]
     assert line.startswith('127.0.0.1 - "GET /a\\x22\\x5Cb" 403 ')
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked"],
+    ids=["one-line", "two-lines"],
+)
+def test_a_transfer_coding_other_than_chunked_is_501_and_nothing_stored(
+    server: Any, codings: bytes
+):
+    """RFC 9112 6.1: 501 for a transfer coding the server does not understand. The httptools
+    engine undid the chunked coding and stored the gzip-coded bytes beneath as the file."""
+    answer = server.raw(
+        b"PUT /f.txt HTTP/1.1\r\nHost: h\r\n" + codings + b"\r\nConnection: close\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 501 ")
+    assert not (server.root / "f.txt").exists()
