@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -276,13 +277,41 @@ class _Logged:
         env = self.environ
         user = self.req.user if self.req is not None and self.req.user else "-"
         client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
-        target = _one_line(str(env.get("REQUEST_URI") or env.get("PATH_INFO", "")))
+        target = str(env.get("REQUEST_URI") or env.get("PATH_INFO", ""))
         method = env.get("REQUEST_METHOD", "-")
         elapsed = time.perf_counter() - self.started
         logs.access(
-            f'{client or "-"} {user} "{method} {target}" {self.status} {self.sent} '
+            f"{_logged(str(client or '-'), _LOGGED_CLIENT)} {user} "
+            f'"{method} {_logged(target, _LOGGED_TARGET)}" {self.status} {self.sent} '
             f"{elapsed:.3f}s{self.note}"
         )
+
+
+# The most characters of a request target and of a client's address in an access line, so
+# that a line stays within PIPE_BUF (4096 bytes), the most the kernel writes to a pipe in one
+# piece: a longer one was spliced with other worker processes' lines when the log's reader
+# fell behind, and what a client sent began a line of its own.
+_LOGGED_TARGET = 2000
+_LOGGED_CLIENT = 200
+# What a client sent is logged as nginx logs it: `"` and `\` (which would end or blur the
+# quoted request), control characters (ESC sequences can make a terminal rewrite what it
+# shows; cheroot lets ESC, DEL and NUL through) and non-ASCII as \xHH.
+_LOG_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
+
+
+def _logged(text: str, longest: int) -> str:
+    """`text` from a client as an access line shows it: escaped, cut to `longest`."""
+    cut = len(text) > longest
+    text = text[:longest]
+    if _LOG_UNSAFE.search(text) is not None:
+        # Latin-1 in the environ (WSGI): each character is a byte as it was sent.
+        raw = text.encode("latin-1", "backslashreplace")
+        text = "".join(
+            [chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\x{b:02X}" for b in raw]
+        )
+        cut = cut or len(text) > longest
+        text = text[:longest]
+    return text + "..." if cut else text
 
 
 def create_app(services: Services) -> DavApp:

@@ -52,7 +52,8 @@ class DeferredTLSAdapter(BuiltinSSLAdapter):
 class _HeaderReader(server.HeaderReader):
     """cheroot's header reader keeps the last of several Content-Length headers, so a body
     framed as 3 bytes by one and 5 by the other was read as 5. RFC 9112 6.3 makes a doubled
-    Content-Length a framing error; a ValueError here is cheroot's 400 and closes."""
+    Content-Length a framing error, and a doubled Host is as bad (RFC 9112 3.2); a ValueError
+    here is cheroot's 400 and closes. A name with "_" is dropped (see llhttpd._environ_key)."""
 
     def __call__(self, rfile: Any, hdict: Any = None) -> Any:
         return _OneHeaderBlock()(rfile, hdict)
@@ -60,14 +61,20 @@ class _HeaderReader(server.HeaderReader):
 
 class _OneHeaderBlock(server.HeaderReader):
     def __init__(self) -> None:
-        self.lengths = 0
+        self.seen: set[bytes] = set()
 
     def _allow_header(self, key_name: bytes) -> bool:
-        if key_name == b"Content-Length":
-            self.lengths += 1
-            if self.lengths > 1:
-                raise ValueError("More than one Content-Length header.")
+        if b"_" in key_name:
+            return False  # as the httptools engine drops it (llhttpd._environ_key)
+        if key_name in _SINGLE and key_name in self.seen:
+            raise ValueError(f"More than one {key_name.decode()} header.")
+        self.seen.add(key_name)
         return True
+
+
+# Headers a request may carry once: a second Content-Length is a framing error (RFC 9112
+# 6.3), a second Host a 400 (RFC 9112 3.2).
+_SINGLE = frozenset({b"Content-Length", b"Host"})
 
 
 # RFC 9112 7.1: chunk-size is 1*HEXDIG, then optional extensions.

@@ -146,6 +146,9 @@ class _Connection:
         self.state = _HANDSHAKE if self.tls else _IDLE
         self.deadline = time.monotonic() + server.header_timeout
         self.waiting = False  # in epoll, nobody's
+        # Shut down by cut(): a request read from it afterwards (recv still returns what had
+        # arrived) is not served, since no answer can reach the client.
+        self.cut_off = False
         self.reading_body = False  # a thread waits for the body the app reads
         self.body_deadline: float | None = None
 
@@ -163,10 +166,17 @@ class _Connection:
     def on_header(self, name: bytes, value: bytes) -> None:
         message = self.parsing
         assert message is not None
-        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = _environ_key(name)
+        if not key:
+            return  # a name with "_" (see _environ_key)
         text = value.decode("latin-1")
         fields = message.fields
         if key in fields:
+            if key == "HTTP_HOST":
+                # RFC 9112 3.2: a server MUST answer 400; which one named the server?
+                raise ValueError("more than one Host header")
             # Repeated headers are one list (RFC 9110 5.3); cookies join with "; ".
             text = fields[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
         elif key == "HTTP_TRANSFER_ENCODING":
@@ -327,6 +337,7 @@ class _Connection:
     def cut(self) -> None:
         """Shut the connection down (from another thread): the thread that has it, or the next
         one epoll gives it to, sees it end and closes it."""
+        self.cut_off = True
         # socket.socket's own shutdown: the TLS layer's would tear down state a thread may be
         # using.
         with contextlib.suppress(OSError):
@@ -368,17 +379,25 @@ def _wait(sock: socket.socket, blocked: BaseException, writing: bool, timeout: f
     return bool(poller.poll(max(timeout, 0.0) * 1000))
 
 
-# Header names as environ keys, for the names seen so far (bounded: clients choose them).
+# Header names as environ keys, for the names seen so far. Clients choose them, so both how
+# many and how long are bounded (a name may be nearly MAX_HEAD long): at most ~64 KiB in all.
 _ENVIRON_KEYS: dict[bytes, str] = {}
 _ENVIRON_KEYS_KEPT = 512
+_ENVIRON_KEY_LONGEST = 64
 
 
 def _environ_key(name: bytes) -> str:
-    """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables)."""
-    key = name.decode("latin-1").upper().replace("-", "_")
-    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        key = "HTTP_" + key
-    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT:
+    """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables), or "" for a
+    name with "_", which is dropped as nginx and Apache drop it: `X_Forwarded_For` would be
+    the same key as `X-Forwarded-For`, so a client could add to or (on cheroot) replace what a
+    trusted proxy says, where the proxy strips or overwrites only the dashed name."""
+    if b"_" in name:
+        key = ""
+    else:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT and len(name) <= _ENVIRON_KEY_LONGEST:
         _ENVIRON_KEYS[name] = key
     return key
 
@@ -972,7 +991,7 @@ class LlhttpServer:
         (closed here), True to wait for more."""
         messages = conn.messages
         while messages and messages[0].head_done:
-            if self.stopping or not self._respond(conn, messages[0], buf):
+            if self.stopping or conn.cut_off or not self._respond(conn, messages[0], buf):
                 self._close(conn)
                 return False
             messages.popleft()

@@ -11,8 +11,10 @@ calling `configure` gets the access lines as records of the `davserver.access` l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -56,7 +58,10 @@ class LineWriter(logging.Handler):
         self.write(f"{self._stamp},{int((created - second) * 1000):03d} {level} {message}")
 
     def write(self, text: str) -> None:
-        os.write(self.fd, (text + "\n").encode("utf-8", "backslashreplace"))
+        # Standard error closed, or its reader gone (EPIPE): the line is lost, as it was with
+        # logging's StreamHandler, and the request it tells of goes on regardless.
+        with contextlib.suppress(OSError):
+            os.write(self.fd, (text + "\n").encode("utf-8", "backslashreplace"))
 
 
 # Set by configure() when access lines go straight to the writer.
@@ -66,6 +71,10 @@ _access_writer: LineWriter | None = None
 def configure(level: str, access_log: bool) -> None:
     """Send every log to standard error at `level`; the access log only when `access_log`."""
     global _access_writer
+    if sys.stderr is None:
+        # Descriptor 2 was closed when Python started: whatever is opened next may get it
+        # (SQLite puts /dev/null there, read-only), and no log line may land in that.
+        return
     # The format names no source file, thread or process: not looking them up per record is
     # logging's own documented optimisation (HOWTO, "Optimization").
     logging._srcfile = None

@@ -158,11 +158,16 @@ def _client(chain: list[str], peer: str, trusted: tuple[Network, ...]) -> str:
     return chain[0] if chain else peer
 
 
-@functools.lru_cache(maxsize=256)  # bounded: the Host header is the client's to choose
 def _direct(scheme: str, netloc: str, prefix: str, peer: str) -> Origin:
     """The origin of a request that no trusted proxy forwarded: what the client asked for."""
     host = normalize_host(netloc, scheme)
     return Origin(scheme if scheme in DEFAULT_PORTS else "http", host, prefix, peer)
+
+
+# The Host header is the client's to choose, up to nearly 64 KiB: only hosts a name can have
+# (253 characters for DNS, RFC 1035 2.3.4, with user info and port beside) are remembered.
+_REMEMBERED_HOST = 300
+_remembered_direct = functools.lru_cache(maxsize=256)(_direct)
 
 
 def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
@@ -171,6 +176,8 @@ def resolve(site: Site, environ: Mapping[str, Any]) -> Origin:
     scheme = str(environ.get("wsgi.url_scheme", "http")).lower()
     netloc = str(environ.get("HTTP_HOST") or _server_host(environ))
     if not site.trusted and not site.public_host:
+        if len(netloc) <= _REMEMBERED_HOST:
+            return _remembered_direct(scheme, netloc, site.prefix, peer)
         return _direct(scheme, netloc, site.prefix, peer)
     host = normalize_host(netloc, scheme)
     prefix = site.prefix

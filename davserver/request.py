@@ -107,6 +107,11 @@ class Request:
         a number."""
         if self.chunked and self.environ.get("CONTENT_LENGTH") not in (None, ""):
             raise FramingError("Content-Length beside Transfer-Encoding")
+        codings = (self.header("Transfer-Encoding") or "").lower().split(",")
+        if [coding.strip() for coding in codings if coding.strip()] not in ([], ["chunked"]):
+            # The engine undoes chunked alone: a gzip coding beneath it would be stored as the
+            # file's content. RFC 9112 6.1: 501 for a transfer coding not understood.
+            raise DavError("only the chunked transfer coding is understood", status=501)
         _ = self.content_length
 
     def has_body(self) -> bool:

@@ -23,6 +23,7 @@ from helpers import temp_files, wait_for
 from procs import ServerProcess
 from test_hostile import read_answer
 
+from davserver import llhttpd
 from davserver.config import ENGINES
 from davserver.llhttpd import LlhttpServer
 
@@ -224,4 +225,67 @@ def test_a_request_blocked_in_the_app_does_not_hold_up_the_next_client() -> None
             assert blocked.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
         release.set()
+        server.stop()
+
+
+def test_header_names_remembered_are_few_and_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names mapped to environ keys are the clients' to choose: 10,000 distinct ones, half
+    of them 8 KiB long, leave at most _ENVIRON_KEYS_KEPT short ones remembered."""
+    remembered: dict[bytes, str] = {}
+    monkeypatch.setattr(llhttpd, "_ENVIRON_KEYS", remembered)
+    for number in range(5000):
+        long_name = b"X-%d-" % number + b"a" * 8192
+        assert llhttpd._environ_key(long_name) == "HTTP_" + long_name.decode().upper().replace(
+            "-", "_"
+        )
+        assert llhttpd._environ_key(b"X-Short-%d" % number) == f"HTTP_X_SHORT_{number}"
+    assert len(remembered) == llhttpd._ENVIRON_KEYS_KEPT
+    assert max(len(name) for name in remembered) == len(b"X-Short-511")
+
+
+def test_a_connection_the_sweeper_cut_is_not_served_afterwards() -> None:
+    """A kept-alive connection whose request waits (in epoll or `_ready`) while every thread
+    is busy, until its idle deadline passes, is cut by the sweeper: its socket is shut down,
+    so an answer can never reach the client. The request must not run all the same (a
+    DELETE done with no answer, retried by the client)."""
+    ran: list[str] = []
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        ran.append(path)
+        if path == "/block":
+            entered.set()
+            gate.wait(30)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = LlhttpServer(
+        ("127.0.0.1", 0), app, threads=1, max_threads=1, request_timeout=0.5, header_timeout=10
+    )
+    server.prepare()
+    port = server.bind_addr[1]
+    late = socket.create_connection(("127.0.0.1", port), timeout=10)
+    blocker = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        late.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert late.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")  # now idle, kept alive
+        blocker.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert entered.wait(10)  # the one thread is held
+        late.sendall(b"DELETE /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Its idle deadline (request_timeout) passes while it waits: the sweeper cuts it.
+        assert wait_for(lambda: late.recv(4096) == b"", 10)
+        gate.set()
+        assert blocker.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        # The thread is free again, and has gone through what was ready.
+        check = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with check:
+            check.sendall(b"GET /check HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert check.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert ran == ["/first", "/block", "/check"]
+    finally:
+        gate.set()
+        late.close()
+        blocker.close()
         server.stop()

@@ -754,3 +754,62 @@ def test_a_kept_alive_connection_idle_past_header_timeout_still_serves(
             assert answer.status == 200 and answer.body == b"still here"
             assert not answer.closed
             time.sleep(1.5)
+
+
+def test_a_header_name_with_underscores_is_dropped(
+    make_server: Callable[..., Any], caplog: pytest.LogCaptureFixture
+):
+    """`X_Forwarded_For` and `X-Forwarded-For` are one WSGI key; behind a trusted proxy that
+    overwrites or strips only the dashed one, the client named itself (llhttpd joined the two,
+    cheroot kept the last). Dropped, as nginx and Apache drop such names."""
+    live = make_server(trusted_proxies=["127.0.0.1"])
+    (live.root / "f.txt").write_bytes(b"x")
+    with caplog.at_level(logging.INFO, logger="davserver.access"):
+        answer = live.raw(
+            b"GET /f.txt HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\n"
+            b"X_Forwarded_For: 198.51.100.66\r\nContent_Length: 5\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(b"\r\n\r\nx")
+        assert wait_for(lambda: any("/f.txt" in r.getMessage() for r in caplog.records))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "davserver.access"]
+    assert line.startswith('203.0.113.7 - "GET /f.txt" 200 1 ')
+
+
+@pytest.mark.parametrize("second", [b"Host: b", b"host: a"])
+def test_a_request_with_two_host_headers_is_400(server: Any, second: bytes):
+    """RFC 9112 3.2: a server MUST answer 400 to a request with more than one Host line
+    (llhttpd joined them into "a, b", which became the origin; cheroot kept the last)."""
+    answer = server.raw(b"GET / HTTP/1.1\r\nHost: a\r\n" + second + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_quote_in_the_target_does_not_end_the_access_lines_request(
+    server: Any, caplog: pytest.LogCaptureFixture
+):
+    """Both engines let `"` and `\\` through in a target; unescaped, `/a" 200 5 0.001s` made
+    the line's request field end early and the fields after it the client's."""
+    with caplog.at_level(logging.INFO, logger="davserver.access"):
+        answer = server.raw(b'GET /a"\\b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        assert wait_for(lambda: any(r.name == "davserver.access" for r in caplog.records))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "davserver.access"]
+    assert line.startswith('127.0.0.1 - "GET /a\\x22\\x5Cb" 403 ')
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked"],
+    ids=["one-line", "two-lines"],
+)
+def test_a_transfer_coding_other_than_chunked_is_501_and_nothing_stored(
+    server: Any, codings: bytes
+):
+    """RFC 9112 6.1: 501 for a transfer coding the server does not understand. The httptools
+    engine undid the chunked coding and stored the gzip-coded bytes beneath as the file."""
+    answer = server.raw(
+        b"PUT /f.txt HTTP/1.1\r\nHost: h\r\n" + codings + b"\r\nConnection: close\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 501 ")
+    assert not (server.root / "f.txt").exists()

@@ -9,6 +9,7 @@ methods built on them (Request.own_path and Request.destination).
 from __future__ import annotations
 
 import ipaddress
+import tracemalloc
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from davserver import origin as origin_module
 from davserver.errors import BadGateway, BadRequest, DavError
 from davserver.origin import (
     Origin,
@@ -852,3 +854,25 @@ def test_forwarded_host_comes_from_the_hop_our_proxy_wrote() -> None:
     origin = resolve(TRUSTED, environ(peer="10.0.0.1", Forwarded=forwarded + ";proto=https"))
     assert (origin.scheme, origin.host) == ("https", "files.example")
     assert origin.client == "203.0.113.9"
+
+
+def test_hostile_host_headers_are_not_remembered_whole() -> None:
+    """The direct origins are remembered (origin._remembered_direct); Host is the client's to
+    choose and may be nearly 64 KiB long. 300 such hosts from one peer leave little held."""
+    here = site()
+    origin_module._remembered_direct.cache_clear()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(300):
+            host = f"h{number}" + "x" * 60_000
+            assert resolve(here, environ(host=host)) == Origin("http", host, "", "127.0.0.1")
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        origin_module._remembered_direct.cache_clear()
+    assert held < 1_000_000
+    # An ordinary host is still resolved from what is remembered.
+    assert resolve(here, environ(host="Files.Example:80")) is resolve(
+        here, environ(host="Files.Example:80")
+    )
