@@ -31,8 +31,9 @@ class LineWriter(logging.Handler):
         super().__init__()
         self.fd = fd
         self.fallback = logging.Formatter(FORMAT)
-        self._second = -1
-        self._stamp = ""
+        # The second last formatted and its text, replaced together: threads write lines at
+        # once, and two separate fields could pair one second with another's text.
+        self._stamp = (-1, "")
 
     def handle(self, record: logging.LogRecord) -> bool:
         if not self.filter(record):
@@ -52,10 +53,11 @@ class LineWriter(logging.Handler):
     def line(self, created: float, level: str, message: str) -> None:
         """Write `message` in the log's format (FORMAT, with logging's default time)."""
         second = int(created)
-        if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-            self._second = second
-        self.write(f"{self._stamp},{int((created - second) * 1000):03d} {level} {message}")
+        stamped, stamp = self._stamp
+        if second != stamped:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._stamp = (second, stamp)
+        self.write(f"{stamp},{int((created - second) * 1000):03d} {level} {message}")
 
     def write(self, text: str) -> None:
         # Standard error closed, or its reader gone (EPIPE): the line is lost, as it was with
