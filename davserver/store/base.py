@@ -160,6 +160,11 @@ def claims_meet(a: str, a_exclusive: bool, b: str, b_exclusive: bool) -> bool:
     return paths.is_same_or_ancestor(a, b) or paths.is_ancestor(b, a)
 
 
+def wanted_paths(exclusive: Sequence[str], shared: Sequence[str]) -> list[tuple[str, bool]]:
+    """A claim's paths as (path, exclusive) pairs, as `meeting` and the stores' rows take them."""
+    return [(p, True) for p in exclusive] + [(p, False) for p in shared]
+
+
 def meeting(rows: Iterable[tuple[str, str, bool]], wanted: Iterable[tuple[str, bool]]) -> set[str]:
     """The ids of the held claim paths `rows` (id, path, exclusive) that meet any of the
     `wanted` (path, exclusive): the claims a new one on `wanted` must wait for."""

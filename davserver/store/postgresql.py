@@ -49,7 +49,15 @@ from psycopg_pool import ConnectionPool
 
 from .. import owners, paths
 from ..errors import DavError, InsufficientStorage
-from .base import Claim, Lock, LockConflict, claims_of, find_conflict, meeting
+from .base import (
+    Claim,
+    Lock,
+    LockConflict,
+    claims_of,
+    find_conflict,
+    meeting,
+    wanted_paths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -815,7 +823,7 @@ class PostgresClaimStore:
         intent: dict[str, object],
     ) -> tuple[str | None, list[Claim]]:
         self._abandon_pending()
-        wanted = [(p, True) for p in exclusive] + [(p, False) for p in shared]
+        wanted = wanted_paths(exclusive, shared)
         roots = [p for p, _ in wanted]
         above = sorted({a for p in roots for a in (p, *paths.ancestors(p))})
         bounds = [_bounds(p) for p in roots]

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from .. import owners, paths
-from .base import Claim, claims_of, meeting
+from .base import Claim, claims_of, meeting, wanted_paths
 from .sqlite import Database, subtree_clause
 
 SCHEMA = """
@@ -46,7 +46,7 @@ class SqliteClaimStore:
         shared: Sequence[str],
         intent: dict[str, object],
     ) -> tuple[str | None, list[Claim]]:
-        wanted = [(p, True) for p in exclusive] + [(p, False) for p in shared]
+        wanted = wanted_paths(exclusive, shared)
         with self.db.write() as conn:
             rows = [row for path, _ in wanted for row in _near(conn, path)]
             blocking = meeting(rows, wanted)
