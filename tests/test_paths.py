@@ -13,6 +13,14 @@ from davserver import paths
 from davserver.errors import BadRequest, DavError, Forbidden
 from davserver.paths import href, join, url_to_path
 
+
+@pytest.fixture(autouse=True)
+def _nothing_remembered() -> None:
+    """Each test decodes its paths itself, not through a path an earlier test left in
+    url_to_path's cache."""
+    paths._remembered.cache_clear()
+
+
 # -- url_to_path: decoding ------------------------------------------------------------------
 
 
@@ -348,3 +356,11 @@ def test_url_to_path_result_is_a_clean_provider_path(raw: str) -> None:
         assert seg not in ("", ".", "..")
         assert "\\" not in seg and "\0" not in seg
     assert ".." not in path.split("/")
+
+
+def test_a_path_too_long_to_be_remembered_is_decoded_the_same() -> None:
+    segment = "caf%C3%A9-" + "x" * 90
+    raw = "/" + "/".join([segment] * 12)  # about 1,200 characters: past the cache's bound
+    assert len(raw) > paths._REMEMBERED_LENGTH
+    assert url_to_path(raw) == "/" + "/".join(["café-" + "x" * 90] * 12)
+    assert paths._remembered.cache_info().currsize == 0  # too long to be kept
