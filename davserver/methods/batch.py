@@ -140,11 +140,9 @@ def _resolve(base: str, given: str) -> str | None:
     return paths.join([*paths.split(base), *segments])
 
 
-def _string(item: dict[str, Any], key: str, index: int, required: bool = True) -> str:
+def _string(item: dict[str, Any], key: str, index: int) -> str:
     value = item.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
+    if not isinstance(value, str) or not value:
         raise BatchError("invalid-operation", f"operation {index}: '{key}' must be a string", index)
     return value
 
