@@ -933,6 +933,107 @@ def test_xml_form_lists_failed_members(server):
     assert element.findtext(D + "responsedescription") == f"2 members failed: {listed}"
 
 
+# The lock answers of a batch under the prefix /dav, sent without the tokens: a locked file, a
+# folder holding a locked member (a 207 naming it), and a file in a locked folder.
+LOCK_ANSWER_TREE = {"locked file.txt": b"L", "dir/x.txt": b"x", "dir/sub/held.txt": b"h"}
+LOCK_ANSWER_ITEMS = [
+    {"op": "delete", "path": "locked file.txt"},
+    {"op": "delete", "path": "dir/"},
+    {"op": "delete", "path": "dir/sub/held.txt"},
+]
+
+
+def _locked_for_answers(make_server: Callable[..., Any]) -> Any:
+    live = make_server(prefix="/dav", prefix_mode="keep")
+    make_tree(live.root, LOCK_ANSWER_TREE)
+    lock(live, "/dav/locked%20file.txt")
+    lock(live, "/dav/dir/sub/")
+    return live
+
+
+def _error_xml(element: Any) -> str | None:
+    error = element.find(D + "error")
+    return None if error is None else etree.tostring(error, encoding="unicode")
+
+
+def test_xml_form_names_the_locked_resource_in_its_error_like_delete(make_server):
+    # RFC 4918 16: <D:lock-token-submitted> SHOULD hold the URL of the locked resource, under
+    # the prefix clients use, a collection's with its trailing slash: the <D:error> a DELETE
+    # of the same resource answers.
+    live = _locked_for_answers(make_server)
+    response = post_batch(
+        live, LOCK_ANSWER_ITEMS, at="/dav/", headers={"Accept": "application/xml"}
+    )
+    assert response.status_code == 207, response.text
+    responses = etree.fromstring(response.content).findall(D + "response")
+    named = '<D:error xmlns:D="DAV:"><D:lock-token-submitted><D:href>{}</D:href>'
+    named += "</D:lock-token-submitted></D:error>"
+    assert [_error_xml(r) for r in responses] == [
+        named.format("/dav/locked%20file.txt"),
+        None,  # "partial-failure" is our own code; its members are in the description
+        named.format("/dav/dir/sub/"),
+    ]
+    for path, element in (
+        ("/dav/locked%20file.txt", responses[0]),
+        ("/dav/dir/sub/held.txt", responses[2]),
+    ):
+        webdav = live.request("DELETE", path)
+        assert webdav.status_code == 423
+        answered = etree.tostring(etree.fromstring(webdav.content), encoding="unicode")
+        assert answered == _error_xml(element)
+    assert snapshot(live.root) == {
+        "locked file.txt": b"L",
+        "dir": None,
+        "dir/sub": None,
+        "dir/sub/held.txt": b"h",
+    }
+
+
+def test_json_form_names_the_locked_resource_in_error_hrefs(make_server):
+    live = _locked_for_answers(make_server)
+    results = run(live, LOCK_ANSWER_ITEMS, at="/dav/")["results"]
+    assert results == [
+        {
+            "index": 0,
+            "op": "delete",
+            "path": "locked file.txt",
+            "href": "/dav/locked%20file.txt",
+            "status": 423,
+            "error": "lock-token-submitted",
+            "error_hrefs": ["/dav/locked%20file.txt"],
+            "message": "/locked file.txt is locked",
+        },
+        {
+            "index": 1,
+            "op": "delete",
+            "path": "dir/",
+            "href": "/dav/dir/",
+            "status": 207,
+            "error": "partial-failure",
+            "members": [
+                {
+                    "path": "dir/sub/",
+                    "href": "/dav/dir/sub/",
+                    "status": 423,
+                    "error": "lock-token-submitted",
+                    "error_hrefs": ["/dav/dir/sub/"],
+                    "message": "/dir/sub is locked",
+                }
+            ],
+        },
+        {
+            "index": 2,
+            "op": "delete",
+            "path": "dir/sub/held.txt",
+            "href": "/dav/dir/sub/held.txt",
+            "status": 423,
+            "error": "lock-token-submitted",
+            "error_hrefs": ["/dav/dir/sub/"],
+            "message": "/dir/sub is locked",
+        },
+    ]
+
+
 # -- stop_on_error -----------------------------------------------------------------------------
 
 

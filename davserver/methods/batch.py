@@ -32,7 +32,7 @@ from .copymove import Transfer, transfer
 from .propfind import DeadProperties, collect
 from .proppatch import apply_changes
 from .read import DAV_METHODS, content_type
-from .results import member_error
+from .results import collection_test, member_error
 from .write import check_preconditions, delete_resource, make_collection
 
 OPS = ("delete", "move", "copy", "mkcol", "proppatch", "propfind")
@@ -90,6 +90,8 @@ class ItemResult:
     status: int
     error: str | None = None
     message: str = ""
+    # The hrefs of the resources the error names (the locked one of lock-token-submitted).
+    error_hrefs: list[str] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
     props: dict[str, str] | None = None
     missing: list[str] | None = None
@@ -109,6 +111,8 @@ class ItemResult:
         }
         if self.error:
             out["error"] = self.error
+        if self.error_hrefs:
+            out["error_hrefs"] = self.error_hrefs
         if self.message:
             out["message"] = self.message
         if self.members:
@@ -136,11 +140,9 @@ def _resolve(base: str, given: str) -> str | None:
     return paths.join([*paths.split(base), *segments])
 
 
-def _string(item: dict[str, Any], key: str, index: int, required: bool = True) -> str:
+def _string(item: dict[str, Any], key: str, index: int) -> str:
     value = item.get(key)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
+    if not isinstance(value, str) or not value:
         raise BatchError("invalid-operation", f"operation {index}: '{key}' must be a string", index)
     return value
 
@@ -300,11 +302,18 @@ class Runner:
         except DavError as exc:
             result.status = exc.status
             result.error = exc.condition or _code(exc.status)
+            result.error_hrefs = self._hrefs(exc.hrefs)
             result.message = exc.message
             if exc.status == 412 and op.op in ("move", "copy"):
                 # Say it in the batch's own terms, not the Overwrite header's.
                 result.message = f"{op.destination} exists and overwrite is false"
         return result
+
+    def _hrefs(self, named: tuple[str, ...]) -> list[str]:
+        """The hrefs of the resources a condition names, as a WebDAV method's <D:error> writes
+        them: under the prefix, a collection's with its trailing slash (RFC 4918 16)."""
+        is_collection = collection_test(self.services)
+        return [self.req.href(path, is_collection(path)) for path in named]
 
     def require_login(self, operations: list[Operation]) -> None:
         """401 with the challenge for the whole batch, before anything runs, when an anonymous
@@ -379,6 +388,8 @@ class Runner:
             }
             if member.condition:
                 entry["error"] = member.condition
+            if member.condition_paths:
+                entry["error_hrefs"] = self._hrefs(member.condition_paths)
             if member.message:
                 entry["message"] = member.message
             result.members.append(entry)
@@ -469,7 +480,7 @@ def post(services: Services, req: Request, guard: Guard) -> Response:
     accept = (req.header("Accept") or "").lower()
     if "application/xml" in accept or "text/xml" in accept:
         content_type = 'application/xml; charset="utf-8"'
-        chunks = xmlout.multistatus(_xml_item(req.prefix, r) for r in results)
+        chunks = xmlout.multistatus(_xml_item(r) for r in results)
     else:
         content_type = JSON_TYPE
         chunks = _json_stream(results)
@@ -604,14 +615,14 @@ def _json_stream(results: Iterator[ItemResult]) -> Iterator[bytes]:
     return xmlout.chunked(parts())
 
 
-def _xml_item(prefix: str, result: ItemResult) -> str:
+def _xml_item(result: ItemResult) -> str:
     description = result.message
     if result.members:
         listed = ", ".join(f"{m['path']} ({m['status']})" for m in result.members)
         description = f"{len(result.members)} members failed: {listed}"
     # RFC 4918 condition names go into <D:error>; our own short codes stay in the text.
     condition = result.error if result.error in RFC_CONDITIONS else None
-    return xmlout.response(result.href, result.status, condition, (), description)
+    return xmlout.response(result.href, result.status, condition, result.error_hrefs, description)
 
 
 RFC_CONDITIONS = frozenset(
