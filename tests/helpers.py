@@ -29,6 +29,7 @@ from conftest import LiveServer
 from lxml import etree
 
 from davserver import paths
+from davserver.config import ENGINES
 from davserver.errors import Forbidden, InsufficientStorage
 from davserver.passwords import set_password
 from davserver.provider.fs import TEMP_PREFIX, TRASH_NAME
@@ -527,3 +528,16 @@ def litmus_results(report: str) -> dict[str, tuple[str, int, int, int]]:
         m["label"]: (m["group"], int(m["run"]), int(m["passed"]), int(m["failed"]))
         for m in LITMUS_SUMMARY.finditer(report)
     }
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn, for a module that imports this with `make_server`: what both
+    engines must do alike (refuse hostile input, keep deadlines) is tested on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_server(make_server: Callable[..., Any], engine: str) -> Callable[..., Any]:
+    """conftest's factory, on the engine of the test (imported with `engine`)."""
+    return lambda **overrides: make_server(engine=engine, **overrides)

@@ -18,11 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import requests
 from helpers import COLOR, color_of, proppatch_body, self_signed_certificate
 
 HEADER_TIMEOUT = 1
+
+# Each test on each engine: the fixtures `engine` and `make_server` (conftest's, on that engine).
+engine = helpers.engine
+make_server = helpers.make_server
 
 
 def read_response(reader: Any) -> tuple[int, dict[str, str], bytes]:
