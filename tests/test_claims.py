@@ -72,6 +72,21 @@ def test_a_claim_waits_for_a_meeting_one_only(opener: Opener) -> None:
     assert taken is not None
 
 
+def test_a_claim_is_seen_with_its_changed_and_its_read_paths(opener: Opener) -> None:
+    """A COPY's claim changes its destination and reads its source: another process that
+    meets it sees which is which (recovery and the wait both go by them)."""
+    one, two = opener(), opener()
+    held, _ = one.try_take(["/dst", "/dst2"], ["/src", "/src2"], {"op": "copy"})
+    assert held is not None
+    taken, [claim] = two.try_take(["/src/x"], [], {})
+    assert taken is None
+    assert (claim.id, sorted(claim.exclusive), sorted(claim.shared)) == (
+        held,
+        ["/dst", "/dst2"],
+        ["/src", "/src2"],
+    )
+
+
 def test_shared_claims_do_not_meet(opener: Opener) -> None:
     one, two = opener(), opener()
     assert one.try_take([], ["/src"], {})[0] is not None
