@@ -153,25 +153,50 @@ def test_an_upload_cut_off_by_sigterm_keeps_the_old_file(tmp_path: Path, engine:
     assert temp_files(proc.root) == []
 
 
-def test_a_request_taken_in_the_same_poll_as_a_blocked_one_is_still_served() -> None:
-    """One poll takes every ready connection (READY_BATCH) into a queue the leader works
-    through; when the request at its head blocks, whoever leads next serves the rest."""
-    gates = {path: threading.Event() for path in ("/c1", "/c2", "/a")}
-    entered = {path: threading.Event() for path in gates}
+class Gated:
+    """A WSGI app that answers `ok`, holding a request for one of `paths` at its gate until
+    the test opens it; `entered` tells when one got there, `ran` lists the paths run."""
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def __init__(self, *paths: str) -> None:
+        self.gates = {path: threading.Event() for path in paths}
+        self.entered = {path: threading.Event() for path in paths}
+        self.ran: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path = environ["PATH_INFO"]
-        if path in gates:
-            entered[path].set()
-            gates[path].wait(30)
+        self.ran.append(path)
+        if path in self.gates:
+            self.entered[path].set()
+            self.gates[path].wait(30)
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
 
-    # Two threads at most: both held in the app while A and B arrive, so neither is in epoll.
+    def open_all(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
+
+
+def engine_on(app: Gated, threads: int, max_threads: int, request_timeout: float) -> LlhttpServer:
+    """An httptools engine serving `app` on a free port, prepared (serving)."""
     server = LlhttpServer(
-        ("127.0.0.1", 0), app, threads=1, max_threads=2, request_timeout=30, header_timeout=10
+        ("127.0.0.1", 0),
+        app,
+        threads=threads,
+        max_threads=max_threads,
+        request_timeout=request_timeout,
+        header_timeout=10,
     )
     server.prepare()
+    return server
+
+
+def test_a_request_taken_in_the_same_poll_as_a_blocked_one_is_still_served() -> None:
+    """One poll takes every ready connection (READY_BATCH) into a queue the leader works
+    through; when the request at its head blocks, whoever leads next serves the rest."""
+    app = Gated("/c1", "/c2", "/a")
+    gates, entered = app.gates, app.entered
+    # Two threads at most: both held in the app while A and B arrive, so neither is in epoll.
+    server = engine_on(app, threads=1, max_threads=2, request_timeout=30)
     port = server.bind_addr[1]
     socks = {p: socket.create_connection(("127.0.0.1", port), timeout=10) for p in gates}
     socks["/b"] = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -189,8 +214,7 @@ def test_a_request_taken_in_the_same_poll_as_a_blocked_one_is_still_served() -> 
         assert socks["/b"].recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
         assert not gates["/a"].is_set()
     finally:
-        for gate in gates.values():
-            gate.set()
+        app.open_all()
         for sock in socks.values():
             sock.close()
         server.stop()
@@ -200,31 +224,19 @@ def test_a_request_blocked_in_the_app_does_not_hold_up_the_next_client() -> None
     """The thread serving a request keeps the pool's lead, so no other thread waits in epoll
     meanwhile (llhttpd's LlhttpServer._work); one that blocks in the app, where the engine
     cannot see it wait, loses the lead to the watchdog and the next client is served."""
-    entered = threading.Event()
-    release = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if environ["PATH_INFO"] == "/block":
-            entered.set()
-            release.wait(30)
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    server = LlhttpServer(
-        ("127.0.0.1", 0), app, threads=2, max_threads=4, request_timeout=30, header_timeout=10
-    )
-    server.prepare()
+    app = Gated("/block")
+    server = engine_on(app, threads=2, max_threads=4, request_timeout=30)
     try:
         port = server.bind_addr[1]
         with socket.create_connection(("127.0.0.1", port), timeout=10) as blocked:
             blocked.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert entered.wait(10)
+            assert app.entered["/block"].wait(10)
             answer = requests.get(f"http://127.0.0.1:{port}/next", timeout=10)
             assert (answer.status_code, answer.content) == (200, b"ok")
-            release.set()
+            app.open_all()
             assert blocked.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
-        release.set()
+        app.open_all()
         server.stop()
 
 
@@ -248,23 +260,8 @@ def test_a_connection_the_sweeper_cut_is_not_served_afterwards() -> None:
     is busy, until its idle deadline passes, is cut by the sweeper: its socket is shut down,
     so an answer can never reach the client. The request must not run all the same (a
     DELETE done with no answer, retried by the client)."""
-    ran: list[str] = []
-    gate = threading.Event()
-    entered = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        path = environ["PATH_INFO"]
-        ran.append(path)
-        if path == "/block":
-            entered.set()
-            gate.wait(30)
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    server = LlhttpServer(
-        ("127.0.0.1", 0), app, threads=1, max_threads=1, request_timeout=0.5, header_timeout=10
-    )
-    server.prepare()
+    app = Gated("/block")
+    server = engine_on(app, threads=1, max_threads=1, request_timeout=0.5)
     port = server.bind_addr[1]
     late = socket.create_connection(("127.0.0.1", port), timeout=10)
     blocker = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -272,20 +269,20 @@ def test_a_connection_the_sweeper_cut_is_not_served_afterwards() -> None:
         late.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         assert late.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")  # now idle, kept alive
         blocker.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert entered.wait(10)  # the one thread is held
+        assert app.entered["/block"].wait(10)  # the one thread is held
         late.sendall(b"DELETE /late HTTP/1.1\r\nHost: x\r\n\r\n")
         # Its idle deadline (request_timeout) passes while it waits: the sweeper cuts it.
         assert wait_for(lambda: late.recv(4096) == b"", 10)
-        gate.set()
+        app.open_all()
         assert blocker.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
         # The thread is free again, and has gone through what was ready.
         check = socket.create_connection(("127.0.0.1", port), timeout=10)
         with check:
             check.sendall(b"GET /check HTTP/1.1\r\nHost: x\r\n\r\n")
             assert check.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
-        assert ran == ["/first", "/block", "/check"]
+        assert app.ran == ["/first", "/block", "/check"]
     finally:
-        gate.set()
+        app.open_all()
         late.close()
         blocker.close()
         server.stop()
