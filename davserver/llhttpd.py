@@ -52,7 +52,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import httptools
 
 from .httpd import PLAIN_HTTP_REFUSAL
-from .request import BODY_DEADLINE
+from .request import BODY_DEADLINE, environ_key
 
 log = logging.getLogger("davserver.httpd")
 
@@ -391,12 +391,7 @@ def _environ_key(name: bytes) -> str:
     name with "_", which is dropped as nginx and Apache drop it: `X_Forwarded_For` would be
     the same key as `X-Forwarded-For`, so a client could add to or (on cheroot) replace what a
     trusted proxy says, where the proxy strips or overwrites only the dashed name."""
-    if b"_" in name:
-        key = ""
-    else:
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
+    key = "" if b"_" in name else environ_key(name.decode("latin-1"))
     if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT and len(name) <= _ENVIRON_KEY_LONGEST:
         _ENVIRON_KEYS[name] = key
     return key

@@ -27,13 +27,10 @@ BODY_DEADLINE = "davserver.body_deadline"
 _ENVIRON_KEYS: dict[str, str] = {}
 
 
-def _environ_key(name: str) -> str:
+def environ_key(name: str) -> str:
     """The WSGI environ key of a header name (PEP 3333: CGI's HTTP_ variables)."""
     key = name.upper().replace("-", "_")
-    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        key = "HTTP_" + key
-    _ENVIRON_KEYS[name] = key
-    return key
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 class FramingError(BadRequest):
@@ -82,7 +79,9 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """A request header by its HTTP name (`"If-Match"`), or None."""
-        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = _ENVIRON_KEYS[name] = environ_key(name)
         value = self.environ.get(key)
         return value if value is None else str(value)
 

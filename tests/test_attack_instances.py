@@ -119,12 +119,17 @@ def _cut_off_moving_properties(url: str, during: Callable[[], object]) -> object
     return done[0]
 
 
-def _labelled_folder(instance: ServerProcess) -> None:
+def _move_cut_off_midway(instance: ServerProcess, url: str) -> object:
+    """A folder with labelled members MOVEd from /src/ to /dst/ through `instance`, with the
+    database connection cut while the properties move; the MOVE's answer."""
     assert dav(instance, "MKCOL", "/src/").status_code == 201
     assert dav(instance, "PUT", "/src/f.txt", data=b"f").status_code == 201
     for path in ("/src/", "/src/f.txt"):
         answer = dav(instance, "PROPPATCH", path, data=proppatch_body(COLOR, "label" + path))
         assert answer.status_code == 207
+    return _cut_off_moving_properties(
+        url, lambda: dav(instance, "MOVE", "/src/", headers={"Destination": "/dst/"})
+    )
 
 
 def test_a_move_whose_database_connection_drops_midway_is_finished_by_the_next_meeting_change(
@@ -134,10 +139,7 @@ def test_a_move_whose_database_connection_drops_midway_is_finished_by_the_next_m
     # simply dropped: the moved files had lost their properties, and a new resource at the old
     # path showed them.
     first, second, _ = instances
-    _labelled_folder(first)
-    moved = _cut_off_moving_properties(
-        postgres_url, lambda: dav(first, "MOVE", "/src/", headers={"Destination": "/dst/"})
-    )
+    moved = _move_cut_off_midway(first, postgres_url)
     assert isinstance(moved, requests.Response)
     assert moved.status_code == 503
     assert moved.headers["Retry-After"] == "5"
@@ -156,10 +158,7 @@ def test_a_recovery_whose_database_connection_drops_midway_is_tried_again(
     # for a change that cannot be recovered at all): its paths answered 503 Busy to every
     # change until that instance restarted, and it logged an error.
     first, second, _ = instances
-    _labelled_folder(first)
-    moved = _cut_off_moving_properties(
-        postgres_url, lambda: dav(first, "MOVE", "/src/", headers={"Destination": "/dst/"})
-    )
+    moved = _move_cut_off_midway(first, postgres_url)
     assert isinstance(moved, requests.Response) and moved.status_code == 503
     # The MKCOL meets the interrupted MOVE and recovers it, and that recovery is cut off too
     # (or an instance's own sweep for interrupted changes is, whichever comes first).
