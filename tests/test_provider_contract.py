@@ -3,7 +3,9 @@ the filesystem one and the S3 one over a real store (SeaweedFS, tests/s3server.p
 
 from __future__ import annotations
 
+import gc
 import io
+import os
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -312,6 +314,14 @@ def test_read_stream_is_seekable(provider: Provider) -> None:
         assert stream.read() == b"89"
         stream.seek(1)
         assert stream.read(2) == b"12"
+        assert stream.tell() == 3
+    stream.close()  # a second close does nothing
+
+
+def test_a_whole_read_goes_past_any_piece_size(provider: Provider) -> None:
+    content = bytes(range(256)) * (5 * 4096 + 1)  # 5 MiB and 256 bytes: several reads' worth
+    provider.write("/a", [content])
+    assert read(provider, "/a") == content
 
 
 def keeper(provider: Provider) -> AsideKeeper:
@@ -389,3 +399,19 @@ def test_s3_copies_a_large_object_part_by_part(
         assert left.get("Uploads", []) == []
     finally:
         provider.close()
+
+
+def test_a_file_stream_dropped_unclosed_gives_its_descriptor_back(tmp_path: Path) -> None:
+    provider = FilesystemProvider(str(tmp_path / "root"))
+    provider.write("/a", [b"content"])
+    _resource, stream = provider.open_read("/a")
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    os.fstat(fd)
+    del stream
+    gc.collect()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
+    _resource, stream = provider.open_read("/a")
+    stream.close()
+    with pytest.raises(ValueError, match="closed file"):
+        stream.fileno()  # type: ignore[attr-defined]

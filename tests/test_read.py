@@ -511,6 +511,42 @@ def test_get_missing_is_404_without_traceback(server, path):
     assert str(server.root).encode() not in r.content
 
 
+def test_a_fifo_is_refused_at_once_not_waited_on(server):
+    # Opening a FIFO for reading waits for a writer: a GET would hold a thread forever.
+    os.mkfifo(server.root / "pipe")
+    for path in ("/pipe", "/sub/pipe"):
+        if path == "/sub/pipe":
+            (server.root / "sub").mkdir()
+            os.mkfifo(server.root / "sub" / "pipe")
+        r = server.request("GET", path, timeout=10)
+        assert r.status_code == 403
+        assert r.text == f"{path} is not a regular file\n"
+    assert server.request("GET", "/", timeout=10).status_code == 200
+
+
+def test_a_link_that_loops_is_not_found(server):
+    # Followed, a loop fails with ELOOP, which was an unexpected error (500).
+    (server.root / "loop").symlink_to("loop")
+    (server.root / "sub").mkdir()
+    (server.root / "sub" / "a").symlink_to("b")
+    (server.root / "sub" / "b").symlink_to("a")
+    for path in ("/loop", "/sub/a", "/loop/below"):
+        r = server.request("GET", path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.text == f"{path} does not exist\n"
+
+
+def test_a_file_read_through_a_link_in_the_share_is_its_target(server):
+    make_file(server.root, "sub/target.txt", b"target")
+    (server.root / "via.txt").symlink_to("sub/target.txt")
+    (server.root / "viadir").symlink_to("sub")
+    assert server.request("GET", "/via.txt").content == b"target"
+    assert server.request("GET", "/viadir/target.txt").content == b"target"
+    # A link to a folder is a collection there, as the folder is.
+    assert server.request("GET", "/viadir").status_code == 200
+    assert "target.txt" in parse_listing(server.request("GET", "/viadir/").text).names
+
+
 def test_temporary_upload_files_are_not_served_or_listed(server):
     make_file(server.root, ".davserver-tmp-abc123", b"partial upload")
     make_file(server.root, "real.txt", b"real")

@@ -6,13 +6,13 @@ import functools
 import mimetypes
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
 from urllib.parse import parse_qs
 
 from .. import headers as h
 from .. import listing, paths
 from ..errors import MethodNotAllowed, NotFound, RangeNotSatisfiable
 from ..model import Resource
+from ..provider.base import ReadStream
 from ..request import Request, Response
 from ..services import Services
 from ..ui import handler as ui
@@ -145,7 +145,7 @@ def _collection(services: Services, req: Request, resource: Resource, head: bool
     return page
 
 
-def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) -> Response:
+def _file_response(req: Request, resource: Resource, stream: ReadStream | None) -> Response:
     """The answer for a file; its body reads `stream` (None for HEAD)."""
     validators = h.Validators(h.quote_etag(resource.etag), resource.mtime)
     stop = h.evaluate_preconditions(req.method, req.environ, validators)
@@ -200,7 +200,7 @@ def _file_response(req: Request, resource: Resource, stream: BinaryIO | None) ->
 
 
 def _body(
-    stream: BinaryIO | None, ranges: list[tuple[int, int]], separators: list[bytes]
+    stream: ReadStream | None, ranges: list[tuple[int, int]], separators: list[bytes]
 ) -> Iterable[bytes]:
     """The ranges of `stream`, each after its separator (multipart parts), then the last
     separator; nothing for HEAD."""
@@ -219,7 +219,7 @@ def _body(
     return chunks()
 
 
-def _read_span(stream: BinaryIO, first: int, last: int) -> Iterator[bytes]:
+def _read_span(stream: ReadStream, first: int, last: int) -> Iterator[bytes]:
     stream.seek(first)
     remaining = last - first + 1
     while remaining > 0:

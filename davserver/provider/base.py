@@ -14,9 +14,33 @@ bug and becomes a 500.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, runtime_checkable
 
 from ..model import Resource
+
+
+class ReadStream(Protocol):
+    """A file's content as `open_read` gives it: read from any position, closed by the
+    caller (also as a context manager)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ReadStream: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
 
 
 class Provider(Protocol):
@@ -33,7 +57,7 @@ class Provider(Protocol):
         """
         ...
 
-    def open_read(self, path: str) -> tuple[Resource, BinaryIO]:
+    def open_read(self, path: str) -> tuple[Resource, ReadStream]:
         """The file as opened and a seekable binary stream of its content (the caller closes
         it). The Resource describes exactly the bytes the stream gives, even if the file is
         replaced meanwhile. Raises NotFound, Forbidden, MethodNotAllowed (a collection).

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .. import failpoints, owners, paths, syncmeta
 from ..errors import (
@@ -38,6 +38,7 @@ from ..errors import (
     NotFound,
 )
 from ..model import Resource
+from .base import ReadStream
 from .fs import ASIDE_PREFIX, TEMP_PREFIX
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ class S3Provider:
                         return len(seen) + 1
         return len(seen) + 1
 
-    def open_read(self, path: str) -> tuple[Resource, BinaryIO]:
+    def open_read(self, path: str) -> tuple[Resource, ReadStream]:
         resource = self.stat(path)
         if resource.is_collection:
             raise MethodNotAllowed(f"{path} is a collection")
