@@ -121,8 +121,8 @@ def test_a_stop_signal_while_another_is_handled_stops(
     try:
         assert proc.proc is not None
         processes = [proc.proc.pid, *children(proc.proc.pid)]
-        # As while they serve: a main thread that blocks them runs the second handler after the
-        # first, never inside it.
+        # Not while a main thread blocks the stop signals (the old code did, around its start):
+        # it would run the second handler after the first, never inside it.
         assert wait_for(lambda: not any(map(blocks_stop_signals, processes)), 20)
         os.killpg(proc.proc.pid, signal.SIGINT)
         assert proc.proc.wait(30) == 0
