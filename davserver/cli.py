@@ -7,7 +7,6 @@ import getpass
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -16,7 +15,7 @@ from . import __version__, logs
 from .config import BASIC_MODES, ENGINES, ConfigError, load
 from .passwords import set_password
 from .prefork import Workers
-from .server import DavServer, stopping_on_signals
+from .server import DavServer, StopSignals
 
 COMMANDS = ("serve", "passwd")
 
@@ -210,9 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = config.worker_count()
     server: DavServer | Workers
     # From here on: worker processes answer as soon as they listen, before this one is done.
-    # One process serves in a thread and stops on a flag; the parent of workers, waiting in
-    # os.wait() (retried after a handler that returns), stops on KeyboardInterrupt.
-    stopping = stopping_on_signals() if workers == 1 else _interrupt_on_sigterm()
+    # One process serves in a thread and stops on StopSignals; the parent of workers, waiting
+    # in os.wait() (retried after a handler that returns), stops on KeyboardInterrupt.
+    stopping = StopSignals() if workers == 1 else None
+    if stopping is None:
+        _interrupt_on_sigterm()
     try:
         server = DavServer(config) if workers == 1 else Workers(config, workers)
         server.start()
@@ -238,10 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  database: {masked(config.database)}", flush=True)
         if workers > 1:
             print(f"  {workers} worker processes", flush=True)
-        if isinstance(server, DavServer):
-            server.serve_until(stopping)
-        else:
+        if isinstance(server, Workers):
             server.serve()
+        else:
+            assert stopping is not None  # made for one process
+            server.serve_until(stopping)
     except KeyboardInterrupt:
         pass
     finally:
@@ -250,11 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _interrupt_on_sigterm() -> threading.Event:
-    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does; the Event is never set."""
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does."""
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
-    return threading.Event()

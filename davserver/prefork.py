@@ -29,9 +29,9 @@ import socket
 import time
 
 from .config import Config
-from .llhttpd import listen, stop_signals_blocked
+from .llhttpd import listen
 from .ordering import recover_orphans
-from .server import DavServer, build_services, close_services, site_of, stopping_on_signals, urls
+from .server import DavServer, StopSignals, build_services, close_services, site_of, urls
 
 log = logging.getLogger("davserver")
 
@@ -169,7 +169,7 @@ class Workers:
 def _worker(config: Config, parent: int, reserved: socket.socket | None, listening: int) -> int:
     """One worker process's life: a DavServer on the shared socket (or, on cheroot, its own
     SO_REUSEPORT socket); one byte to `listening` once it listens."""
-    stopping = stopping_on_signals()
+    stopping = StopSignals()
     _die_with(parent)
     if config.engine == "cheroot":
         if reserved is not None:
@@ -178,11 +178,8 @@ def _worker(config: Config, parent: int, reserved: socket.socket | None, listeni
     else:
         server = DavServer(config, listener=reserved)
     try:
-        # Only this thread takes the stop signals: one delivered to a server thread would
-        # leave `stopping.wait()` asleep. (The flag is checked after: one that came meanwhile
-        # waited, blocked, and has run by then.)
-        with stop_signals_blocked():
-            server.start()
+        # A stop signal that comes meanwhile is noted: serve_until() returns at once.
+        server.start()
         try:
             os.write(listening, b".")
         except BrokenPipeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import sqlite3
@@ -12,12 +13,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import FrameType
 
 from .app import DavApp
 from .auth import Authenticator, Rule, default_policy, load_secret
 from .config import Config, ConfigError
 from .httpd import DeferredTLSAdapter, ElasticServer
-from .llhttpd import MAX_HEAD, LlhttpServer, stop_signals_blocked
+from .llhttpd import MAX_HEAD, LlhttpServer
 from .ordering import recover_orphans
 from .origin import Site
 from .passwords import Users
@@ -236,15 +238,13 @@ class DavServer:
         thread.start()
         return thread
 
-    def serve_until(self, stopping: threading.Event) -> None:
-        """Serve in a thread until `stopping` is set (by a signal handler) or serving ends.
+    def serve_until(self, stopping: StopSignals) -> None:
+        """Serve in a thread until a stop signal comes (`stopping`) or serving ends.
 
         The caller's thread only waits: a signal handler that raised instead could land
         inside a lock (cheroot's, logging's) and leave it held, and `stop()` would then wait
-        for it forever. The serving threads leave the stop signals to it; the timeout wakes it
-        should one of them still have taken one (a thread started before, by a store)."""
-        with stop_signals_blocked():
-            serving = self.serve_in_thread()
+        for it forever."""
+        serving = self.serve_in_thread()
         while not stopping.wait(1.0) and serving.is_alive():
             pass
 
@@ -254,14 +254,43 @@ class DavServer:
         close_services(self.services)
 
 
-def stopping_on_signals() -> threading.Event:
-    """An Event that SIGTERM sets, and SIGINT too unless it is ignored (as for `cmd &`, whose
-    Ctrl-C is meant for the shell's foreground job)."""
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
-    return stopping
+class StopSignals:
+    """SIGTERM, and SIGINT unless it is ignored (as for `cmd &`, whose Ctrl-C is meant for the
+    shell's foreground job), noted for `wait()`. Made once per process, in its main thread.
+
+    The interpreter's own C handler notes them, writing each one's number to a pipe
+    (signal.set_wakeup_fd), in whichever thread the kernel picked; the Python handler does
+    nothing. A handler that set a threading.Event took the Event's lock, which is not
+    reentrant: Ctrl-C reaches a worker and its parent at once, the parent's SIGTERM follows,
+    and its handler, run in the main thread while the SIGINT handler held that lock (or while
+    `Event.wait()` did), waited for it forever."""
+
+    def __init__(self) -> None:
+        # Never closed: the interpreter writes to `noted` for as long as the process runs, and
+        # a number closed and reused would send signal numbers into another file.
+        self._pending, noted = os.pipe()
+        os.set_blocking(noted, False)
+        self._signals = {int(signal.SIGTERM)}
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self._signals.add(int(signal.SIGINT))
+        signal.set_wakeup_fd(noted, warn_on_full_buffer=False)
+        for signum in self._signals:
+            signal.signal(signum, _noted)
+        self._poll = select.poll()
+        self._poll.register(self._pending, select.POLLIN)
+        self._stopping = False
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a stop signal has come, waiting for one up to `timeout` seconds."""
+        if not self._stopping and self._poll.poll(timeout * 1000):
+            # Other signals with a Python handler are written there too.
+            self._stopping = any(n in self._signals for n in os.read(self._pending, 256))
+        return self._stopping
+
+
+def _noted(_signum: int, _frame: FrameType | None) -> None:
+    """The stop signals' Python handler: StopSignals's pipe has the signal already. (Without
+    one, SIGTERM would end the process at once, and no number would be written.)"""
 
 
 def site_of(config: Config) -> Site:

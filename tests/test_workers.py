@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import signal
 import threading
 import time
@@ -36,6 +37,13 @@ def children(pid: int) -> list[int]:
         if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def blocks_stop_signals(pid: int) -> bool:
+    """Whether the main thread of process `pid` blocks SIGINT or SIGTERM (/proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16)
+    return any(blocked & (1 << (signum - 1)) for signum in (signal.SIGINT, signal.SIGTERM))
 
 
 def gone(pid: int) -> bool:
@@ -86,6 +94,41 @@ def test_ctrl_c_stops_every_worker(served: ServerProcess, _attempt: int) -> None
     assert all(gone(pid) for pid in workers)
     served.stop()
     assert served.errors() == ""
+
+
+# A sitecustomize that sends SIGTERM at every line of a SIGINT handler (see its docstring).
+SECOND_SIGNAL_HOOK = Path(__file__).parent / "hooks" / "second_signal"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_signal_while_another_is_handled_stops(
+    tmp_path: Path, engine: str, workers: int
+) -> None:
+    """Ctrl-C, then SIGTERM (the parent's) while the SIGINT handler runs: the process stops.
+    A handler that set a threading.Event took the Event's lock, which is not reentrant, and
+    the second handler, run inside the first, waited for it forever: a worker killed after
+    20 s, a lone server that never stopped (test_ctrl_c_stops_every_worker under load)."""
+    (tmp_path / "root").mkdir()
+    path = os.pathsep.join(filter(None, [str(SECOND_SIGNAL_HOOK), os.environ.get("PYTHONPATH")]))
+    proc = ServerProcess(
+        tmp_path / "root",
+        tmp_path / "state",
+        *("--engine", engine),
+        env={"PYTHONPATH": path},
+        workers=workers,
+    )
+    try:
+        assert proc.proc is not None
+        processes = [proc.proc.pid, *children(proc.proc.pid)]
+        # Not while a main thread blocks the stop signals (the old code did, around its start):
+        # it would run the second handler after the first, never inside it.
+        assert wait_for(lambda: not any(map(blocks_stop_signals, processes)), 20)
+        os.killpg(proc.proc.pid, signal.SIGINT)
+        assert proc.proc.wait(30) == 0
+    finally:
+        proc.stop()
+    assert proc.errors() == ""
 
 
 def test_a_worker_that_dies_is_replaced(served: ServerProcess) -> None:
