@@ -358,8 +358,10 @@ class _Connection:
 def stop_signals_blocked() -> Iterator[None]:
     """Threads started inside do not take SIGINT and SIGTERM (a thread inherits its creator's
     signal mask), so the kernel delivers them to the main thread, the only one that runs
-    Python's handlers. One delivered to another thread left a main thread waiting on an
-    Event asleep, and the process running on."""
+    Python's handlers. davserver's own processes wait for a stop on the interpreter's wakeup
+    descriptor (server.StopSignals), which any thread's signal wakes; a program that embeds
+    the server and waits on an Event in its main thread would sleep on through a signal
+    delivered to a server thread."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
