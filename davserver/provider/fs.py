@@ -111,15 +111,26 @@ class FilesystemProvider:
         return local, info
 
     def _inside(self, local: str) -> bool:
-        """Whether a link leads somewhere in the share: inside the root, and not into
-        davserver's own files (the trash, an upload in progress)."""
-        real = os.path.realpath(local)
+        """Whether a link leads somewhere in the share."""
+        return self._real(local) is not None
+
+    def _real(self, local: str) -> str | None:
+        """Where a link leads, if that is in the share: inside the root, and not into
+        davserver's own files (the trash, an upload in progress); else None."""
+        try:
+            real = os.path.realpath(local)
+        except OSError:
+            # A link replaced or removed while realpath() read it (EINVAL, ENOENT): it led
+            # nowhere that was checked.
+            return None
         if real == self.root:
-            return True
+            return real
         base = self.root.rstrip(os.sep) + os.sep
         if not real.startswith(base):
-            return False
-        return not any(_reserved(part) for part in real[len(base) :].split(os.sep))
+            return None
+        if any(_reserved(part) for part in real[len(base) :].split(os.sep)):
+            return None
+        return real
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -201,7 +212,7 @@ class FilesystemProvider:
             except OSError as exc:
                 if exc.errno != errno.ELOOP:
                     _raise(exc, path)
-                fd = _open_read(self.local_path(path), path)
+                fd = self._open_link(f"{parent}/{segments[-1]}", path)
         else:
             fd = _open_read(self.root, path)
         try:
@@ -216,6 +227,15 @@ class FilesystemProvider:
             # A FIFO would block the reader forever, a device could be endless.
             raise Forbidden(f"{path} is not a regular file")
         return _resource(path, info), FileReader(fd)
+
+    def _open_link(self, local: str, path: str) -> int:
+        """Open what the link `local` leads to, if that is in the share. Its resolved path is
+        opened, not the link again: a link swapped in after the check would be followed to
+        wherever it leads (outside, even), so the last component must not be a link now."""
+        real = self._real(local)
+        if real is None:
+            raise NotFound(f"{path} is outside the shared folder")
+        return _open_read(real, path, os.O_NOFOLLOW)
 
     def quota(self, path: str) -> tuple[int, int] | None:
         # The filesystem's figures, as Finder and Explorer expect; summing a tree's sizes on
@@ -670,9 +690,9 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _open_read(local: str, path: str) -> int:
+def _open_read(local: str, path: str, flags: int = 0) -> int:
     try:
-        return os.open(local, _READ_FLAGS)
+        return os.open(local, _READ_FLAGS | flags)
     except OSError as exc:
         _raise(exc, path)
 
