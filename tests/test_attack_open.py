@@ -4,6 +4,7 @@ files, races and descriptor leaks, on both engines."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,15 @@ def test_links_in_every_position(tree: tuple[Path, Path]) -> None:
     found = {path: status(provider, path) for path in expected}
     assert found == expected
     assert fds() == before
+
+
+def test_a_socket_is_refused_like_a_fifo(tree: tuple[Path, Path]) -> None:
+    root, _outside = tree
+    provider = FilesystemProvider(str(root))
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(root / "sock"))
+    with listener:
+        assert status(provider, "/sock") == 403
 
 
 RACER = """

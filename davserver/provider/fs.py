@@ -225,7 +225,7 @@ class FilesystemProvider:
             if st.S_ISDIR(info.st_mode):
                 raise MethodNotAllowed(f"{path} is a collection")
             # A FIFO would block the reader forever, a device could be endless.
-            raise Forbidden(f"{path} is not a regular file")
+            raise _special(path)
         return _resource(path, info), FileReader(fd)
 
     def _open_link(self, local: str, path: str) -> int:
@@ -751,6 +751,11 @@ class FileReader:
         self.close()
 
 
+def _special(path: str) -> Forbidden:
+    """The refusal of a FIFO, socket or device: it has no content to serve."""
+    return Forbidden(f"{path} is not a regular file")
+
+
 def _raise(exc: OSError, path: str, parent_missing: bool = False) -> NoReturn:
     """Translate an OSError into the DavError its errno means for a WebDAV client."""
     code = exc.errno
@@ -768,6 +773,9 @@ def _raise(exc: OSError, path: str, parent_missing: bool = False) -> NoReturn:
         raise Conflict(f"{path} is not empty") from exc
     if code == errno.EEXIST:
         raise MethodNotAllowed(f"{path} already exists") from exc
+    if code in (errno.ENXIO, errno.ENODEV):
+        # Opening a socket, or a device without its driver: as any special file, refused.
+        raise _special(path) from exc
     if code == errno.ENAMETOOLONG:
         raise DavError(f"the name {path} is too long", status=414) from exc
     raise exc
