@@ -3,17 +3,28 @@ files, races and descriptor leaks, on both engines."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
+import stat
 import subprocess
 import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import helpers
 import pytest
-from helpers import engine, make_server  # noqa: F401 - fixtures: each test on both engines
+from helpers import make_tree
+from test_security import propfind_hrefs
 
 from davserver.errors import DavError
 from davserver.provider.fs import FilesystemProvider
+
+# The live-server tests run on each engine (the `engine` fixture).
+engine = helpers.engine
+make_server = helpers.make_server
 
 
 def fds() -> int:
@@ -146,3 +157,31 @@ def test_a_link_swapped_in_never_serves_outside_content(tree: tuple[Path, Path])
     finally:
         racer.wait()
     assert seen == {b"inside", 404}
+
+
+def test_a_fifo_is_refused_alike_by_every_method_and_left_out_of_listings(
+    make_server: Callable[..., Any],
+) -> None:
+    # HEAD and PROPFIND took it for an empty file (200, getcontentlength 0) that GET refused;
+    # COPY and a PUT of a range opened it and waited for its other end: a thread held forever.
+    server = make_server()
+    make_tree(server.root, {"d/file": b"kept"})
+    os.mkfifo(server.root / "pipe")
+    os.mkfifo(server.root / "d" / "pipe")
+    refused = "/pipe is not a regular file\n"
+    for method, headers, body in (
+        ("GET", {}, b""),
+        ("PROPFIND", {"Depth": "0"}, b""),
+        ("COPY", {"Destination": server.url("/copied")}, b""),
+        ("PUT", {"Content-Range": "bytes 0-2/*"}, b"abc"),
+    ):
+        r = server.request(method, "/pipe", headers=headers, data=body, timeout=10)
+        assert (r.status_code, r.text) == (403, refused), method
+    assert server.request("HEAD", "/pipe", timeout=10).status_code == 403
+    assert propfind_hrefs(server, "/d") == ["/d/", "/d/file"]
+    r = server.request("COPY", "/d", headers={"Destination": server.url("/d2")}, timeout=10)
+    assert r.status_code == 201
+    assert sorted(os.listdir(server.root / "d2")) == ["file"]
+    archive = zipfile.ZipFile(io.BytesIO(server.request("GET", "/d?zip", timeout=10).content))
+    assert archive.namelist() == ["file"]
+    assert stat.S_ISFIFO(os.lstat(server.root / "pipe").st_mode)  # nothing replaced it

@@ -136,12 +136,17 @@ class FilesystemProvider:
 
     def stat(self, path: str) -> Resource:
         local, info = self._locate(path)
-        if info is not None and not st.S_ISLNK(info.st_mode):
-            return _resource(path, info)  # lstat of a non-link is its stat: no second call
-        try:
-            return _resource(path, os.stat(local), is_link=info is not None)
-        except OSError as exc:
-            _raise(exc, path)
+        link = info is not None and st.S_ISLNK(info.st_mode)
+        if info is None or link:  # lstat of a non-link is its stat: no second call
+            try:
+                info = os.stat(local)
+            except OSError as exc:
+                _raise(exc, path)
+        if _is_special(info):
+            # As GET refuses it: HEAD, PROPFIND, COPY or a PUT of a range must not take it
+            # for an empty file (and open it, which waits for a FIFO's other end forever).
+            raise _special_file(path)
+        return _resource(path, info, is_link=link)
 
     def children(self, path: str) -> Iterator[Resource]:
         local = self.local_path(path)
@@ -161,6 +166,8 @@ class FilesystemProvider:
                     info = entry.stat()
                 except OSError:
                     continue  # vanished or a dangling link: not a member any more
+                if _is_special(info):
+                    continue  # a FIFO, socket or device: no content to serve, as stat says
                 yield _resource(paths.child(path, name), info, is_link=link)
 
     def canonical(self, path: str) -> str:
@@ -225,7 +232,7 @@ class FilesystemProvider:
             if st.S_ISDIR(info.st_mode):
                 raise MethodNotAllowed(f"{path} is a collection")
             # A FIFO would block the reader forever, a device could be endless.
-            raise _special(path)
+            raise _special_file(path)
         return _resource(path, info), FileReader(fd)
 
     def _open_link(self, local: str, path: str) -> int:
@@ -751,7 +758,12 @@ class FileReader:
         self.close()
 
 
-def _special(path: str) -> Forbidden:
+def _is_special(info: os.stat_result) -> bool:
+    """Whether a file is a FIFO, socket or device: neither content nor a collection."""
+    return not (st.S_ISREG(info.st_mode) or st.S_ISDIR(info.st_mode))
+
+
+def _special_file(path: str) -> Forbidden:
     """The refusal of a FIFO, socket or device: it has no content to serve."""
     return Forbidden(f"{path} is not a regular file")
 
@@ -775,7 +787,7 @@ def _raise(exc: OSError, path: str, parent_missing: bool = False) -> NoReturn:
         raise MethodNotAllowed(f"{path} already exists") from exc
     if code in (errno.ENXIO, errno.ENODEV):
         # Opening a socket, or a device without its driver: as any special file, refused.
-        raise _special(path) from exc
+        raise _special_file(path) from exc
     if code == errno.ENAMETOOLONG:
         raise DavError(f"the name {path} is too long", status=414) from exc
     raise exc
