@@ -185,3 +185,48 @@ def test_a_fifo_is_refused_alike_by_every_method_and_left_out_of_listings(
     archive = zipfile.ZipFile(io.BytesIO(server.request("GET", "/d?zip", timeout=10).content))
     assert archive.namelist() == ["file"]
     assert stat.S_ISFIFO(os.lstat(server.root / "pipe").st_mode)  # nothing replaced it
+
+
+def test_no_descriptor_outlives_its_request(make_server: Callable[..., Any]) -> None:
+    server = make_server()
+    big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than a socket buffer holds
+    make_tree(server.root, {"big": big, "small": b"0123456789", "d/a": b"a"})
+    os.mkfifo(server.root / "pipe")
+    etag = server.request("HEAD", "/small").headers["ETag"]
+    asks: list[tuple[str, str, dict[str, str]]] = [
+        ("GET", "/missing", {}),
+        ("GET", "/pipe", {}),
+        ("GET", "/d", {}),
+        ("GET", "/d/", {}),
+        ("GET", "/small", {}),
+        ("HEAD", "/small", {}),
+        ("GET", "/small", {"Range": "bytes=1-2"}),
+        ("GET", "/small", {"Range": "bytes=1-2,5-6"}),
+        ("GET", "/small", {"Range": "bytes=50-60"}),
+        ("GET", "/small", {"If-None-Match": etag}),
+        ("GET", "/small", {"If-Match": '"other"'}),
+        ("GET", "/?zip", {}),
+        ("GET", "/.davserver-tmp-trash", {}),
+    ]
+
+    def run_all() -> None:
+        for method, path, headers in asks:
+            server.request(method, path, headers=headers)
+        for _ in range(3):
+            # A client gone after the head, with most of the file unsent.
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.recv(1024)
+        # The file deleted while it is being sent: it is read to the end all the same.
+        with server.session.get(server.url("/big"), stream=True, timeout=30) as answer:
+            first = answer.raw.read(65536)
+            os.unlink(server.root / "big")
+            assert first + answer.raw.read() == big
+        (server.root / "big").write_bytes(big)
+        server.session.close()
+
+    run_all()  # whatever is opened once and kept (the stores, a pool's sockets) is now open
+    before = fds()
+    for _ in range(5):
+        run_all()
+    assert helpers.wait_for(lambda: fds() == before), (before, fds())
