@@ -130,7 +130,8 @@ def test_a_socket_is_refused_like_a_fifo(tree: tuple[Path, Path]) -> None:
         assert status(provider, "/sock") == 403
 
 
-RACER = """
+# Each racer turns what a GET reads into a link to the outside secret and back, by renames.
+FILE_RACER = """
 import os, sys
 root, outside, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(rounds):
@@ -140,23 +141,50 @@ for i in range(rounds):
     os.symlink(outside + "/secret", root + "/f.link")
     os.rename(root + "/f.link", root + "/f")
 """
+FOLDER_RACER = """
+import os, sys
+root, outside, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.mkdir(root + "/d.real")
+with open(root + "/d.real/secret", "wb") as out:
+    out.write(b"inside")
+os.symlink(outside, root + "/d.link")
+for i in range(rounds):
+    os.rename(root + "/d.real", root + "/d")
+    os.rename(root + "/d", root + "/d.real")
+    os.rename(root + "/d.link", root + "/d")
+    os.rename(root + "/d", root + "/d.link")
+"""
 
 
-def test_a_link_swapped_in_never_serves_outside_content(tree: tuple[Path, Path]) -> None:
+def reads_while(racer: str, tree: tuple[Path, Path], path: str) -> set[int | bytes]:
+    """What GETs of `path` give while `racer` runs in another process."""
     root, outside = tree
     provider = FilesystemProvider(str(root))
-    (root / "f").write_bytes(b"inside")
+    seen: set[int | bytes] = set()
+    process = subprocess.Popen([sys.executable, "-c", racer, str(root), str(outside), "10000"])
+    try:
+        while process.poll() is None:
+            seen.add(status(provider, path))
+    finally:
+        process.wait()
+    return seen
+
+
+def test_a_file_swapped_for_a_link_never_serves_outside_content(
+    tree: tuple[Path, Path],
+) -> None:
     # The link, once seen, was resolved and checked, then opened again by name, following
     # whatever was there by then: the swapped-in link to the secret (some 1 in 4000 reads).
     # And realpath() raised EINVAL or ENOENT (a 500) when the link went while it read it.
-    racer = subprocess.Popen([sys.executable, "-c", RACER, str(root), str(outside), "10000"])
-    seen: set[int | bytes] = set()
-    try:
-        while racer.poll() is None:
-            seen.add(status(provider, "/f"))
-    finally:
-        racer.wait()
-    assert seen == {b"inside", 404}
+    assert reads_while(FILE_RACER, tree, "/f") == {b"inside", 404}
+
+
+def test_a_folder_swapped_for_a_link_never_serves_outside_content(
+    tree: tuple[Path, Path],
+) -> None:
+    # The folders on the way were lstat()ed, then the file opened by a name that followed
+    # the folder swapped for a link meanwhile (some 1 in 300 reads).
+    assert reads_while(FOLDER_RACER, tree, "/d/secret") == {b"inside", 404}
 
 
 def test_a_fifo_is_refused_alike_by_every_method_and_left_out_of_listings(
@@ -229,4 +257,5 @@ def test_no_descriptor_outlives_its_request(make_server: Callable[..., Any]) -> 
     before = fds()
     for _ in range(5):
         run_all()
-    assert helpers.wait_for(lambda: fds() == before), (before, fds())
+    # At most as many: the last connection of the first round may still be closing then.
+    assert helpers.wait_for(lambda: fds() <= before), (before, fds())

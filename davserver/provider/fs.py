@@ -49,6 +49,8 @@ STALE_UPLOAD_SECONDS = 3600.0
 _PIECE = 1 << 20
 # Non-blocking: opening a FIFO would otherwise wait for a writer (it is refused after the open).
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+# A folder on the way to a file, held only to open the next step from it.
+_FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FilesystemProvider:
@@ -209,19 +211,7 @@ class FilesystemProvider:
 
     def open_read(self, path: str) -> tuple[Resource, ReadStream]:
         segments = self._segments(path)
-        if segments:
-            # The folders on the way are checked as _locate checks them; the file itself is
-            # opened without following a link, which saves its lstat (a fifth of a small
-            # GET's time). A link there is resolved and checked first, as everywhere.
-            parent, _info = self._walk(path, segments[:-1])
-            try:
-                fd = os.open(f"{parent}/{segments[-1]}", _READ_FLAGS | os.O_NOFOLLOW)
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    _raise(exc, path)
-                fd = self._open_link(f"{parent}/{segments[-1]}", path)
-        else:
-            fd = _open_read(self.root, path)
+        fd = self._open_beneath(path, segments, True) if segments else _open_read(self.root, path)
         try:
             info = os.fstat(fd)
         except OSError as exc:
@@ -235,14 +225,54 @@ class FilesystemProvider:
             raise _special_file(path)
         return _resource(path, info), FileReader(fd)
 
-    def _open_link(self, local: str, path: str) -> int:
-        """Open what the link `local` leads to, if that is in the share. Its resolved path is
-        opened, not the link again: a link swapped in after the check would be followed to
-        wherever it leads (outside, even), so the last component must not be a link now."""
+    def _open_beneath(self, path: str, segments: list[str], resolve: bool) -> int:
+        """Open the file at `segments`, each folder on the way opened from the one before,
+        none of them nor the file through a link: a path checked, then opened by name, would
+        follow a folder or file swapped for a link to outside in between (a local user could
+        read any file the server can). A link on the way is resolved and checked as
+        everywhere when `resolve`, and what it leads to opened the same way: a link met
+        there is one swapped in since, and is not followed (404).
+
+        The file costs what it did after an lstat walk (one open); each folder on the way
+        an open and a close where it cost an lstat."""
+        folder: int | None = None
+        try:
+            for segment in segments[:-1]:
+                try:
+                    inner = self._open_at(folder, segment, _FOLDER_FLAGS)
+                except OSError as exc:
+                    if exc.errno != errno.ENOTDIR or not resolve:  # a link, or a file
+                        _raise(exc, path)
+                    return self._open_link(path, segments)
+                if folder is not None:
+                    os.close(folder)
+                folder = inner
+            try:
+                return self._open_at(folder, segments[-1], _READ_FLAGS | os.O_NOFOLLOW)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP or not resolve:
+                    _raise(exc, path)
+                return self._open_link(path, segments)
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _open_at(self, folder: int | None, name: str, flags: int) -> int:
+        if folder is None:
+            # The first step goes by name, which saves opening the root and closing it on
+            # every GET: its path is resolved, and no client's to change.
+            return os.open(f"{self.root.rstrip('/')}/{name}", flags)
+        return os.open(name, flags, dir_fd=folder)
+
+    def _open_link(self, path: str, segments: list[str]) -> int:
+        """Open what a path with a link in it leads to, if that is in the share."""
+        local, _info = self._walk(path, segments)  # each link on the way checked, as by stat
         real = self._real(local)
         if real is None:
             raise NotFound(f"{path} is outside the shared folder")
-        return _open_read(real, path, os.O_NOFOLLOW)
+        if real == self.root:
+            return _open_read(real, path)
+        return self._open_beneath(path, real[len(self.root.rstrip("/")) + 1 :].split("/"), False)
 
     def quota(self, path: str) -> tuple[int, int] | None:
         # The filesystem's figures, as Finder and Explorer expect; summing a tree's sizes on
@@ -697,9 +727,9 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _open_read(local: str, path: str, flags: int = 0) -> int:
+def _open_read(local: str, path: str) -> int:
     try:
-        return os.open(local, _READ_FLAGS | flags)
+        return os.open(local, _READ_FLAGS)
     except OSError as exc:
         _raise(exc, path)
 
