@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -259,3 +260,38 @@ def test_no_descriptor_outlives_its_request(make_server: Callable[..., Any]) -> 
         run_all()
     # At most as many: the last connection of the first round may still be closing then.
     assert helpers.wait_for(lambda: fds() <= before), (before, fds())
+
+
+def test_a_fifo_put_in_place_after_the_stat_holds_no_thread(tree: tuple[Path, Path]) -> None:
+    # COPY and a PUT of a range stat first (which refuses a FIFO), then open by name: a FIFO
+    # there by then made open() wait for its other end, forever.
+    root, _outside = tree
+    provider = FilesystemProvider(str(root))
+    os.mkfifo(root / "pipe")
+    staged = provider.stage("/piece", [b"abc"])
+    calls: list[Callable[[], object]] = [
+        lambda: provider.copy("/pipe", "/copied"),
+        lambda: provider.write_range("/pipe", 0, staged),
+    ]
+    outcomes: list[object] = []
+    for call in calls:
+
+        def run(call: Callable[[], object] = call) -> None:
+            try:
+                outcomes.append(call())
+            except DavError as exc:
+                outcomes.append(exc.status)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(10)  # a bound: it answers at once, or never
+        held = worker.is_alive()
+        if held:  # let it go: open and close the other end
+            os.close(os.open(root / "pipe", os.O_RDWR))
+            worker.join()
+        assert not held
+    # The copy of a FIFO is what reading it gives at once (nothing); the write finds no
+    # reader (ENXIO), as any special file is refused.
+    assert outcomes == [None, 403]
+    staged.discard()
+    assert (root / "copied").read_bytes() == b""

@@ -335,7 +335,7 @@ class FilesystemProvider:
             self.make_collection(dst)
             return
         try:
-            source = open(src_local, "rb")  # noqa: SIM115 - closed below
+            source = open(src_local, "rb", opener=_without_waiting)  # noqa: SIM115 - closed below
         except OSError as exc:
             _raise(exc, src)
         with source:
@@ -375,7 +375,7 @@ class FilesystemProvider:
             size = os.stat(local).st_size
             if offset >= size:
                 # An append: the bytes a reader can see stay as they are.
-                fd = os.open(local, os.O_WRONLY)
+                fd = _without_waiting(local, os.O_WRONLY)
                 try:
                     piece.copy_to(fd, offset)
                     os.fsync(fd)
@@ -388,7 +388,7 @@ class FilesystemProvider:
         # old one, so that a GET meanwhile reads the old content or the new, never a mix.
         whole = StagedFile(self, path, local)
         try:
-            with open(local, "rb") as source:
+            with open(local, "rb", opener=_without_waiting) as source:
                 whole.fill(lambda out: _copy_file(source, out))
             piece.copy_to(whole.fd, offset)
             os.fsync(whole.fd)
@@ -725,6 +725,13 @@ def _fsync_dir(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _without_waiting(local: str, flags: int) -> int:
+    """Open an existing file as `open()` would, but at once if it is a FIFO: stat() refuses
+    one, but one put in place after the stat would hold the thread until its other end is
+    opened (a FIFO read gives nothing; a write with no reader fails, ENXIO: 403)."""
+    return os.open(local, flags | os.O_NONBLOCK)
 
 
 def _open_read(local: str, path: str) -> int:
