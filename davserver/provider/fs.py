@@ -49,6 +49,8 @@ STALE_UPLOAD_SECONDS = 3600.0
 _PIECE = 1 << 20
 # Non-blocking: opening a FIFO would otherwise wait for a writer (it is refused after the open).
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+# A folder on the way to a file, held only to open the next step from it.
+_FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FilesystemProvider:
@@ -111,26 +113,42 @@ class FilesystemProvider:
         return local, info
 
     def _inside(self, local: str) -> bool:
-        """Whether a link leads somewhere in the share: inside the root, and not into
-        davserver's own files (the trash, an upload in progress)."""
-        real = os.path.realpath(local)
+        """Whether a link leads somewhere in the share."""
+        return self._real(local) is not None
+
+    def _real(self, local: str) -> str | None:
+        """Where a link leads, if that is in the share: inside the root, and not into
+        davserver's own files (the trash, an upload in progress); else None."""
+        try:
+            real = os.path.realpath(local)
+        except OSError:
+            # A link replaced or removed while realpath() read it (EINVAL, ENOENT): it led
+            # nowhere that was checked.
+            return None
         if real == self.root:
-            return True
+            return real
         base = self.root.rstrip(os.sep) + os.sep
         if not real.startswith(base):
-            return False
-        return not any(_reserved(part) for part in real[len(base) :].split(os.sep))
+            return None
+        if any(_reserved(part) for part in real[len(base) :].split(os.sep)):
+            return None
+        return real
 
     # -- reading ---------------------------------------------------------------------------
 
     def stat(self, path: str) -> Resource:
         local, info = self._locate(path)
-        if info is not None and not st.S_ISLNK(info.st_mode):
-            return _resource(path, info)  # lstat of a non-link is its stat: no second call
-        try:
-            return _resource(path, os.stat(local), is_link=info is not None)
-        except OSError as exc:
-            _raise(exc, path)
+        link = info is not None and st.S_ISLNK(info.st_mode)
+        if info is None or link:  # lstat of a non-link is its stat: no second call
+            try:
+                info = os.stat(local)
+            except OSError as exc:
+                _raise(exc, path)
+        if _is_special(info):
+            # As GET refuses it: HEAD, PROPFIND, COPY or a PUT of a range must not take it
+            # for an empty file (and open it, which waits for a FIFO's other end forever).
+            raise _special_file(path)
+        return _resource(path, info, is_link=link)
 
     def children(self, path: str) -> Iterator[Resource]:
         local = self.local_path(path)
@@ -150,6 +168,8 @@ class FilesystemProvider:
                     info = entry.stat()
                 except OSError:
                     continue  # vanished or a dangling link: not a member any more
+                if _is_special(info):
+                    continue  # a FIFO, socket or device: no content to serve, as stat says
                 yield _resource(paths.child(path, name), info, is_link=link)
 
     def canonical(self, path: str) -> str:
@@ -191,19 +211,7 @@ class FilesystemProvider:
 
     def open_read(self, path: str) -> tuple[Resource, ReadStream]:
         segments = self._segments(path)
-        if segments:
-            # The folders on the way are checked as _locate checks them; the file itself is
-            # opened without following a link, which saves its lstat (a fifth of a small
-            # GET's time). A link there is resolved and checked first, as everywhere.
-            parent, _info = self._walk(path, segments[:-1])
-            try:
-                fd = os.open(f"{parent}/{segments[-1]}", _READ_FLAGS | os.O_NOFOLLOW)
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    _raise(exc, path)
-                fd = _open_read(self.local_path(path), path)
-        else:
-            fd = _open_read(self.root, path)
+        fd = self._open_beneath(path, segments, True) if segments else _open_read(self.root, path)
         try:
             info = os.fstat(fd)
         except OSError as exc:
@@ -214,8 +222,57 @@ class FilesystemProvider:
             if st.S_ISDIR(info.st_mode):
                 raise MethodNotAllowed(f"{path} is a collection")
             # A FIFO would block the reader forever, a device could be endless.
-            raise Forbidden(f"{path} is not a regular file")
+            raise _special_file(path)
         return _resource(path, info), FileReader(fd)
+
+    def _open_beneath(self, path: str, segments: list[str], resolve: bool) -> int:
+        """Open the file at `segments`, each folder on the way opened from the one before,
+        none of them nor the file through a link: a path checked, then opened by name, would
+        follow a folder or file swapped for a link to outside in between (a local user could
+        read any file the server can). A link on the way is resolved and checked as
+        everywhere when `resolve`, and what it leads to opened the same way: a link met
+        there is one swapped in since, and is not followed (404).
+
+        The file costs what it did after an lstat walk (one open); each folder on the way
+        an open and a close where it cost an lstat."""
+        folder: int | None = None
+        try:
+            for segment in segments[:-1]:
+                try:
+                    inner = self._open_at(folder, segment, _FOLDER_FLAGS)
+                except OSError as exc:
+                    if exc.errno != errno.ENOTDIR or not resolve:  # a link, or a file
+                        _raise(exc, path)
+                    return self._open_link(path, segments)
+                if folder is not None:
+                    os.close(folder)
+                folder = inner
+            try:
+                return self._open_at(folder, segments[-1], _READ_FLAGS | os.O_NOFOLLOW)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP or not resolve:
+                    _raise(exc, path)
+                return self._open_link(path, segments)
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _open_at(self, folder: int | None, name: str, flags: int) -> int:
+        if folder is None:
+            # The first step goes by name, which saves opening the root and closing it on
+            # every GET: its path is resolved, and no client's to change.
+            return os.open(f"{self.root.rstrip('/')}/{name}", flags)
+        return os.open(name, flags, dir_fd=folder)
+
+    def _open_link(self, path: str, segments: list[str]) -> int:
+        """Open what a path with a link in it leads to, if that is in the share."""
+        local, _info = self._walk(path, segments)  # each link on the way checked, as by stat
+        real = self._real(local)
+        if real is None:
+            raise NotFound(f"{path} is outside the shared folder")
+        if real == self.root:
+            return _open_read(real, path)
+        return self._open_beneath(path, real[len(self.root.rstrip("/")) + 1 :].split("/"), False)
 
     def quota(self, path: str) -> tuple[int, int] | None:
         # The filesystem's figures, as Finder and Explorer expect; summing a tree's sizes on
@@ -278,7 +335,7 @@ class FilesystemProvider:
             self.make_collection(dst)
             return
         try:
-            source = open(src_local, "rb")  # noqa: SIM115 - closed below
+            source = open(src_local, "rb", opener=_without_waiting)  # noqa: SIM115 - closed below
         except OSError as exc:
             _raise(exc, src)
         with source:
@@ -318,7 +375,7 @@ class FilesystemProvider:
             size = os.stat(local).st_size
             if offset >= size:
                 # An append: the bytes a reader can see stay as they are.
-                fd = os.open(local, os.O_WRONLY)
+                fd = _without_waiting(local, os.O_WRONLY)
                 try:
                     piece.copy_to(fd, offset)
                     os.fsync(fd)
@@ -331,7 +388,7 @@ class FilesystemProvider:
         # old one, so that a GET meanwhile reads the old content or the new, never a mix.
         whole = StagedFile(self, path, local)
         try:
-            with open(local, "rb") as source:
+            with open(local, "rb", opener=_without_waiting) as source:
                 whole.fill(lambda out: _copy_file(source, out))
             piece.copy_to(whole.fd, offset)
             os.fsync(whole.fd)
@@ -670,6 +727,13 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _without_waiting(local: str, flags: int) -> int:
+    """Open an existing file as `open()` would, but at once if it is a FIFO: stat() refuses
+    one, but one put in place after the stat would hold the thread until its other end is
+    opened (a FIFO read gives nothing; a write with no reader fails, ENXIO: 403)."""
+    return os.open(local, flags | os.O_NONBLOCK)
+
+
 def _open_read(local: str, path: str) -> int:
     try:
         return os.open(local, _READ_FLAGS)
@@ -731,6 +795,16 @@ class FileReader:
         self.close()
 
 
+def _is_special(info: os.stat_result) -> bool:
+    """Whether a file is a FIFO, socket or device: neither content nor a collection."""
+    return not (st.S_ISREG(info.st_mode) or st.S_ISDIR(info.st_mode))
+
+
+def _special_file(path: str) -> Forbidden:
+    """The refusal of a FIFO, socket or device: it has no content to serve."""
+    return Forbidden(f"{path} is not a regular file")
+
+
 def _raise(exc: OSError, path: str, parent_missing: bool = False) -> NoReturn:
     """Translate an OSError into the DavError its errno means for a WebDAV client."""
     code = exc.errno
@@ -748,6 +822,9 @@ def _raise(exc: OSError, path: str, parent_missing: bool = False) -> NoReturn:
         raise Conflict(f"{path} is not empty") from exc
     if code == errno.EEXIST:
         raise MethodNotAllowed(f"{path} already exists") from exc
+    if code in (errno.ENXIO, errno.ENODEV):
+        # Opening a socket, or a device without its driver: as any special file, refused.
+        raise _special_file(path) from exc
     if code == errno.ENAMETOOLONG:
         raise DavError(f"the name {path} is too long", status=414) from exc
     raise exc
