@@ -128,7 +128,13 @@ class Workers:
         deadline = time.monotonic() + _STOP_WAIT
         while self._started:
             for pid in list(self._started):
-                done, _status = os.waitpid(pid, os.WNOHANG)
+                try:
+                    done, _status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    # Reaped already: serve()'s os.wait() returned it, and the stop signal
+                    # (Ctrl-C reaches the workers too, so they end at once) came before serve()
+                    # could strike it off.
+                    done = pid
                 if done:
                     del self._started[pid]
             if time.monotonic() > deadline:

@@ -19,7 +19,7 @@ from procs import ServerProcess
 from test_hostile import check_slow_connections_do_not_starve
 
 from davserver import prefork
-from davserver.config import ENGINES
+from davserver.config import ENGINES, load
 from davserver.passwords import set_password
 
 
@@ -129,6 +129,21 @@ def test_a_stop_signal_while_another_is_handled_stops(
     finally:
         proc.stop()
     assert proc.errors() == ""
+
+
+def test_stopping_a_worker_reaped_already_is_no_error(tmp_path: Path) -> None:
+    """Ctrl-C: the workers end at once, serve()'s os.wait() reaps one, and the parent's own
+    SIGINT interrupts it before it strikes that worker off. stop() then waited for a process
+    that was no longer its child (ChildProcessError, a traceback and exit status 1, about one
+    Ctrl-C in twenty under test_a_stop_signal_while_another_is_handled_stops)."""
+    workers = prefork.Workers(load(None, {"root": str(tmp_path)}), 1)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    workers._started[pid] = time.monotonic()
+    workers.stop()
+    assert workers._started == {}
 
 
 def test_a_worker_that_dies_is_replaced(served: ServerProcess) -> None:
