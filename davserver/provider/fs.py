@@ -49,6 +49,8 @@ STALE_UPLOAD_SECONDS = 3600.0
 _PIECE = 1 << 20
 # Non-blocking: opening a FIFO would otherwise wait for a writer (it is refused after the open).
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+# A file written in place (a piece of a resumable upload), read too when it is rewritten whole.
+_WRITE_FLAGS = os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK
 # A folder on the way to a file, held only to open the next step from it.
 _FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -210,8 +212,7 @@ class FilesystemProvider:
         return found
 
     def open_read(self, path: str) -> tuple[Resource, ReadStream]:
-        segments = self._segments(path)
-        fd = self._open_beneath(path, segments, True) if segments else _open_read(self.root, path)
+        fd = self._open_file(path, _READ_FLAGS)
         try:
             info = os.fstat(fd)
         except OSError as exc:
@@ -225,16 +226,43 @@ class FilesystemProvider:
             raise _special_file(path)
         return _resource(path, info), FileReader(fd)
 
-    def _open_beneath(self, path: str, segments: list[str], resolve: bool) -> int:
+    def _open_file(self, path: str, flags: int) -> int:
+        """Open the file (or folder) at `path` with `flags`, beneath the root as
+        `_open_beneath` does, following the links in the share and no other."""
+        segments = self._segments(path)
+        if not segments:
+            return _open(self.root, path, flags)
+        return self._open_beneath(path, segments, True, flags)
+
+    def _open_beneath(self, path: str, segments: list[str], resolve: bool, flags: int) -> int:
         """Open the file at `segments`, each folder on the way opened from the one before,
         none of them nor the file through a link: a path checked, then opened by name, would
         follow a folder or file swapped for a link to outside in between (a local user could
-        read any file the server can). A link on the way is resolved and checked as
+        read or write any file the server can). A link on the way is resolved and checked as
         everywhere when `resolve`, and what it leads to opened the same way: a link met
         there is one swapped in since, and is not followed (404).
 
         The file costs what it did after an lstat walk (one open); each folder on the way
         an open and a close where it cost an lstat."""
+        folder = self._folder_beneath(path, segments, resolve)
+        try:
+            return self._open_at(folder, segments[-1], flags | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or not resolve:
+                _raise(exc, path)
+            return self._open_link(path, segments, flags)
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _folder_beneath(
+        self, path: str, segments: list[str], resolve: bool, parent_missing: bool = False
+    ) -> int | None:
+        """The folder holding the last of `segments`, opened as `_open_beneath` opens the
+        folders on its way (a link in the share resolved when `resolve`); None for the root,
+        whose path is fixed (the caller then names its members by their whole path: see
+        `_at`). A missing folder, or a link swapped in, raises NotFound, or with
+        `parent_missing` Conflict (the parent collection is not there)."""
         folder: int | None = None
         try:
             for segment in segments[:-1]:
@@ -242,37 +270,84 @@ class FilesystemProvider:
                     inner = self._open_at(folder, segment, _FOLDER_FLAGS)
                 except OSError as exc:
                     if exc.errno != errno.ENOTDIR or not resolve:  # a link, or a file
-                        _raise(exc, path)
-                    return self._open_link(path, segments)
+                        _raise(exc, path, parent_missing)
+                    return self._real_folder(path, segments, parent_missing)
                 if folder is not None:
                     os.close(folder)
                 folder = inner
-            try:
-                return self._open_at(folder, segments[-1], _READ_FLAGS | os.O_NOFOLLOW)
-            except OSError as exc:
-                if exc.errno != errno.ELOOP or not resolve:
-                    _raise(exc, path)
-                return self._open_link(path, segments)
+            found, folder = folder, None
+            return found
         finally:
             if folder is not None:
                 os.close(folder)
 
-    def _open_at(self, folder: int | None, name: str, flags: int) -> int:
-        if folder is None:
-            # The first step goes by name, which saves opening the root and closing it on
-            # every GET: its path is resolved, and no client's to change.
-            return os.open(f"{self.root.rstrip('/')}/{name}", flags)
-        return os.open(name, flags, dir_fd=folder)
+    def _real_folder(self, path: str, segments: list[str], parent_missing: bool) -> int | None:
+        """The folder holding the last of `segments` when a link is on the way to it: the
+        links checked as by stat, then where they lead opened without following any."""
+        local, _info = self._walk(path, segments[:-1])
+        real = self._real(local)
+        if real is None:
+            raise NotFound(f"{path} is outside the shared folder")
+        return self._folder_beneath(
+            path, [*self._relative(real), segments[-1]], False, parent_missing
+        )
 
-    def _open_link(self, path: str, segments: list[str]) -> int:
+    def _at(self, folder: int | None, name: str) -> str:
+        """How to name `name` in `folder` (from `_folder_beneath`) to a call given
+        `dir_fd=folder`: as it is, or in the root by its whole path."""
+        if folder is None:
+            # The root by its path, which saves opening it and closing it on every GET: it
+            # is resolved, and no client's to change.
+            return f"{self.root.rstrip('/')}/{name}"
+        return name
+
+    def _open_at(self, folder: int | None, name: str, flags: int) -> int:
+        return os.open(self._at(folder, name), flags, dir_fd=folder)
+
+    def _relative(self, real: str) -> list[str]:
+        """The segments of a resolved path in the share (from `_real`)."""
+        if real == self.root:
+            return []
+        return real[len(self.root.rstrip("/")) + 1 :].split("/")
+
+    def _open_link(self, path: str, segments: list[str], flags: int) -> int:
         """Open what a path with a link in it leads to, if that is in the share."""
         local, _info = self._walk(path, segments)  # each link on the way checked, as by stat
         real = self._real(local)
         if real is None:
             raise NotFound(f"{path} is outside the shared folder")
         if real == self.root:
-            return _open_read(real, path)
-        return self._open_beneath(path, real[len(self.root.rstrip("/")) + 1 :].split("/"), False)
+            return _open(real, path, flags)
+        return self._open_beneath(path, self._relative(real), False, flags)
+
+    def _parent(
+        self, path: str, parent_missing: bool
+    ) -> tuple[int | None, str, os.stat_result | None]:
+        """For a change at `path` (not the root): the folder holding it, opened beneath the
+        root (`_folder_beneath`), its name there, and the lstat of what has that name now.
+        The path is checked first as by `local_path` (NotFound through a link out of the
+        share, the last one included; Forbidden for reserved names); the change is then made
+        in that folder by name, so a folder swapped for a link since cannot take it out."""
+        segments = self._segments(path)
+        _local, info = self._walk(path, segments)
+        return self._folder_beneath(path, segments, True, parent_missing), segments[-1], info
+
+    def _same_folder(self, one: int | None, other: int | None) -> bool:
+        """Whether two folders from `_folder_beneath` are one."""
+        if one is None and other is None:
+            return True
+        return os.path.samestat(self._folder_stat(one), self._folder_stat(other))
+
+    def _folder_stat(self, folder: int | None) -> os.stat_result:
+        return os.stat(self.root) if folder is None else os.fstat(folder)
+
+    def _holds_collection(self, folder: int | None, name: str) -> bool:
+        """Whether `name` in `folder` is a folder, or a link to one (a link in the share is
+        written through as a folder would be: see `StagedFile.commit`)."""
+        try:
+            return st.S_ISDIR(os.stat(self._at(folder, name), dir_fd=folder).st_mode)
+        except OSError:
+            return False
 
     def quota(self, path: str) -> tuple[int, int] | None:
         # The filesystem's figures, as Finder and Explorer expect; summing a tree's sizes on
@@ -293,16 +368,24 @@ class FilesystemProvider:
             staged.discard()
 
     def stage(self, path: str, chunks: Iterable[bytes]) -> StagedFile:
-        local = self.local_path(path)
-        if os.path.isdir(local):
-            raise MethodNotAllowed(f"{path} is a collection")
-        staged = StagedFile(self, path, local)
+        staged = self._staged_file(path)
         try:
             staged.fill(lambda out: _write_chunks(out, chunks))
         except BaseException:
             staged.discard()
             raise
         return staged
+
+    def _staged_file(self, path: str) -> StagedFile:
+        """A new, empty StagedFile for `path` (MethodNotAllowed where a folder is)."""
+        if path == paths.ROOT:
+            raise MethodNotAllowed(f"{path} is a collection")
+        folder, name, _info = self._parent(path, parent_missing=True)
+        if self._holds_collection(folder, name):
+            if folder is not None:
+                os.close(folder)
+            raise MethodNotAllowed(f"{path} is a collection")
+        return StagedFile(self, path, folder, name)
 
     def make_collection(self, path: str) -> None:
         local = self.local_path(path)
@@ -330,7 +413,6 @@ class FilesystemProvider:
 
     def copy(self, src: str, dst: str) -> None:
         src_local = self.local_path(src)
-        dst_local = self.local_path(dst)
         if os.path.isdir(src_local):
             self.make_collection(dst)
             return
@@ -339,7 +421,7 @@ class FilesystemProvider:
         except OSError as exc:
             _raise(exc, src)
         with source:
-            staged = StagedFile(self, dst, dst_local)
+            staged = self._staged_file(dst)
             try:
                 staged.fill(lambda out: _copy_file(source, out))
                 staged.commit()
@@ -368,41 +450,41 @@ class FilesystemProvider:
             raise TypeError("a piece staged by this provider is needed")
         if create:
             return piece.commit(create=True)
-        local = self.local_path(path)
-        if os.path.isdir(local):
-            raise MethodNotAllowed(f"{path} is a collection")
+        fd = self._open_file(path, _WRITE_FLAGS)
         try:
-            size = os.stat(local).st_size
-            if offset >= size:
+            info = os.fstat(fd)
+            if not st.S_ISREG(info.st_mode):
+                raise _special_file(path)  # (a folder is refused by the open: EISDIR)
+            if offset >= info.st_size:
                 # An append: the bytes a reader can see stay as they are.
-                fd = _without_waiting(local, os.O_WRONLY)
-                try:
-                    piece.copy_to(fd, offset)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                piece.copy_to(fd, offset)
+                os.fsync(fd)
                 return self.stat(path)
-        except OSError as exc:
-            _raise(exc, path)
-        # Bytes a reader can see change: a whole new file with the piece in, renamed over the
-        # old one, so that a GET meanwhile reads the old content or the new, never a mix.
-        whole = StagedFile(self, path, local)
-        try:
-            with open(local, "rb", opener=_without_waiting) as source:
-                whole.fill(lambda out: _copy_file(source, out))
-            piece.copy_to(whole.fd, offset)
-            os.fsync(whole.fd)
-            return whole.commit()
+            # Bytes a reader can see change: a whole new file with the piece in, renamed over
+            # the old one, so that a GET meanwhile reads the old content or the new, never a
+            # mix.
+            whole = self._staged_file(path)
+            try:
+                with os.fdopen(os.dup(fd), "rb") as source:
+                    whole.fill(lambda out: _copy_file(source, out))
+                piece.copy_to(whole.fd, offset)
+                os.fsync(whole.fd)
+                return whole.commit()
+            finally:
+                whole.discard()
         except OSError as exc:
             _raise(exc, path)
         finally:
-            whole.discard()
+            os.close(fd)
 
     def truncate(self, path: str, size: int) -> Resource:
+        fd = self._open_file(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            os.truncate(self.local_path(path), size)
+            os.ftruncate(fd, size)
         except OSError as exc:
             _raise(exc, path)
+        finally:
+            os.close(fd)
         return self.stat(path)
 
     def set_mtime(self, path: str, mtime: float) -> None:
@@ -517,22 +599,33 @@ class StagedFile:
     """New content for one file, written and synced to disk but not yet in the tree.
 
     It is a hidden file beside its target, named after this process (`sweep_temp_files`
-    removes it once the process is gone, however it ended). If a MOVE carries the folder off
-    while the body arrives, the commit fails (the path's folder is no longer where the file
-    was written) and the file is found again through its descriptor and removed.
+    removes it once the process is gone, however it ended). Every step is taken in its
+    folder, held open from the start (opened beneath the root: a folder swapped for a link
+    to outside cannot take the file, or its name, out of the share). If a MOVE carries the
+    folder off while the body arrives, the commit fails (the path's folder is no longer the
+    one the file was written in) and the file is removed from the folder held.
     """
 
-    def __init__(self, provider: FilesystemProvider, path: str, local: str) -> None:
+    def __init__(
+        self, provider: FilesystemProvider, path: str, folder: int | None, name: str
+    ) -> None:
+        """Make the file in `folder` (from `FilesystemProvider._parent`, closed by `discard`)
+        beside `name`, the target's name there."""
         self.provider = provider
         self.path = path
-        self.temp: str | None = os.path.join(
-            os.path.dirname(local), provider.upload_prefix + uuid.uuid4().hex
-        )
+        self.folder = folder
+        self.name = name
+        self.fd = -1
+        self.temp: str | None = None
+        temp = provider.upload_prefix + uuid.uuid4().hex
         try:
-            self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            self.fd = os.open(
+                provider._at(folder, temp), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=folder
+            )
         except OSError as exc:
-            self.temp = None
+            self.discard()
             _raise(exc, path, parent_missing=True)
+        self.temp = temp
 
     def fill(self, fill: Callable[[BinaryIO], object]) -> None:
         """Write the content with `fill` and make it durable."""
@@ -547,27 +640,40 @@ class StagedFile:
 
     def commit(self, *, create: bool = False, mtime: float | None = None) -> Resource:
         """Give the content its name, replacing what is there (or, with `create`, only where
-        nothing is: MethodNotAllowed otherwise), with `mtime` as its modification time."""
+        nothing is: MethodNotAllowed otherwise), with `mtime` as its modification time.
+
+        A link with the name is replaced, not written through: the file is renamed over it
+        (a link on the way to the folder is followed, as everywhere)."""
         path = self.path
-        local = self.provider.local_path(path)
-        if self.temp is None or os.path.dirname(local) != os.path.dirname(self.temp):
-            raise Conflict(f"the collection of {path} changed while the content arrived")
-        if os.path.isdir(local):
-            raise MethodNotAllowed(f"{path} is a collection")
+        provider = self.provider
+        # Where the path leads now must be the folder the file was written in.
+        folder, name, _info = provider._parent(path, parent_missing=True)
         try:
-            if mtime is not None:
-                os.utime(self.fd, (mtime, mtime))
-            if create:
-                _link_new(self.temp, local, path)
-            else:
-                os.replace(self.temp, local)
-            self.temp = None
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                raise Conflict(f"the collection of {path} moved while the content arrived") from exc
-            self._failed(exc)
-        _fsync_dir(os.path.dirname(local))
-        return self.provider.stat(path)
+            if self.temp is None or not provider._same_folder(folder, self.folder):
+                raise Conflict(f"the collection of {path} changed while the content arrived")
+            if provider._holds_collection(folder, name):
+                raise MethodNotAllowed(f"{path} is a collection")
+            temp = provider._at(folder, self.temp)
+            target = provider._at(folder, name)
+            try:
+                if mtime is not None:
+                    os.utime(self.fd, (mtime, mtime))
+                if create:
+                    _link_new(temp, target, folder, path)
+                else:
+                    os.replace(temp, target, src_dir_fd=folder, dst_dir_fd=folder)
+                self.temp = None
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    raise Conflict(
+                        f"the collection of {path} moved while the content arrived"
+                    ) from exc
+                self._failed(exc)
+            _fsync_dir(provider._at(folder, "."), folder)
+        finally:
+            if folder is not None:
+                os.close(folder)
+        return provider.stat(path)
 
     def copy_to(self, fd: int, offset: int) -> None:
         """Write the content into the open file `fd` at `offset` (a piece of a file)."""
@@ -577,30 +683,18 @@ class StagedFile:
             done += len(chunk)
 
     def discard(self) -> None:
-        """Drop the content if it was not committed (always safe to call)."""
+        """Drop the content if it was not committed (always safe to call). The folder is
+        the one it was written in wherever a MOVE carried it meanwhile: it is found there."""
         if self.temp is not None:
-            try:
-                os.unlink(self.temp)
-            except FileNotFoundError:
-                self._unlink_moved()
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                os.unlink(self.provider._at(self.folder, self.temp), dir_fd=self.folder)
             self.temp = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def _unlink_moved(self) -> None:
-        """The file is not where it was made: a MOVE carried its folder off. Where the
-        platform tells a descriptor's path (Linux's /proc), remove it there."""
-        try:
-            where = os.readlink(f"/proc/self/fd/{self.fd}")
-            if os.path.basename(where).startswith(self.provider.upload_prefix) and os.path.samestat(
-                os.stat(where), os.fstat(self.fd)
-            ):
-                os.unlink(where)
-        except OSError:
-            pass  # gone already, or no /proc: the next start's sweep removes it
+        if self.folder is not None:
+            os.close(self.folder)
+            self.folder = None
 
     def _failed(self, exc: OSError) -> NoReturn:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -671,11 +765,11 @@ def _rmdir(local: str) -> None:
         os.rmdir(local)
 
 
-def _link_new(temp: str, local: str, path: str) -> None:
-    """Give the finished temporary file its name only if nothing has it yet: link() fails
-    where rename() would silently replace."""
+def _link_new(temp: str, target: str, folder: int | None, path: str) -> None:
+    """Give the finished temporary file, `temp` in `folder`, the name `target` there only if
+    nothing has it yet: link() fails where rename() would silently replace."""
     try:
-        os.link(temp, local)
+        os.link(temp, target, src_dir_fd=folder, dst_dir_fd=folder)
     except FileExistsError:
         raise MethodNotAllowed(f"{path} already exists") from None
     except OSError as exc:
@@ -683,12 +777,12 @@ def _link_new(temp: str, local: str, path: str) -> None:
             raise
         # No hard links on this filesystem: claim the name first, then replace it.
         try:
-            os.close(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder))
         except FileExistsError:
             raise MethodNotAllowed(f"{path} already exists") from None
-        os.replace(temp, local)
+        os.replace(temp, target, src_dir_fd=folder, dst_dir_fd=folder)
         return
-    os.unlink(temp)
+    os.unlink(temp, dir_fd=folder)
 
 
 def _copy_file(source: BinaryIO, out: BinaryIO) -> None:
@@ -713,10 +807,10 @@ def _write_chunks(out: BinaryIO, chunks: Iterable[bytes]) -> None:
         out.write(chunk)
 
 
-def _fsync_dir(directory: str) -> None:
+def _fsync_dir(directory: str, folder: int | None = None) -> None:
     # The rename is durable only once the directory entry is on disk.
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
     except OSError:
         return
     try:
@@ -734,9 +828,9 @@ def _without_waiting(local: str, flags: int) -> int:
     return os.open(local, flags | os.O_NONBLOCK)
 
 
-def _open_read(local: str, path: str) -> int:
+def _open(local: str, path: str, flags: int) -> int:
     try:
-        return os.open(local, _READ_FLAGS)
+        return os.open(local, flags)
     except OSError as exc:
         _raise(exc, path)
 

@@ -1,0 +1,183 @@
+"""Races on the way to a path: a folder swapped for a link to outside between the check of a
+path and its use must never let a write, a removal or a look land outside the share."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from davserver.errors import DavError
+from davserver.provider.fs import FilesystemProvider
+
+# Swaps the folder /d and a link to outside, /d.link, atomically (renameat2's
+# RENAME_EXCHANGE): /d is always one or the other, so each look at it has even odds.
+SWAP_RACER = """
+import ctypes, os, sys
+root, outside, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+os.symlink(outside, root + "/d.link")
+a, b = (root + "/d").encode(), (root + "/d.link").encode()
+for i in range(rounds):
+    if libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2")
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A share root with a folder /d, and beside it an outside folder holding a secret."""
+    root = tmp_path / "share"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"SECRET")
+    (root / "d").mkdir()
+    (root / "d" / "secret").write_bytes(b"inside")
+    return root, outside
+
+
+def outcome(call: Callable[[], object]) -> object:
+    """What a provider call gives: its result, or the status of its error."""
+    try:
+        return call()
+    except DavError as exc:
+        return exc.status
+    except OSError as exc:
+        return f"OSError {exc.errno}"  # a 500: the app's answer to an unexpected error
+
+
+def while_swapped(
+    tree: tuple[Path, Path],
+    call: Callable[[FilesystemProvider], object],
+    rounds: int = 400_000,
+) -> tuple[Counter[object], int]:
+    """What `call` gives, again and again while SWAP_RACER runs (`rounds` swaps), and how
+    many calls changed the outside folder (each change is undone at once)."""
+    root, outside = tree
+    provider = FilesystemProvider(str(root))
+    seen: Counter[object] = Counter()
+    escapes = 0
+    process = subprocess.Popen(
+        [sys.executable, "-c", SWAP_RACER, str(root), str(outside), str(rounds)]
+    )
+    try:
+        while process.poll() is None:
+            seen[outcome(lambda: call(provider))] += 1
+            changed = [name for name in os.listdir(outside) if name != "secret"]
+            if changed or (outside / "secret").read_bytes() != b"SECRET":
+                escapes += 1
+                for name in changed:
+                    path = outside / name
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                (outside / "secret").write_bytes(b"SECRET")
+    finally:
+        process.wait()
+        provider.close()
+    assert process.returncode == 0
+    return seen, escapes
+
+
+def test_a_put_never_lands_outside(tree: tuple[Path, Path]) -> None:
+    # The temporary file was made by name in the folder the lstat walk had checked, and
+    # renamed into place by name: a folder swapped for a link to outside meanwhile made the
+    # server create, fill and name a file there (some 1 in 12 PUTs).
+    seen, escapes = while_swapped(tree, lambda p: p.write("/d/new", [b"W"]).size)
+    assert escapes == 0, seen
+    assert set(seen) == {1, 404, 409}
+
+
+def test_a_piece_of_a_resumed_upload_never_lands_outside(tree: tuple[Path, Path]) -> None:
+    # An append opened the file by a name the lstat walk had checked, and a truncation cut
+    # it by name: through a folder swapped for a link, both wrote to the outside file.
+    root, _outside = tree
+    provider = FilesystemProvider(str(root))
+    piece = provider.stage("/piece", [b"more"])
+
+    def resume(p: FilesystemProvider) -> int:
+        p.write_range("/d/secret", 6, piece)  # "inside" + "more"
+        return p.truncate("/d/secret", 6).size
+
+    try:
+        seen, escapes = while_swapped(tree, resume)
+    finally:
+        piece.discard()
+    assert escapes == 0, seen
+    # 409: a truncation refused left the file longer, and the next piece then rewrote it
+    # whole, in a folder that had gone before the commit.
+    assert set(seen) == {6, 404, 409}
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def cut_off() -> Iterator[bytes]:
+    yield b"x"
+    raise ConnectionResetError
+
+
+def test_no_descriptor_outlives_a_change(tree: tuple[Path, Path]) -> None:
+    # Each folder on the way is opened and held: every way out, errors included, closes it.
+    root, _outside = tree
+    provider = FilesystemProvider(str(root))
+    (root / "in").symlink_to("d")
+    (root / "out").symlink_to(tree[1])
+    (root / "file").write_bytes(b"0123456789")
+    os.mkfifo(root / "pipe")
+    before = fds()
+    piece = provider.stage("/piece", [b"ab"])
+
+    def moved_away() -> None:
+        staged = provider.stage("/d/moved", [b"x"])
+        try:
+            provider.move("/d", "/e")
+            staged.commit()
+        finally:
+            staged.discard()
+            provider.move("/e", "/d")
+
+    calls: list[Callable[[], object]] = [
+        lambda: provider.write("/new", [b"1"]),
+        lambda: provider.write("/d/new", [b"1"], create=True),
+        lambda: provider.write("/d/new", [b"1"], create=True),  # 405: it exists
+        lambda: provider.write("/in/new", [b"1"]),
+        lambda: provider.write("/in/deeper/new", [b"1"]),  # 409
+        lambda: provider.write("/out/new", [b"1"]),  # 404
+        lambda: provider.write("/file/new", [b"1"]),  # 409
+        lambda: provider.write("/d", [b"1"]),  # 405
+        lambda: provider.write("/", [b"1"]),  # 405
+        lambda: provider.write("/.davserver-tmp-x/new", [b"1"]),  # 403
+        lambda: provider.write("/d/x", cut_off()),  # the client went mid-body
+        moved_away,  # 409
+        lambda: provider.write_range("/file", 10, piece),
+        lambda: provider.write_range("/file", 2, piece),
+        lambda: provider.write_range("/in/secret", 6, piece),
+        lambda: provider.write_range("/missing", 0, piece),  # 404
+        lambda: provider.write_range("/d", 0, piece),  # 405
+        lambda: provider.write_range("/pipe", 0, piece),  # 403
+        lambda: provider.truncate("/file", 3),
+        lambda: provider.truncate("/out/secret", 3),  # 404
+    ]
+    found = [outcome(call) for call in calls]
+    piece.discard()
+    provider.close()
+    assert fds() == before
+    statuses = [what if isinstance(what, int | str) else "ok" for what in found]
+    assert statuses == [
+        "ok", "ok", 405, "ok", 409, 404, 409, 405, 405, 403, "OSError None", 409,
+        "ok", "ok", "ok", 404, 405, 403, "ok", 404,
+    ]  # fmt: skip
+    assert (root / "file").read_bytes() == b"01a"
+    assert (root / "d" / "secret").read_bytes() == b"insideab"
+    assert sorted(os.listdir(root / "d")) == ["new", "secret"]
