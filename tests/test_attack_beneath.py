@@ -3,8 +3,10 @@ path and its use must never let a write, a removal or a look land outside the sh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -54,6 +56,28 @@ def outcome(call: Callable[[], object]) -> object:
         return f"OSError {exc.errno}"  # a 500: the app's answer to an unexpected error
 
 
+def state(folder: Path) -> dict[str, tuple[bytes | None, int]]:
+    """What a folder holds: each member's content (None for a folder) and modification time."""
+    found = {}
+    for name in os.listdir(folder):
+        info = os.lstat(folder / name)
+        content = (folder / name).read_bytes() if stat.S_ISREG(info.st_mode) else None
+        found[name] = (content, info.st_mtime_ns)
+    return found
+
+
+def restore(folder: Path, before: dict[str, tuple[bytes | None, int]]) -> None:
+    """Make a folder hold what `state` saw in it."""
+    shutil.rmtree(folder)
+    folder.mkdir()
+    for name, (content, mtime) in before.items():
+        if content is None:
+            (folder / name).mkdir()
+        else:
+            (folder / name).write_bytes(content)
+        os.utime(folder / name, ns=(mtime, mtime))
+
+
 def while_swapped(
     tree: tuple[Path, Path],
     call: Callable[[FilesystemProvider], object],
@@ -65,27 +89,40 @@ def while_swapped(
     provider = FilesystemProvider(str(root))
     seen: Counter[object] = Counter()
     escapes = 0
+    before = state(outside)
     process = subprocess.Popen(
         [sys.executable, "-c", SWAP_RACER, str(root), str(outside), str(rounds)]
     )
     try:
         while process.poll() is None:
             seen[outcome(lambda: call(provider))] += 1
-            changed = [name for name in os.listdir(outside) if name != "secret"]
-            if changed or (outside / "secret").read_bytes() != b"SECRET":
+            if state(outside) != before:
                 escapes += 1
-                for name in changed:
-                    path = outside / name
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink()
-                (outside / "secret").write_bytes(b"SECRET")
+                restore(outside, before)
     finally:
         process.wait()
         provider.close()
     assert process.returncode == 0
     return seen, escapes
+
+
+def in_the_folder(provider: FilesystemProvider, act: Callable[[int], object]) -> None:
+    """Do `act` in the folder /d of the share, wherever SWAP_RACER has it now (given its
+    descriptor, opened without following a link)."""
+    while True:
+        for name in ("d", "d.link"):
+            try:
+                folder = os.open(
+                    f"{provider.root}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                )
+            except OSError:
+                continue  # the link, or swapped since: try the other name, or again
+            try:
+                with contextlib.suppress(FileExistsError):
+                    act(folder)
+                return
+            finally:
+                os.close(folder)
 
 
 def test_a_put_never_lands_outside(tree: tuple[Path, Path]) -> None:
@@ -135,6 +172,7 @@ def test_no_descriptor_outlives_a_change(tree: tuple[Path, Path]) -> None:
     (root / "out").symlink_to(tree[1])
     (root / "file").write_bytes(b"0123456789")
     os.mkfifo(root / "pipe")
+    outside = state(tree[1])
     before = fds()
     piece = provider.stage("/piece", [b"ab"])
 
@@ -168,16 +206,70 @@ def test_no_descriptor_outlives_a_change(tree: tuple[Path, Path]) -> None:
         lambda: provider.write_range("/pipe", 0, piece),  # 403
         lambda: provider.truncate("/file", 3),
         lambda: provider.truncate("/out/secret", 3),  # 404
+        lambda: provider.make_collection("/in/made"),
+        lambda: provider.make_collection("/in/made"),  # 405
+        lambda: provider.make_collection("/missing/made"),  # 409
+        lambda: provider.make_collection("/out/made"),  # 404
+        lambda: provider.set_mtime("/in/made", 1_000_000.0),
+        lambda: provider.set_mtime("/out/secret", 1_000_000.0),  # 404
+        lambda: provider.write("/in/made/f", [b"1"]),
+        lambda: provider.delete("/in/made"),  # 409: not empty
+        lambda: provider.delete("/in/made/f"),
+        lambda: provider.delete("/in/made"),
+        lambda: provider.delete("/in/made"),  # 404
+        lambda: provider.delete("/out/secret"),  # 404
+        lambda: provider.delete("/out"),  # 404
     ]
     found = [outcome(call) for call in calls]
     piece.discard()
     provider.close()
     assert fds() == before
-    statuses = [what if isinstance(what, int | str) else "ok" for what in found]
+    statuses = [what if isinstance(what, int | str | None) else "ok" for what in found]
     assert statuses == [
         "ok", "ok", 405, "ok", 409, 404, 409, 405, 405, 403, "OSError None", 409,
         "ok", "ok", "ok", 404, 405, 403, "ok", 404,
+        None, 405, 409, 404, None, 404, "ok", 409, None, None, 404, 404, 404,
     ]  # fmt: skip
     assert (root / "file").read_bytes() == b"01a"
     assert (root / "d" / "secret").read_bytes() == b"insideab"
     assert sorted(os.listdir(root / "d")) == ["new", "secret"]
+    assert state(tree[1]) == outside
+
+
+def test_a_mkcol_never_lands_outside(tree: tuple[Path, Path]) -> None:
+    # The folder was made by a name the lstat walk had checked.
+    names = iter(range(1_000_000))
+    seen, escapes = while_swapped(tree, lambda p: p.make_collection(f"/d/new{next(names)}"))
+    assert escapes == 0, seen
+    assert set(seen) == {None, 404, 409}
+
+
+def test_a_delete_never_removes_outside(tree: tuple[Path, Path]) -> None:
+    # The file was unlinked (its name linked into the trash first) by a name the lstat walk
+    # had checked: the outside file of that name went.
+    def delete(p: FilesystemProvider) -> None:
+        p.write("/d/secret", [b"inside"])
+        p.delete("/d/secret")
+
+    seen, escapes = while_swapped(tree, delete)
+    assert escapes == 0, seen
+    assert set(seen) == {None, 404, 409}
+
+
+def test_a_delete_of_a_folder_never_removes_outside(tree: tuple[Path, Path]) -> None:
+    (tree[1] / "empty").mkdir()
+
+    def delete(p: FilesystemProvider) -> None:
+        in_the_folder(p, lambda folder: os.mkdir("empty", dir_fd=folder))
+        p.delete("/d/empty")
+
+    seen, escapes = while_swapped(tree, delete)
+    assert escapes == 0, seen
+    assert set(seen) == {None, 404}
+
+
+def test_a_modification_time_is_never_set_outside(tree: tuple[Path, Path]) -> None:
+    # The time was set by a name the lstat walk had checked (X-OC-Mtime on a resumed upload).
+    seen, escapes = while_swapped(tree, lambda p: p.set_mtime("/d/secret", 1_000_000.0))
+    assert escapes == 0, seen
+    assert set(seen) == {None, 404}

@@ -388,28 +388,37 @@ class FilesystemProvider:
         return StagedFile(self, path, folder, name)
 
     def make_collection(self, path: str) -> None:
-        local = self.local_path(path)
+        if path == paths.ROOT:
+            raise MethodNotAllowed(f"{path} already exists")
+        folder, name, _info = self._parent(path, parent_missing=True)
         try:
-            os.mkdir(local)
+            os.mkdir(self._at(folder, name), dir_fd=folder)
         except FileExistsError:
             raise MethodNotAllowed(f"{path} already exists") from None
         except OSError as exc:
             _raise(exc, path, parent_missing=True)
+        finally:
+            if folder is not None:
+                os.close(folder)
 
     def delete(self, path: str) -> None:
         if path == paths.ROOT:
             raise Forbidden("the shared root cannot be deleted")
         # The path check already lstat()ed the last component: no second look.
-        local, info = self._locate(path)
-        if info is None:
-            raise NotFound(f"{path} does not exist")
+        folder, name, info = self._parent(path, parent_missing=False)
         try:
+            if info is None:
+                raise NotFound(f"{path} does not exist")
             if st.S_ISDIR(info.st_mode):
-                _rmdir(local)
+                _rmdir(self._at(folder, name), folder)
             else:
-                self.trash.discard(local)  # a file, or a link (never what it points to)
+                # A file, or a link (never what it points to).
+                self.trash.discard(self._at(folder, name), folder)
         except OSError as exc:
             _raise(exc, path)
+        finally:
+            if folder is not None:
+                os.close(folder)
 
     def copy(self, src: str, dst: str) -> None:
         src_local = self.local_path(src)
@@ -488,11 +497,13 @@ class FilesystemProvider:
         return self.stat(path)
 
     def set_mtime(self, path: str, mtime: float) -> None:
-        local = self.local_path(path)
+        fd = self._open_file(path, _READ_FLAGS)
         try:
-            os.utime(local, (mtime, mtime))
+            os.utime(fd, (mtime, mtime))
         except OSError as exc:
             _raise(exc, path)
+        finally:
+            os.close(fd)
 
     def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
         """Remove what a crash left behind, uploads and the trash; returns how many files.
@@ -749,20 +760,27 @@ def _resource(path: str, info: os.stat_result, is_link: bool = False) -> Resourc
     return Resource(path, is_dir, size, info.st_mtime, created, etag, None, is_link)
 
 
-def _rmdir(local: str) -> None:
-    """Remove an empty directory. Unfinished uploads are not members (listings leave them
-    out), so they do not keep a collection from being deleted: they go with it."""
+def _rmdir(name: str, folder: int | None) -> None:
+    """Remove the empty directory `name` in `folder` (a `dir_fd`). Unfinished uploads are
+    not members (listings leave them out), so they do not keep a collection from being
+    deleted: they go with it."""
     try:
-        os.rmdir(local)
+        os.rmdir(name, dir_fd=folder)
     except OSError as exc:
         if exc.errno != errno.ENOTEMPTY:
             raise
-        with os.scandir(local) as entries:
-            leftovers = [e.path for e in entries if e.name.startswith(TEMP_PREFIX)]
-        for leftover in leftovers:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-        os.rmdir(local)
+        inner = os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder
+        )
+        try:
+            with os.scandir(inner) as entries:
+                leftovers = [e.name for e in entries if e.name.startswith(TEMP_PREFIX)]
+            for leftover in leftovers:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover, dir_fd=inner)
+        finally:
+            os.close(inner)
+        os.rmdir(name, dir_fd=folder)
 
 
 def _link_new(temp: str, target: str, folder: int | None, path: str) -> None:
