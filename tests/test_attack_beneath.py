@@ -40,7 +40,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     outside = tmp_path / "outside"
     root.mkdir()
     outside.mkdir()
-    (outside / "secret").write_bytes(b"SECRET")
+    (outside / "secret").write_bytes(b"SECRET, outside")  # 15 bytes; the inside one, 6
     (root / "d").mkdir()
     (root / "d" / "secret").write_bytes(b"inside")
     return root, outside
@@ -273,3 +273,63 @@ def test_a_modification_time_is_never_set_outside(tree: tuple[Path, Path]) -> No
     seen, escapes = while_swapped(tree, lambda p: p.set_mtime("/d/secret", 1_000_000.0))
     assert escapes == 0, seen
     assert set(seen) == {None, 404}
+
+
+def test_a_look_never_tells_of_an_outside_file(tree: tuple[Path, Path]) -> None:
+    # HEAD and PROPFIND: the lstat walk looked at d, then at d/secret by a name that
+    # followed d swapped for a link meanwhile, and told the outside file's size and date.
+    seen, escapes = while_swapped(tree, lambda p: p.stat("/d/secret").size)
+    assert escapes == 0
+    assert set(seen) == {6, 404}
+
+
+def test_a_listing_never_shows_an_outside_folder(tree: tuple[Path, Path]) -> None:
+    # PROPFIND Depth 1: the folder was listed by a name that followed d swapped for a link
+    # meanwhile, and showed the outside folder's members.
+    (tree[1] / "outside-only").write_bytes(b"")
+    seen, escapes = while_swapped(tree, lambda p: tuple((r.path, r.size) for r in p.children("/d")))
+    assert escapes == 0
+    assert set(seen) == {(("/d/secret", 6),), 404}
+
+
+def test_no_descriptor_outlives_a_look(tree: tuple[Path, Path]) -> None:
+    root, outside = tree
+    provider = FilesystemProvider(str(root))
+    (root / "in").symlink_to("d")
+    (root / "d" / "back").symlink_to("../in")
+    (root / "out").symlink_to(outside)
+    (root / "d" / "out").symlink_to(outside / "secret")
+    (root / "dangling").symlink_to("nothing")
+    os.mkfifo(root / "pipe")
+
+    def first_of(path: str) -> str:
+        listing = provider.children(path)
+        return next(listing).path.rpartition("/")[0]  # left unfinished, then dropped
+
+    calls: list[Callable[[], object]] = [
+        lambda: provider.stat("/").size,
+        lambda: provider.stat("/in/secret").size,
+        lambda: provider.stat("/in/back/secret").size,
+        lambda: provider.stat("/in").is_link,
+        lambda: provider.stat("/out"),
+        lambda: provider.stat("/out/secret"),
+        lambda: provider.stat("/d/out"),
+        lambda: provider.stat("/dangling"),
+        lambda: provider.stat("/pipe"),
+        lambda: provider.stat("/d/secret/x"),
+        lambda: sorted(r.path for r in provider.children("/")),
+        lambda: sorted((r.path, r.is_link) for r in provider.children("/in")),
+        lambda: list(provider.children("/out")),
+        lambda: list(provider.children("/d/secret")),
+        lambda: list(provider.children("/pipe")),
+        lambda: first_of("/d"),
+    ]
+    before = fds()
+    found = [outcome(call) for call in calls]
+    assert fds() == before
+    assert found == [
+        0, 6, 6, True, 404, 404, 404, 404, 403, 404,
+        ["/d", "/in"],
+        [("/in/back", True), ("/in/secret", False)],
+        404, 404, 404, "/d",
+    ]  # fmt: skip

@@ -139,13 +139,16 @@ class FilesystemProvider:
     # -- reading ---------------------------------------------------------------------------
 
     def stat(self, path: str) -> Resource:
-        local, info = self._locate(path)
-        link = info is not None and st.S_ISLNK(info.st_mode)
-        if info is None or link:  # lstat of a non-link is its stat: no second call
-            try:
-                info = os.stat(local)
-            except OSError as exc:
-                _raise(exc, path)
+        # Looked at in its folder, opened beneath the root as GET opens it: an lstat walk
+        # followed a folder swapped for a link to outside meanwhile, and told the size and
+        # date of an outside file.
+        segments = self._segments(path)
+        info = self._lstat_beneath(path, segments, True)
+        link = st.S_ISLNK(info.st_mode)
+        if link:
+            info = self._lstat_beneath(path, self._real_segments(path, segments), False)
+            if st.S_ISLNK(info.st_mode):
+                raise NotFound(f"{path} changed while it was looked at")  # swapped in since
         if _is_special(info):
             # As GET refuses it: HEAD, PROPFIND, COPY or a PUT of a range must not take it
             # for an empty file (and open it, which waits for a FIFO's other end forever).
@@ -153,26 +156,36 @@ class FilesystemProvider:
         return _resource(path, info, is_link=link)
 
     def children(self, path: str) -> Iterator[Resource]:
-        local = self.local_path(path)
+        # The folder is opened beneath the root and its members looked at from its
+        # descriptor (fstatat, which also saves walking the path again for each): listed by
+        # name, a folder swapped for a link to outside meanwhile showed outside's members.
+        folder = self._open_file(path, _READ_FLAGS)
         try:
-            entries = os.scandir(local)
-        except OSError as exc:
-            _raise(exc, path)
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if not _listed(name):
-                    continue
-                try:
-                    link = entry.is_symlink()
-                    if link and not self._inside(entry.path):
+            try:
+                entries = os.scandir(folder)  # its entries' stat() use `folder`: kept open
+            except OSError as exc:
+                _raise(exc, path)
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if not _listed(name):
                         continue
-                    info = entry.stat()
-                except OSError:
-                    continue  # vanished or a dangling link: not a member any more
-                if _is_special(info):
-                    continue  # a FIFO, socket or device: no content to serve, as stat says
-                yield _resource(paths.child(path, name), info, is_link=link)
+                    child = paths.child(path, name)
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished: not a member any more
+                    if st.S_ISLNK(info.st_mode):
+                        try:
+                            # Where it leads, checked and looked at as by stat.
+                            resource = self.stat(child)
+                        except DavError:
+                            continue  # out of the share, leading nowhere, or not a file
+                        yield resource
+                    elif not _is_special(info):  # a FIFO, socket or device: as stat says
+                        yield _resource(child, info)
+        finally:
+            os.close(folder)
 
     def canonical(self, path: str) -> str:
         real = os.path.realpath(self.local_path(path))
@@ -283,14 +296,34 @@ class FilesystemProvider:
 
     def _real_folder(self, path: str, segments: list[str], parent_missing: bool) -> int | None:
         """The folder holding the last of `segments` when a link is on the way to it: the
-        links checked as by stat, then where they lead opened without following any."""
-        local, _info = self._walk(path, segments[:-1])
+        links checked, then where they lead opened without following any."""
+        real = self._real_segments(path, segments[:-1])
+        return self._folder_beneath(path, [*real, segments[-1]], False, parent_missing)
+
+    def _real_segments(self, path: str, segments: list[str]) -> list[str]:
+        """Where `segments` lead, each link on the way checked as everywhere (NotFound when
+        one leads out of the share or into davserver's own files): segments with no link."""
+        local, _info = self._walk(path, segments)
         real = self._real(local)
         if real is None:
             raise NotFound(f"{path} is outside the shared folder")
-        return self._folder_beneath(
-            path, [*self._relative(real), segments[-1]], False, parent_missing
-        )
+        if real == self.root:
+            return []
+        return real[len(self.root.rstrip("/")) + 1 :].split("/")
+
+    def _lstat_beneath(self, path: str, segments: list[str], resolve: bool) -> os.stat_result:
+        """The lstat of the last of `segments`, taken in its folder opened beneath the root
+        (`_folder_beneath`); the root's own for none."""
+        if not segments:
+            return os.stat(self.root)
+        folder = self._folder_beneath(path, segments, resolve)
+        try:
+            return os.stat(self._at(folder, segments[-1]), dir_fd=folder, follow_symlinks=False)
+        except OSError as exc:
+            _raise(exc, path)
+        finally:
+            if folder is not None:
+                os.close(folder)
 
     def _at(self, folder: int | None, name: str) -> str:
         """How to name `name` in `folder` (from `_folder_beneath`) to a call given
@@ -304,21 +337,12 @@ class FilesystemProvider:
     def _open_at(self, folder: int | None, name: str, flags: int) -> int:
         return os.open(self._at(folder, name), flags, dir_fd=folder)
 
-    def _relative(self, real: str) -> list[str]:
-        """The segments of a resolved path in the share (from `_real`)."""
-        if real == self.root:
-            return []
-        return real[len(self.root.rstrip("/")) + 1 :].split("/")
-
     def _open_link(self, path: str, segments: list[str], flags: int) -> int:
         """Open what a path with a link in it leads to, if that is in the share."""
-        local, _info = self._walk(path, segments)  # each link on the way checked, as by stat
-        real = self._real(local)
-        if real is None:
-            raise NotFound(f"{path} is outside the shared folder")
-        if real == self.root:
-            return _open(real, path, flags)
-        return self._open_beneath(path, self._relative(real), False, flags)
+        real = self._real_segments(path, segments)
+        if not real:
+            return _open(self.root, path, flags)
+        return self._open_beneath(path, real, False, flags)
 
     def _parent(
         self, path: str, parent_missing: bool
