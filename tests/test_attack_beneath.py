@@ -219,6 +219,23 @@ def test_no_descriptor_outlives_a_change(tree: tuple[Path, Path]) -> None:
         lambda: provider.delete("/in/made"),  # 404
         lambda: provider.delete("/out/secret"),  # 404
         lambda: provider.delete("/out"),  # 404
+        lambda: provider.copy("/in/secret", "/in/copied"),
+        lambda: provider.copy("/d", "/copied-dir"),
+        lambda: provider.copy("/out/secret", "/stolen"),  # 404
+        lambda: provider.copy("/in/secret", "/out/copied"),  # 404
+        lambda: provider.move("/in/copied", "/moved"),
+        lambda: provider.move("/moved", "/missing/moved"),  # 409
+        lambda: provider.move("/out/secret", "/stolen"),  # 404
+        lambda: provider.copy_link("/in", "/in-too"),
+        lambda: provider.copy_link("/in", "/in-too"),  # 405: it exists
+        lambda: provider.set_aside("/moved", "k"),
+        lambda: provider.has_aside("/moved", "k"),
+        lambda: provider.has_aside("/missing/moved", "k"),
+        lambda: provider.restore("/moved", "k"),
+        lambda: provider.set_aside("/copied-dir", "k"),
+        lambda: provider.discard("/copied-dir", "k"),
+        lambda: provider.discard("/missing/moved", "k"),
+        lambda: provider.set_aside("/missing", "k"),  # 404
     ]
     found = [outcome(call) for call in calls]
     piece.discard()
@@ -229,10 +246,15 @@ def test_no_descriptor_outlives_a_change(tree: tuple[Path, Path]) -> None:
         "ok", "ok", 405, "ok", 409, 404, 409, 405, 405, 403, "OSError None", 409,
         "ok", "ok", "ok", 404, 405, 403, "ok", 404,
         None, 405, 409, 404, None, 404, "ok", 409, None, None, 404, 404, 404,
+        None, None, 404, 404, True, 409, 404, None, 405, None, True, False, None, None, None,
+        None, 404,
     ]  # fmt: skip
     assert (root / "file").read_bytes() == b"01a"
     assert (root / "d" / "secret").read_bytes() == b"insideab"
     assert sorted(os.listdir(root / "d")) == ["new", "secret"]
+    assert sorted(os.listdir(root)) == [
+        ".davserver-tmp-trash", "d", "file", "in", "in-too", "moved", "new", "out", "pipe"
+    ]  # fmt: skip
     assert state(tree[1]) == outside
 
 
@@ -333,3 +355,89 @@ def test_no_descriptor_outlives_a_look(tree: tuple[Path, Path]) -> None:
         [("/in/back", True), ("/in/secret", False)],
         404, 404, 404, "/d",
     ]  # fmt: skip
+
+
+def test_a_copy_never_reads_outside(tree: tuple[Path, Path]) -> None:
+    # COPY opened its source by a name the lstat walk had checked, and copied the outside
+    # file into the share.
+    root, _outside = tree
+
+    def copy(p: FilesystemProvider) -> int:
+        p.copy("/d/secret", "/copied")
+        return (root / "copied").stat().st_size
+
+    seen, escapes = while_swapped(tree, copy)
+    assert escapes == 0
+    assert set(seen) == {6, 404}
+
+
+def test_a_move_never_takes_from_or_puts_outside(tree: tuple[Path, Path]) -> None:
+    # MOVE renamed by names the lstat walk had checked: through the swapped folder it took
+    # the outside file into the share, or put the share's file outside.
+    def there_and_back(p: FilesystemProvider) -> tuple[object, object]:
+        return outcome(lambda: p.move("/d/secret", "/moved")), outcome(
+            lambda: p.move("/moved", "/d/secret")
+        )
+
+    seen, escapes = while_swapped(tree, there_and_back)
+    assert escapes == 0, seen
+    assert (True, True) in seen
+
+
+def test_a_copied_link_is_never_made_outside(tree: tuple[Path, Path]) -> None:
+    # A MOVE between filesystems copies links as links: the copy was made by name.
+    (tree[0] / "link").symlink_to("d/secret")
+
+    def copy_link(p: FilesystemProvider) -> tuple[object, object]:
+        return outcome(lambda: p.copy_link("/link", "/d/link")), outcome(
+            lambda: p.delete("/d/link")
+        )
+
+    seen, escapes = while_swapped(tree, copy_link)
+    assert escapes == 0, seen
+    assert (None, None) in seen
+
+
+def test_a_resource_set_aside_never_leaves_the_share(tree: tuple[Path, Path]) -> None:
+    # A COPY or MOVE over a resource first sets it aside, by a rename within its folder:
+    # by name, the outside file was renamed, or the share's put back outside.
+    def aside_and_back(p: FilesystemProvider) -> tuple[object, object]:
+        return outcome(lambda: p.set_aside("/d/secret", "k")), outcome(
+            lambda: p.restore("/d/secret", "k")
+        )
+
+    seen, escapes = while_swapped(tree, aside_and_back)
+    assert escapes == 0, seen
+    assert (None, None) in seen
+
+
+def test_removing_what_was_set_aside_never_follows_a_link(
+    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tree set aside was walked by names: a folder in it swapped for a link to outside
+    # once listed had the outside files removed.
+    root, outside = tree
+    (outside / "file").write_bytes(b"kept")
+    provider = FilesystemProvider(str(root))
+    for name in ("a", "b"):
+        (root / "d" / name).mkdir()
+        (root / "d" / name / "file").write_bytes(b"set aside")
+    provider.set_aside("/d", "k")
+    aside = root / ".davserver-tmp-aside-k"
+    discard = provider.trash.discard
+    swapped: list[str] = []
+
+    def swap_the_other(local: str, where: int | None = None) -> None:
+        discard(local, where)
+        for name in ("a", "b"):
+            if not swapped and (aside / name / "file").exists():
+                (aside / name).rename(aside / f"{name}.kept")
+                (aside / name).symlink_to(outside)
+                swapped.append(name)
+
+    monkeypatch.setattr(provider.trash, "discard", swap_the_other)
+    provider.discard("/d", "k")
+    provider.close()
+    assert swapped
+    assert (outside / "file").read_bytes() == b"kept"
+    assert not (aside / swapped[0]).is_symlink()  # the link went, as a link

@@ -51,6 +51,8 @@ _PIECE = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 # A file written in place (a piece of a resumable upload), read too when it is rewritten whole.
 _WRITE_FLAGS = os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK
+# A folder to list, not through a link.
+_LISTING_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # A folder on the way to a file, held only to open the next step from it.
 _FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -195,12 +197,15 @@ class FilesystemProvider:
         return "/" + relative.replace(os.sep, "/")
 
     def copy_link(self, src: str, dst: str) -> None:
-        src_local = self._locate(src)[0]
-        dst_local = self.local_path(dst)
-        try:
-            os.symlink(os.readlink(src_local), dst_local)
-        except OSError as exc:
-            _raise(exc, dst, parent_missing=True)
+        with (
+            self._in_parent(src, parent_missing=False) as (source, src_name, _src_info),
+            self._in_parent(dst, parent_missing=True) as (target, dst_name, _dst_info),
+        ):
+            try:
+                written = os.readlink(self._at(source, src_name), dir_fd=source)
+                os.symlink(written, self._at(target, dst_name), dir_fd=target)
+            except OSError as exc:
+                _raise(exc, dst, parent_missing=True)
 
     def count(self, path: str, limit: int) -> int:
         """The resources in the tree at `path` (itself included), stopping once past `limit`:
@@ -353,6 +358,8 @@ class FilesystemProvider:
         share, the last one included; Forbidden for reserved names); the change is then made
         in that folder by name, so a folder swapped for a link since cannot take it out."""
         segments = self._segments(path)
+        if not segments:
+            raise Forbidden("the shared root cannot be replaced")
         _local, info = self._walk(path, segments)
         return self._folder_beneath(path, segments, True, parent_missing), segments[-1], info
 
@@ -364,6 +371,18 @@ class FilesystemProvider:
 
     def _folder_stat(self, folder: int | None) -> os.stat_result:
         return os.stat(self.root) if folder is None else os.fstat(folder)
+
+    @contextlib.contextmanager
+    def _in_parent(
+        self, path: str, parent_missing: bool
+    ) -> Iterator[tuple[int | None, str, os.stat_result | None]]:
+        """`_parent`, its folder closed at the end."""
+        folder, name, info = self._parent(path, parent_missing)
+        try:
+            yield folder, name, info
+        finally:
+            if folder is not None:
+                os.close(folder)
 
     def _holds_collection(self, folder: int | None, name: str) -> bool:
         """Whether `name` in `folder` is a folder, or a link to one (a link in the share is
@@ -445,15 +464,18 @@ class FilesystemProvider:
                 os.close(folder)
 
     def copy(self, src: str, dst: str) -> None:
-        src_local = self.local_path(src)
-        if os.path.isdir(src_local):
+        # Read as GET reads, from the file opened beneath the root.
+        fd = self._open_file(src, _READ_FLAGS)
+        try:
+            is_dir = st.S_ISDIR(os.fstat(fd).st_mode)
+        except OSError as exc:
+            os.close(fd)
+            _raise(exc, src)
+        if is_dir:
+            os.close(fd)
             self.make_collection(dst)
             return
-        try:
-            source = open(src_local, "rb", opener=_without_waiting)  # noqa: SIM115 - closed below
-        except OSError as exc:
-            _raise(exc, src)
-        with source:
+        with open(fd, "rb") as source:
             staged = self._staged_file(dst)
             try:
                 staged.fill(lambda out: _copy_file(source, out))
@@ -462,18 +484,25 @@ class FilesystemProvider:
                 staged.discard()
 
     def move(self, src: str, dst: str) -> bool:
-        src_local = self.local_path(src)
-        dst_local = self.local_path(dst)
         if src == paths.ROOT:
             raise Forbidden("the shared root cannot be moved")
-        try:
-            os.rename(src_local, dst_local)
-        except OSError as exc:
-            if exc.errno == errno.EXDEV:
-                return False
-            # The caller has seen the source, so a missing path is the destination's parent.
-            _raise(exc, dst, parent_missing=True)
-        _fsync_dir(os.path.dirname(dst_local))
+        # The caller has seen the source, so a missing folder is the destination's parent.
+        with (
+            self._in_parent(src, parent_missing=True) as (source, src_name, _src_info),
+            self._in_parent(dst, parent_missing=True) as (target, dst_name, _dst_info),
+        ):
+            try:
+                os.rename(
+                    self._at(source, src_name),
+                    self._at(target, dst_name),
+                    src_dir_fd=source,
+                    dst_dir_fd=target,
+                )
+            except OSError as exc:
+                if exc.errno == errno.EXDEV:
+                    return False
+                _raise(exc, dst, parent_missing=True)
+            _fsync_dir(self._at(target, "."), target)
         return True
 
     def write_range(
@@ -562,65 +591,81 @@ class FilesystemProvider:
 
     # -- keeping a replaced resource aside -------------------------------------------------
 
-    def aside_location(self, path: str, key: str) -> str:
-        """Where `set_aside` keeps the resource at `path`: beside it, under a reserved name,
-        so that moving it there and back is a rename within one folder."""
-        directory = os.path.dirname(self.local_path(path))
-        return os.path.join(directory, f"{ASIDE_PREFIX}{key}")
-
     def set_aside(self, path: str, key: str) -> None:
         """Take the resource at `path` (and all under it) out of the tree, keeping it whole
-        until `restore` or `discard`. Raises NotFound, Forbidden."""
-        local, info = self._locate(path)
-        if info is None:
-            raise NotFound(f"{path} does not exist")
-        try:
-            os.rename(local, self.aside_location(path, key))
-        except OSError as exc:
-            _raise(exc, path)
-        _fsync_dir(os.path.dirname(local))
+        until `restore` or `discard`: beside it, under a reserved name, so that moving it
+        there and back is a rename within one folder. Raises NotFound, Forbidden."""
+        with self._in_parent(path, parent_missing=False) as (folder, name, info):
+            if info is None:
+                raise NotFound(f"{path} does not exist")
+            try:
+                os.rename(
+                    self._at(folder, name),
+                    self._at(folder, ASIDE_PREFIX + key),
+                    src_dir_fd=folder,
+                    dst_dir_fd=folder,
+                )
+            except OSError as exc:
+                _raise(exc, path)
+            _fsync_dir(self._at(folder, "."), folder)
 
     def has_aside(self, path: str, key: str) -> bool:
-        return os.path.lexists(self.aside_location(path, key))
+        try:
+            with self._in_parent(path, parent_missing=True) as (folder, _name, _info):
+                return _lexists(self._at(folder, ASIDE_PREFIX + key), folder)
+        except Conflict:
+            return False  # no folder: nothing in it
 
     def restore(self, path: str, key: str) -> None:
         """Put back what `set_aside` kept, at `path` (where nothing may be now)."""
-        aside = self.aside_location(path, key)
-        local = self.local_path(path)
-        try:
-            if os.path.lexists(local):
-                raise FileExistsError(errno.EEXIST, "restore over an existing resource", local)
-            os.rename(aside, local)
-        except OSError as exc:
-            _raise(exc, path)
-        _fsync_dir(os.path.dirname(local))
+        with self._in_parent(path, parent_missing=False) as (folder, name, _info):
+            target = self._at(folder, name)
+            try:
+                if _lexists(target, folder):
+                    raise FileExistsError(errno.EEXIST, "restore over an existing resource", path)
+                aside = self._at(folder, ASIDE_PREFIX + key)
+                os.rename(aside, target, src_dir_fd=folder, dst_dir_fd=folder)
+            except OSError as exc:
+                _raise(exc, path)
+            _fsync_dir(self._at(folder, "."), folder)
 
     def discard(self, path: str, key: str) -> None:
         """Remove for good what `set_aside` kept (the replaced resource is no longer
         wanted). What cannot be removed stays hidden and is logged."""
-        aside = self.aside_location(path, key)
-        if not os.path.lexists(aside):
-            return
-        if not os.path.isdir(aside) or os.path.islink(aside):
-            with contextlib.suppress(FileNotFoundError):
-                self.trash.discard(aside)
-            return
-        for directory, _dirs, files in os.walk(aside, topdown=False):
-            try:
-                for name in files:
-                    self.trash.discard(os.path.join(directory, name))
-                for name in _dirs:
-                    child = os.path.join(directory, name)
-                    if os.path.islink(child):
-                        os.unlink(child)
-                    else:
-                        os.rmdir(child)
-            except OSError as exc:
-                log.warning("could not remove %s, replaced by a MOVE or COPY: %s", directory, exc)
         try:
-            os.rmdir(aside)
+            with self._in_parent(path, parent_missing=True) as (folder, _name, _info):
+                self._remove(folder, ASIDE_PREFIX + key)
+        except Conflict:
+            return  # no folder: nothing in it
+
+    def _remove(self, folder: int | None, name: str) -> None:
+        """Remove `name` in `folder`, and all in it: each folder opened from the one holding
+        it without following a link (a folder swapped for a link meanwhile is removed as
+        the link, and nothing it leads to). What cannot be removed is logged."""
+        try:
+            inner = os.open(self._at(folder, name), _LISTING_FLAGS, dir_fd=folder)
+        except FileNotFoundError:
+            return
         except OSError as exc:
-            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", aside, exc)
+            if exc.errno != errno.ENOTDIR:  # not a folder (or a link to one): a file
+                log.warning("could not remove %s, replaced by a MOVE or COPY: %s", name, exc)
+                return
+            with contextlib.suppress(FileNotFoundError):
+                self.trash.discard(self._at(folder, name), folder)
+            return
+        try:
+            with os.scandir(inner) as entries:
+                members = [entry.name for entry in entries]
+            for member in members:
+                self._remove(inner, member)
+        except OSError as exc:
+            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", name, exc)
+        finally:
+            os.close(inner)
+        try:
+            os.rmdir(self._at(folder, name), dir_fd=folder)
+        except OSError as exc:
+            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", name, exc)
 
     def close(self) -> None:
         """Finish the background work: unlink the files still waiting in the trash. Uploads
@@ -793,9 +838,7 @@ def _rmdir(name: str, folder: int | None) -> None:
     except OSError as exc:
         if exc.errno != errno.ENOTEMPTY:
             raise
-        inner = os.open(
-            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder
-        )
+        inner = os.open(name, _LISTING_FLAGS, dir_fd=folder)
         try:
             with os.scandir(inner) as entries:
                 leftovers = [e.name for e in entries if e.name.startswith(TEMP_PREFIX)]
@@ -863,11 +906,13 @@ def _fsync_dir(directory: str, folder: int | None = None) -> None:
         os.close(fd)
 
 
-def _without_waiting(local: str, flags: int) -> int:
-    """Open an existing file as `open()` would, but at once if it is a FIFO: stat() refuses
-    one, but one put in place after the stat would hold the thread until its other end is
-    opened (a FIFO read gives nothing; a write with no reader fails, ENXIO: 403)."""
-    return os.open(local, flags | os.O_NONBLOCK)
+def _lexists(name: str, folder: int | None) -> bool:
+    """Whether something (a link included) has the name `name` in `folder` (a `dir_fd`)."""
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _open(local: str, path: str, flags: int) -> int:
