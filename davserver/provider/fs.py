@@ -3,7 +3,12 @@
 Safety: provider paths arrive with checked segments (no `..`, `/`, `\\`, NUL), so joining them
 cannot climb out of the root by spelling; a symlink could, so any path whose real location is
 outside the root is reported as not found, and such links are left out of listings. Links that
-stay inside the root are followed.
+stay inside the root are followed. A path checked, then used by name, would follow a folder
+swapped for a link to outside in between (a local user racing the server): every read and
+change is made from the folder's descriptor, each folder on the way opened from the one before
+without following a link (`_folder_beneath`), and a link met there checked before it is followed.
+Left by name: figures (`count`, `quota`), `canonical`, and the startup sweep of davserver's own
+leftovers (`sweep_temp_files`, which removes only names it reserves).
 
 Durability: every write goes to a temporary file in the target's own directory, is fsynced, then
 renamed over the target, so a cut-off upload or a crash leaves the old content.
@@ -63,6 +68,9 @@ class FilesystemProvider:
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
+        # How the root's members are named by path (see `_at`); a root of "/" must not make
+        # "//a".
+        self._prefix = self.root.rstrip("/") + "/"
         # The process umask, read once: new files get the mode a plain open() would give them,
         # not mkstemp's 0600.
         mask = os.umask(0)
@@ -81,15 +89,11 @@ class FilesystemProvider:
 
     def local_path(self, path: str) -> str:
         """The on-disk path for a provider path; raises NotFound if it resolves outside, and
-        Forbidden for the names reserved for uploads in progress."""
-        return self._locate(path)[0]
-
-    def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
-        """`local_path`, and the lstat of its last component (None when it does not exist)."""
+        Forbidden for the names reserved for uploads in progress. Checked, but a folder on
+        it may be swapped for a link right after: what reads or changes the tree goes
+        through `_folder_beneath` instead."""
         segments = self._segments(path)
-        if not segments:
-            return self.root, os.lstat(self.root)
-        return self._walk(path, segments)
+        return self._walk(path, segments)[0] if segments else self.root
 
     def _segments(self, path: str) -> list[str]:
         segments = paths.split(path)
@@ -262,7 +266,8 @@ class FilesystemProvider:
 
         The file costs what it did after an lstat walk (one open); each folder on the way
         an open and a close where it cost an lstat."""
-        folder = self._folder_beneath(path, segments, resolve)
+        # A file in the root (the commonest GET) has no folder to open on its way.
+        folder = self._folder_beneath(path, segments, resolve) if len(segments) > 1 else None
         try:
             return self._open_at(folder, segments[-1], flags | os.O_NOFOLLOW)
         except OSError as exc:
@@ -336,11 +341,14 @@ class FilesystemProvider:
         if folder is None:
             # The root by its path, which saves opening it and closing it on every GET: it
             # is resolved, and no client's to change.
-            return f"{self.root.rstrip('/')}/{name}"
+            return self._prefix + name
         return name
 
     def _open_at(self, folder: int | None, name: str, flags: int) -> int:
-        return os.open(self._at(folder, name), flags, dir_fd=folder)
+        # `_at` written out: this is every GET's way.
+        if folder is None:
+            return os.open(self._prefix + name, flags)
+        return os.open(name, flags, dir_fd=folder)
 
     def _open_link(self, path: str, segments: list[str], flags: int) -> int:
         """Open what a path with a link in it leads to, if that is in the share."""
@@ -385,8 +393,9 @@ class FilesystemProvider:
                 os.close(folder)
 
     def _holds_collection(self, folder: int | None, name: str) -> bool:
-        """Whether `name` in `folder` is a folder, or a link to one (a link in the share is
-        written through as a folder would be: see `StagedFile.commit`)."""
+        """Whether `name` in `folder` is a folder, or a link to one: a PUT over it is
+        refused as before, when os.path.isdir() told (only the answer follows the link;
+        the file is never written through it)."""
         try:
             return st.S_ISDIR(os.stat(self._at(folder, name), dir_fd=folder).st_mode)
         except OSError:
@@ -433,35 +442,29 @@ class FilesystemProvider:
     def make_collection(self, path: str) -> None:
         if path == paths.ROOT:
             raise MethodNotAllowed(f"{path} already exists")
-        folder, name, _info = self._parent(path, parent_missing=True)
-        try:
-            os.mkdir(self._at(folder, name), dir_fd=folder)
-        except FileExistsError:
-            raise MethodNotAllowed(f"{path} already exists") from None
-        except OSError as exc:
-            _raise(exc, path, parent_missing=True)
-        finally:
-            if folder is not None:
-                os.close(folder)
+        with self._in_parent(path, parent_missing=True) as (folder, name, _info):
+            try:
+                os.mkdir(self._at(folder, name), dir_fd=folder)
+            except FileExistsError:
+                raise MethodNotAllowed(f"{path} already exists") from None
+            except OSError as exc:
+                _raise(exc, path, parent_missing=True)
 
     def delete(self, path: str) -> None:
         if path == paths.ROOT:
             raise Forbidden("the shared root cannot be deleted")
         # The path check already lstat()ed the last component: no second look.
-        folder, name, info = self._parent(path, parent_missing=False)
-        try:
+        with self._in_parent(path, parent_missing=False) as (folder, name, info):
             if info is None:
                 raise NotFound(f"{path} does not exist")
-            if st.S_ISDIR(info.st_mode):
-                _rmdir(self._at(folder, name), folder)
-            else:
-                # A file, or a link (never what it points to).
-                self.trash.discard(self._at(folder, name), folder)
-        except OSError as exc:
-            _raise(exc, path)
-        finally:
-            if folder is not None:
-                os.close(folder)
+            try:
+                if st.S_ISDIR(info.st_mode):
+                    _rmdir(self._at(folder, name), folder)
+                else:
+                    # A file, or a link (never what it points to).
+                    self.trash.discard(self._at(folder, name), folder)
+            except OSError as exc:
+                _raise(exc, path)
 
     def copy(self, src: str, dst: str) -> None:
         # Read as GET reads, from the file opened beneath the root.
