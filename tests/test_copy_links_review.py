@@ -209,7 +209,7 @@ class CountingCanonical(CopyBudget):
 def test_loop_links_deep_in_a_chain_of_links_are_not_each_checked_from_scratch(services):
     # LinkLoops.check resolves every collection between a link and the source again for each
     # link (tree.py: `outer = [self._real(path) for path in inside[1:]]`), and each of those
-    # resolutions costs a realpath() per link in its path (FilesystemProvider._locate): at
+    # resolutions costs a realpath() per link in its path (FilesystemProvider._walk): at
     # depth d a 508 costs about d**3 lstat calls. Measured: at the bottom of a chain of 38
     # links each loop link costs 0.12 s, so 10,000 of them keep a worker busy for 20 minutes.
     depth, loops = 20, 30

@@ -147,8 +147,8 @@ class _RacingProvider(FilesystemProvider):
     """Between the lstat of the last component and the removal, another request deletes the
     file and makes a folder with a new file under the same name (DELETE, MKCOL, PUT)."""
 
-    def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
-        local, info = super()._locate(path)
+    def _walk(self, path: str, segments: list[str]) -> tuple[str, os.stat_result | None]:
+        local, info = super()._walk(path, segments)
         if path == "/x":
             os.unlink(local)
             os.mkdir(local)

@@ -3,7 +3,12 @@
 Safety: provider paths arrive with checked segments (no `..`, `/`, `\\`, NUL), so joining them
 cannot climb out of the root by spelling; a symlink could, so any path whose real location is
 outside the root is reported as not found, and such links are left out of listings. Links that
-stay inside the root are followed.
+stay inside the root are followed. A path checked, then used by name, would follow a folder
+swapped for a link to outside in between (a local user racing the server): every read and
+change is made from the folder's descriptor, each folder on the way opened from the one before
+without following a link (`_folder_beneath`), and a link met there checked before it is followed.
+Left by name: figures (`count`, `quota`), `canonical`, and the startup sweep of davserver's own
+leftovers (`sweep_temp_files`, which removes only names it reserves).
 
 Durability: every write goes to a temporary file in the target's own directory, is fsynced, then
 renamed over the target, so a cut-off upload or a crash leaves the old content.
@@ -49,6 +54,10 @@ STALE_UPLOAD_SECONDS = 3600.0
 _PIECE = 1 << 20
 # Non-blocking: opening a FIFO would otherwise wait for a writer (it is refused after the open).
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+# A file written in place (a piece of a resumable upload), read too when it is rewritten whole.
+_WRITE_FLAGS = os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK
+# A folder to list, not through a link.
+_LISTING_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # A folder on the way to a file, held only to open the next step from it.
 _FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -59,6 +68,9 @@ class FilesystemProvider:
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
+        # How the root's members are named by path (see `_at`); a root of "/" must not make
+        # "//a".
+        self._prefix = self.root.rstrip("/") + "/"
         # The process umask, read once: new files get the mode a plain open() would give them,
         # not mkstemp's 0600.
         mask = os.umask(0)
@@ -77,15 +89,11 @@ class FilesystemProvider:
 
     def local_path(self, path: str) -> str:
         """The on-disk path for a provider path; raises NotFound if it resolves outside, and
-        Forbidden for the names reserved for uploads in progress."""
-        return self._locate(path)[0]
-
-    def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
-        """`local_path`, and the lstat of its last component (None when it does not exist)."""
+        Forbidden for the names reserved for uploads in progress. Checked, but a folder on
+        it may be swapped for a link right after: what reads or changes the tree goes
+        through `_folder_beneath` instead."""
         segments = self._segments(path)
-        if not segments:
-            return self.root, os.lstat(self.root)
-        return self._walk(path, segments)
+        return self._walk(path, segments)[0] if segments else self.root
 
     def _segments(self, path: str) -> list[str]:
         segments = paths.split(path)
@@ -137,13 +145,16 @@ class FilesystemProvider:
     # -- reading ---------------------------------------------------------------------------
 
     def stat(self, path: str) -> Resource:
-        local, info = self._locate(path)
-        link = info is not None and st.S_ISLNK(info.st_mode)
-        if info is None or link:  # lstat of a non-link is its stat: no second call
-            try:
-                info = os.stat(local)
-            except OSError as exc:
-                _raise(exc, path)
+        # Looked at in its folder, opened beneath the root as GET opens it: an lstat walk
+        # followed a folder swapped for a link to outside meanwhile, and told the size and
+        # date of an outside file.
+        segments = self._segments(path)
+        info = self._lstat_beneath(path, segments, True)
+        link = st.S_ISLNK(info.st_mode)
+        if link:
+            info = self._lstat_beneath(path, self._real_segments(path, segments), False)
+            if st.S_ISLNK(info.st_mode):
+                raise NotFound(f"{path} changed while it was looked at")  # swapped in since
         if _is_special(info):
             # As GET refuses it: HEAD, PROPFIND, COPY or a PUT of a range must not take it
             # for an empty file (and open it, which waits for a FIFO's other end forever).
@@ -151,26 +162,36 @@ class FilesystemProvider:
         return _resource(path, info, is_link=link)
 
     def children(self, path: str) -> Iterator[Resource]:
-        local = self.local_path(path)
+        # The folder is opened beneath the root and its members looked at from its
+        # descriptor (fstatat, which also saves walking the path again for each): listed by
+        # name, a folder swapped for a link to outside meanwhile showed outside's members.
+        folder = self._open_file(path, _READ_FLAGS)
         try:
-            entries = os.scandir(local)
-        except OSError as exc:
-            _raise(exc, path)
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if not _listed(name):
-                    continue
-                try:
-                    link = entry.is_symlink()
-                    if link and not self._inside(entry.path):
+            try:
+                entries = os.scandir(folder)  # its entries' stat() use `folder`: kept open
+            except OSError as exc:
+                _raise(exc, path)
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if not _listed(name):
                         continue
-                    info = entry.stat()
-                except OSError:
-                    continue  # vanished or a dangling link: not a member any more
-                if _is_special(info):
-                    continue  # a FIFO, socket or device: no content to serve, as stat says
-                yield _resource(paths.child(path, name), info, is_link=link)
+                    child = paths.child(path, name)
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished: not a member any more
+                    if st.S_ISLNK(info.st_mode):
+                        try:
+                            # Where it leads, checked and looked at as by stat.
+                            resource = self.stat(child)
+                        except DavError:
+                            continue  # out of the share, leading nowhere, or not a file
+                        yield resource
+                    elif not _is_special(info):  # a FIFO, socket or device: as stat says
+                        yield _resource(child, info)
+        finally:
+            os.close(folder)
 
     def canonical(self, path: str) -> str:
         real = os.path.realpath(self.local_path(path))
@@ -180,12 +201,15 @@ class FilesystemProvider:
         return "/" + relative.replace(os.sep, "/")
 
     def copy_link(self, src: str, dst: str) -> None:
-        src_local = self._locate(src)[0]
-        dst_local = self.local_path(dst)
-        try:
-            os.symlink(os.readlink(src_local), dst_local)
-        except OSError as exc:
-            _raise(exc, dst, parent_missing=True)
+        with (
+            self._in_parent(src, parent_missing=False) as (source, src_name, _src_info),
+            self._in_parent(dst, parent_missing=True) as (target, dst_name, _dst_info),
+        ):
+            try:
+                written = os.readlink(self._at(source, src_name), dir_fd=source)
+                os.symlink(written, self._at(target, dst_name), dir_fd=target)
+            except OSError as exc:
+                _raise(exc, dst, parent_missing=True)
 
     def count(self, path: str, limit: int) -> int:
         """The resources in the tree at `path` (itself included), stopping once past `limit`:
@@ -210,8 +234,7 @@ class FilesystemProvider:
         return found
 
     def open_read(self, path: str) -> tuple[Resource, ReadStream]:
-        segments = self._segments(path)
-        fd = self._open_beneath(path, segments, True) if segments else _open_read(self.root, path)
+        fd = self._open_file(path, _READ_FLAGS)
         try:
             info = os.fstat(fd)
         except OSError as exc:
@@ -225,16 +248,44 @@ class FilesystemProvider:
             raise _special_file(path)
         return _resource(path, info), FileReader(fd)
 
-    def _open_beneath(self, path: str, segments: list[str], resolve: bool) -> int:
+    def _open_file(self, path: str, flags: int) -> int:
+        """Open the file (or folder) at `path` with `flags`, beneath the root as
+        `_open_beneath` does, following the links in the share and no other."""
+        segments = self._segments(path)
+        if not segments:
+            return _open(self.root, path, flags)
+        return self._open_beneath(path, segments, True, flags)
+
+    def _open_beneath(self, path: str, segments: list[str], resolve: bool, flags: int) -> int:
         """Open the file at `segments`, each folder on the way opened from the one before,
         none of them nor the file through a link: a path checked, then opened by name, would
         follow a folder or file swapped for a link to outside in between (a local user could
-        read any file the server can). A link on the way is resolved and checked as
+        read or write any file the server can). A link on the way is resolved and checked as
         everywhere when `resolve`, and what it leads to opened the same way: a link met
         there is one swapped in since, and is not followed (404).
 
         The file costs what it did after an lstat walk (one open); each folder on the way
         an open and a close where it cost an lstat."""
+        # A file in the root (the commonest GET) has no folder to open on its way.
+        folder = self._folder_beneath(path, segments, resolve) if len(segments) > 1 else None
+        try:
+            return self._open_at(folder, segments[-1], flags | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or not resolve:
+                _raise(exc, path)
+            return self._open_link(path, segments, flags)
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _folder_beneath(
+        self, path: str, segments: list[str], resolve: bool, parent_missing: bool = False
+    ) -> int | None:
+        """The folder holding the last of `segments`, opened as `_open_beneath` opens the
+        folders on its way (a link in the share resolved when `resolve`); None for the root,
+        whose path is fixed (the caller then names its members by their whole path: see
+        `_at`). A missing folder, or a link swapped in, raises NotFound, or with
+        `parent_missing` Conflict (the parent collection is not there)."""
         folder: int | None = None
         try:
             for segment in segments[:-1]:
@@ -242,37 +293,113 @@ class FilesystemProvider:
                     inner = self._open_at(folder, segment, _FOLDER_FLAGS)
                 except OSError as exc:
                     if exc.errno != errno.ENOTDIR or not resolve:  # a link, or a file
-                        _raise(exc, path)
-                    return self._open_link(path, segments)
+                        _raise(exc, path, parent_missing)
+                    return self._real_folder(path, segments, parent_missing)
                 if folder is not None:
                     os.close(folder)
                 folder = inner
-            try:
-                return self._open_at(folder, segments[-1], _READ_FLAGS | os.O_NOFOLLOW)
-            except OSError as exc:
-                if exc.errno != errno.ELOOP or not resolve:
-                    _raise(exc, path)
-                return self._open_link(path, segments)
+            found, folder = folder, None
+            return found
         finally:
             if folder is not None:
                 os.close(folder)
 
-    def _open_at(self, folder: int | None, name: str, flags: int) -> int:
-        if folder is None:
-            # The first step goes by name, which saves opening the root and closing it on
-            # every GET: its path is resolved, and no client's to change.
-            return os.open(f"{self.root.rstrip('/')}/{name}", flags)
-        return os.open(name, flags, dir_fd=folder)
+    def _real_folder(self, path: str, segments: list[str], parent_missing: bool) -> int | None:
+        """The folder holding the last of `segments` when a link is on the way to it: the
+        links checked, then where they lead opened without following any."""
+        real = self._real_segments(path, segments[:-1])
+        return self._folder_beneath(path, [*real, segments[-1]], False, parent_missing)
 
-    def _open_link(self, path: str, segments: list[str]) -> int:
-        """Open what a path with a link in it leads to, if that is in the share."""
-        local, _info = self._walk(path, segments)  # each link on the way checked, as by stat
+    def _real_segments(self, path: str, segments: list[str]) -> list[str]:
+        """Where `segments` lead, each link on the way checked as everywhere (NotFound when
+        one leads out of the share or into davserver's own files): segments with no link."""
+        local, _info = self._walk(path, segments)
         real = self._real(local)
         if real is None:
             raise NotFound(f"{path} is outside the shared folder")
         if real == self.root:
-            return _open_read(real, path)
-        return self._open_beneath(path, real[len(self.root.rstrip("/")) + 1 :].split("/"), False)
+            return []
+        return real[len(self.root.rstrip("/")) + 1 :].split("/")
+
+    def _lstat_beneath(self, path: str, segments: list[str], resolve: bool) -> os.stat_result:
+        """The lstat of the last of `segments`, taken in its folder opened beneath the root
+        (`_folder_beneath`); the root's own for none."""
+        if not segments:
+            return os.stat(self.root)
+        folder = self._folder_beneath(path, segments, resolve)
+        try:
+            return os.stat(self._at(folder, segments[-1]), dir_fd=folder, follow_symlinks=False)
+        except OSError as exc:
+            _raise(exc, path)
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _at(self, folder: int | None, name: str) -> str:
+        """How to name `name` in `folder` (from `_folder_beneath`) to a call given
+        `dir_fd=folder`: as it is, or in the root by its whole path."""
+        if folder is None:
+            # The root by its path, which saves opening it and closing it on every GET: it
+            # is resolved, and no client's to change.
+            return self._prefix + name
+        return name
+
+    def _open_at(self, folder: int | None, name: str, flags: int) -> int:
+        # `_at` written out: this is every GET's way.
+        if folder is None:
+            return os.open(self._prefix + name, flags)
+        return os.open(name, flags, dir_fd=folder)
+
+    def _open_link(self, path: str, segments: list[str], flags: int) -> int:
+        """Open what a path with a link in it leads to, if that is in the share."""
+        real = self._real_segments(path, segments)
+        if not real:
+            return _open(self.root, path, flags)
+        return self._open_beneath(path, real, False, flags)
+
+    def _parent(
+        self, path: str, parent_missing: bool
+    ) -> tuple[int | None, str, os.stat_result | None]:
+        """For a change at `path` (not the root): the folder holding it, opened beneath the
+        root (`_folder_beneath`), its name there, and the lstat of what has that name now.
+        The path is checked first as by `local_path` (NotFound through a link out of the
+        share, the last one included; Forbidden for reserved names); the change is then made
+        in that folder by name, so a folder swapped for a link since cannot take it out."""
+        segments = self._segments(path)
+        if not segments:
+            raise Forbidden("the shared root cannot be replaced")
+        _local, info = self._walk(path, segments)
+        return self._folder_beneath(path, segments, True, parent_missing), segments[-1], info
+
+    def _same_folder(self, one: int | None, other: int | None) -> bool:
+        """Whether two folders from `_folder_beneath` are one."""
+        if one is None and other is None:
+            return True
+        return os.path.samestat(self._folder_stat(one), self._folder_stat(other))
+
+    def _folder_stat(self, folder: int | None) -> os.stat_result:
+        return os.stat(self.root) if folder is None else os.fstat(folder)
+
+    @contextlib.contextmanager
+    def _in_parent(
+        self, path: str, parent_missing: bool
+    ) -> Iterator[tuple[int | None, str, os.stat_result | None]]:
+        """`_parent`, its folder closed at the end."""
+        folder, name, info = self._parent(path, parent_missing)
+        try:
+            yield folder, name, info
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _holds_collection(self, folder: int | None, name: str) -> bool:
+        """Whether `name` in `folder` is a folder, or a link to one: a PUT over it is
+        refused as before, when os.path.isdir() told (only the answer follows the link;
+        the file is never written through it)."""
+        try:
+            return st.S_ISDIR(os.stat(self._at(folder, name), dir_fd=folder).st_mode)
+        except OSError:
+            return False
 
     def quota(self, path: str) -> tuple[int, int] | None:
         # The filesystem's figures, as Finder and Explorer expect; summing a tree's sizes on
@@ -293,10 +420,7 @@ class FilesystemProvider:
             staged.discard()
 
     def stage(self, path: str, chunks: Iterable[bytes]) -> StagedFile:
-        local = self.local_path(path)
-        if os.path.isdir(local):
-            raise MethodNotAllowed(f"{path} is a collection")
-        staged = StagedFile(self, path, local)
+        staged = self._staged_file(path)
         try:
             staged.fill(lambda out: _write_chunks(out, chunks))
         except BaseException:
@@ -304,42 +428,58 @@ class FilesystemProvider:
             raise
         return staged
 
+    def _staged_file(self, path: str) -> StagedFile:
+        """A new, empty StagedFile for `path` (MethodNotAllowed where a folder is)."""
+        if path == paths.ROOT:
+            raise MethodNotAllowed(f"{path} is a collection")
+        folder, name, _info = self._parent(path, parent_missing=True)
+        if self._holds_collection(folder, name):
+            if folder is not None:
+                os.close(folder)
+            raise MethodNotAllowed(f"{path} is a collection")
+        return StagedFile(self, path, folder, name)
+
     def make_collection(self, path: str) -> None:
-        local = self.local_path(path)
-        try:
-            os.mkdir(local)
-        except FileExistsError:
-            raise MethodNotAllowed(f"{path} already exists") from None
-        except OSError as exc:
-            _raise(exc, path, parent_missing=True)
+        if path == paths.ROOT:
+            raise MethodNotAllowed(f"{path} already exists")
+        with self._in_parent(path, parent_missing=True) as (folder, name, _info):
+            try:
+                os.mkdir(self._at(folder, name), dir_fd=folder)
+            except FileExistsError:
+                raise MethodNotAllowed(f"{path} already exists") from None
+            except OSError as exc:
+                _raise(exc, path, parent_missing=True)
 
     def delete(self, path: str) -> None:
         if path == paths.ROOT:
             raise Forbidden("the shared root cannot be deleted")
         # The path check already lstat()ed the last component: no second look.
-        local, info = self._locate(path)
-        if info is None:
-            raise NotFound(f"{path} does not exist")
-        try:
-            if st.S_ISDIR(info.st_mode):
-                _rmdir(local)
-            else:
-                self.trash.discard(local)  # a file, or a link (never what it points to)
-        except OSError as exc:
-            _raise(exc, path)
+        with self._in_parent(path, parent_missing=False) as (folder, name, info):
+            if info is None:
+                raise NotFound(f"{path} does not exist")
+            try:
+                if st.S_ISDIR(info.st_mode):
+                    _rmdir(self._at(folder, name), folder)
+                else:
+                    # A file, or a link (never what it points to).
+                    self.trash.discard(self._at(folder, name), folder)
+            except OSError as exc:
+                _raise(exc, path)
 
     def copy(self, src: str, dst: str) -> None:
-        src_local = self.local_path(src)
-        dst_local = self.local_path(dst)
-        if os.path.isdir(src_local):
+        # Read as GET reads, from the file opened beneath the root.
+        fd = self._open_file(src, _READ_FLAGS)
+        try:
+            is_dir = st.S_ISDIR(os.fstat(fd).st_mode)
+        except OSError as exc:
+            os.close(fd)
+            _raise(exc, src)
+        if is_dir:
+            os.close(fd)
             self.make_collection(dst)
             return
-        try:
-            source = open(src_local, "rb", opener=_without_waiting)  # noqa: SIM115 - closed below
-        except OSError as exc:
-            _raise(exc, src)
-        with source:
-            staged = StagedFile(self, dst, dst_local)
+        with open(fd, "rb") as source:
+            staged = self._staged_file(dst)
             try:
                 staged.fill(lambda out: _copy_file(source, out))
                 staged.commit()
@@ -347,18 +487,25 @@ class FilesystemProvider:
                 staged.discard()
 
     def move(self, src: str, dst: str) -> bool:
-        src_local = self.local_path(src)
-        dst_local = self.local_path(dst)
         if src == paths.ROOT:
             raise Forbidden("the shared root cannot be moved")
-        try:
-            os.rename(src_local, dst_local)
-        except OSError as exc:
-            if exc.errno == errno.EXDEV:
-                return False
-            # The caller has seen the source, so a missing path is the destination's parent.
-            _raise(exc, dst, parent_missing=True)
-        _fsync_dir(os.path.dirname(dst_local))
+        # The caller has seen the source, so a missing folder is the destination's parent.
+        with (
+            self._in_parent(src, parent_missing=True) as (source, src_name, _src_info),
+            self._in_parent(dst, parent_missing=True) as (target, dst_name, _dst_info),
+        ):
+            try:
+                os.rename(
+                    self._at(source, src_name),
+                    self._at(target, dst_name),
+                    src_dir_fd=source,
+                    dst_dir_fd=target,
+                )
+            except OSError as exc:
+                if exc.errno == errno.EXDEV:
+                    return False
+                _raise(exc, dst, parent_missing=True)
+            _fsync_dir(self._at(target, "."), target)
         return True
 
     def write_range(
@@ -368,49 +515,51 @@ class FilesystemProvider:
             raise TypeError("a piece staged by this provider is needed")
         if create:
             return piece.commit(create=True)
-        local = self.local_path(path)
-        if os.path.isdir(local):
-            raise MethodNotAllowed(f"{path} is a collection")
+        fd = self._open_file(path, _WRITE_FLAGS)
         try:
-            size = os.stat(local).st_size
-            if offset >= size:
+            info = os.fstat(fd)
+            if not st.S_ISREG(info.st_mode):
+                raise _special_file(path)  # (a folder is refused by the open: EISDIR)
+            if offset >= info.st_size:
                 # An append: the bytes a reader can see stay as they are.
-                fd = _without_waiting(local, os.O_WRONLY)
-                try:
-                    piece.copy_to(fd, offset)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                piece.copy_to(fd, offset)
+                os.fsync(fd)
                 return self.stat(path)
-        except OSError as exc:
-            _raise(exc, path)
-        # Bytes a reader can see change: a whole new file with the piece in, renamed over the
-        # old one, so that a GET meanwhile reads the old content or the new, never a mix.
-        whole = StagedFile(self, path, local)
-        try:
-            with open(local, "rb", opener=_without_waiting) as source:
-                whole.fill(lambda out: _copy_file(source, out))
-            piece.copy_to(whole.fd, offset)
-            os.fsync(whole.fd)
-            return whole.commit()
+            # Bytes a reader can see change: a whole new file with the piece in, renamed over
+            # the old one, so that a GET meanwhile reads the old content or the new, never a
+            # mix.
+            whole = self._staged_file(path)
+            try:
+                with os.fdopen(os.dup(fd), "rb") as source:
+                    whole.fill(lambda out: _copy_file(source, out))
+                piece.copy_to(whole.fd, offset)
+                os.fsync(whole.fd)
+                return whole.commit()
+            finally:
+                whole.discard()
         except OSError as exc:
             _raise(exc, path)
         finally:
-            whole.discard()
+            os.close(fd)
 
     def truncate(self, path: str, size: int) -> Resource:
+        fd = self._open_file(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            os.truncate(self.local_path(path), size)
+            os.ftruncate(fd, size)
         except OSError as exc:
             _raise(exc, path)
+        finally:
+            os.close(fd)
         return self.stat(path)
 
     def set_mtime(self, path: str, mtime: float) -> None:
-        local = self.local_path(path)
+        fd = self._open_file(path, _READ_FLAGS)
         try:
-            os.utime(local, (mtime, mtime))
+            os.utime(fd, (mtime, mtime))
         except OSError as exc:
             _raise(exc, path)
+        finally:
+            os.close(fd)
 
     def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
         """Remove what a crash left behind, uploads and the trash; returns how many files.
@@ -445,65 +594,81 @@ class FilesystemProvider:
 
     # -- keeping a replaced resource aside -------------------------------------------------
 
-    def aside_location(self, path: str, key: str) -> str:
-        """Where `set_aside` keeps the resource at `path`: beside it, under a reserved name,
-        so that moving it there and back is a rename within one folder."""
-        directory = os.path.dirname(self.local_path(path))
-        return os.path.join(directory, f"{ASIDE_PREFIX}{key}")
-
     def set_aside(self, path: str, key: str) -> None:
         """Take the resource at `path` (and all under it) out of the tree, keeping it whole
-        until `restore` or `discard`. Raises NotFound, Forbidden."""
-        local, info = self._locate(path)
-        if info is None:
-            raise NotFound(f"{path} does not exist")
-        try:
-            os.rename(local, self.aside_location(path, key))
-        except OSError as exc:
-            _raise(exc, path)
-        _fsync_dir(os.path.dirname(local))
+        until `restore` or `discard`: beside it, under a reserved name, so that moving it
+        there and back is a rename within one folder. Raises NotFound, Forbidden."""
+        with self._in_parent(path, parent_missing=False) as (folder, name, info):
+            if info is None:
+                raise NotFound(f"{path} does not exist")
+            try:
+                os.rename(
+                    self._at(folder, name),
+                    self._at(folder, ASIDE_PREFIX + key),
+                    src_dir_fd=folder,
+                    dst_dir_fd=folder,
+                )
+            except OSError as exc:
+                _raise(exc, path)
+            _fsync_dir(self._at(folder, "."), folder)
 
     def has_aside(self, path: str, key: str) -> bool:
-        return os.path.lexists(self.aside_location(path, key))
+        try:
+            with self._in_parent(path, parent_missing=True) as (folder, _name, _info):
+                return _lexists(self._at(folder, ASIDE_PREFIX + key), folder)
+        except Conflict:
+            return False  # no folder: nothing in it
 
     def restore(self, path: str, key: str) -> None:
         """Put back what `set_aside` kept, at `path` (where nothing may be now)."""
-        aside = self.aside_location(path, key)
-        local = self.local_path(path)
-        try:
-            if os.path.lexists(local):
-                raise FileExistsError(errno.EEXIST, "restore over an existing resource", local)
-            os.rename(aside, local)
-        except OSError as exc:
-            _raise(exc, path)
-        _fsync_dir(os.path.dirname(local))
+        with self._in_parent(path, parent_missing=False) as (folder, name, _info):
+            target = self._at(folder, name)
+            try:
+                if _lexists(target, folder):
+                    raise FileExistsError(errno.EEXIST, "restore over an existing resource", path)
+                aside = self._at(folder, ASIDE_PREFIX + key)
+                os.rename(aside, target, src_dir_fd=folder, dst_dir_fd=folder)
+            except OSError as exc:
+                _raise(exc, path)
+            _fsync_dir(self._at(folder, "."), folder)
 
     def discard(self, path: str, key: str) -> None:
         """Remove for good what `set_aside` kept (the replaced resource is no longer
         wanted). What cannot be removed stays hidden and is logged."""
-        aside = self.aside_location(path, key)
-        if not os.path.lexists(aside):
-            return
-        if not os.path.isdir(aside) or os.path.islink(aside):
-            with contextlib.suppress(FileNotFoundError):
-                self.trash.discard(aside)
-            return
-        for directory, _dirs, files in os.walk(aside, topdown=False):
-            try:
-                for name in files:
-                    self.trash.discard(os.path.join(directory, name))
-                for name in _dirs:
-                    child = os.path.join(directory, name)
-                    if os.path.islink(child):
-                        os.unlink(child)
-                    else:
-                        os.rmdir(child)
-            except OSError as exc:
-                log.warning("could not remove %s, replaced by a MOVE or COPY: %s", directory, exc)
         try:
-            os.rmdir(aside)
+            with self._in_parent(path, parent_missing=True) as (folder, _name, _info):
+                self._remove(folder, ASIDE_PREFIX + key)
+        except Conflict:
+            return  # no folder: nothing in it
+
+    def _remove(self, folder: int | None, name: str) -> None:
+        """Remove `name` in `folder`, and all in it: each folder opened from the one holding
+        it without following a link (a folder swapped for a link meanwhile is removed as
+        the link, and nothing it leads to). What cannot be removed is logged."""
+        try:
+            inner = os.open(self._at(folder, name), _LISTING_FLAGS, dir_fd=folder)
+        except FileNotFoundError:
+            return
         except OSError as exc:
-            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", aside, exc)
+            if exc.errno != errno.ENOTDIR:  # not a folder (or a link to one): a file
+                log.warning("could not remove %s, replaced by a MOVE or COPY: %s", name, exc)
+                return
+            with contextlib.suppress(FileNotFoundError):
+                self.trash.discard(self._at(folder, name), folder)
+            return
+        try:
+            with os.scandir(inner) as entries:
+                members = [entry.name for entry in entries]
+            for member in members:
+                self._remove(inner, member)
+        except OSError as exc:
+            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", name, exc)
+        finally:
+            os.close(inner)
+        try:
+            os.rmdir(self._at(folder, name), dir_fd=folder)
+        except OSError as exc:
+            log.warning("could not remove %s, replaced by a MOVE or COPY: %s", name, exc)
 
     def close(self) -> None:
         """Finish the background work: unlink the files still waiting in the trash. Uploads
@@ -517,22 +682,33 @@ class StagedFile:
     """New content for one file, written and synced to disk but not yet in the tree.
 
     It is a hidden file beside its target, named after this process (`sweep_temp_files`
-    removes it once the process is gone, however it ended). If a MOVE carries the folder off
-    while the body arrives, the commit fails (the path's folder is no longer where the file
-    was written) and the file is found again through its descriptor and removed.
+    removes it once the process is gone, however it ended). Every step is taken in its
+    folder, held open from the start (opened beneath the root: a folder swapped for a link
+    to outside cannot take the file, or its name, out of the share). If a MOVE carries the
+    folder off while the body arrives, the commit fails (the path's folder is no longer the
+    one the file was written in) and the file is removed from the folder held.
     """
 
-    def __init__(self, provider: FilesystemProvider, path: str, local: str) -> None:
+    def __init__(
+        self, provider: FilesystemProvider, path: str, folder: int | None, name: str
+    ) -> None:
+        """Make the file in `folder` (from `FilesystemProvider._parent`, closed by `discard`)
+        beside `name`, the target's name there."""
         self.provider = provider
         self.path = path
-        self.temp: str | None = os.path.join(
-            os.path.dirname(local), provider.upload_prefix + uuid.uuid4().hex
-        )
+        self.folder = folder
+        self.name = name
+        self.fd = -1
+        self.temp: str | None = None
+        temp = provider.upload_prefix + uuid.uuid4().hex
         try:
-            self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            self.fd = os.open(
+                provider._at(folder, temp), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=folder
+            )
         except OSError as exc:
-            self.temp = None
+            self.discard()
             _raise(exc, path, parent_missing=True)
+        self.temp = temp
 
     def fill(self, fill: Callable[[BinaryIO], object]) -> None:
         """Write the content with `fill` and make it durable."""
@@ -547,27 +723,40 @@ class StagedFile:
 
     def commit(self, *, create: bool = False, mtime: float | None = None) -> Resource:
         """Give the content its name, replacing what is there (or, with `create`, only where
-        nothing is: MethodNotAllowed otherwise), with `mtime` as its modification time."""
+        nothing is: MethodNotAllowed otherwise), with `mtime` as its modification time.
+
+        A link with the name is replaced, not written through: the file is renamed over it
+        (a link on the way to the folder is followed, as everywhere)."""
         path = self.path
-        local = self.provider.local_path(path)
-        if self.temp is None or os.path.dirname(local) != os.path.dirname(self.temp):
-            raise Conflict(f"the collection of {path} changed while the content arrived")
-        if os.path.isdir(local):
-            raise MethodNotAllowed(f"{path} is a collection")
+        provider = self.provider
+        # Where the path leads now must be the folder the file was written in.
+        folder, name, _info = provider._parent(path, parent_missing=True)
         try:
-            if mtime is not None:
-                os.utime(self.fd, (mtime, mtime))
-            if create:
-                _link_new(self.temp, local, path)
-            else:
-                os.replace(self.temp, local)
-            self.temp = None
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                raise Conflict(f"the collection of {path} moved while the content arrived") from exc
-            self._failed(exc)
-        _fsync_dir(os.path.dirname(local))
-        return self.provider.stat(path)
+            if self.temp is None or not provider._same_folder(folder, self.folder):
+                raise Conflict(f"the collection of {path} changed while the content arrived")
+            if provider._holds_collection(folder, name):
+                raise MethodNotAllowed(f"{path} is a collection")
+            temp = provider._at(folder, self.temp)
+            target = provider._at(folder, name)
+            try:
+                if mtime is not None:
+                    os.utime(self.fd, (mtime, mtime))
+                if create:
+                    _link_new(temp, target, folder, path)
+                else:
+                    os.replace(temp, target, src_dir_fd=folder, dst_dir_fd=folder)
+                self.temp = None
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    raise Conflict(
+                        f"the collection of {path} moved while the content arrived"
+                    ) from exc
+                self._failed(exc)
+            _fsync_dir(provider._at(folder, "."), folder)
+        finally:
+            if folder is not None:
+                os.close(folder)
+        return provider.stat(path)
 
     def copy_to(self, fd: int, offset: int) -> None:
         """Write the content into the open file `fd` at `offset` (a piece of a file)."""
@@ -577,30 +766,18 @@ class StagedFile:
             done += len(chunk)
 
     def discard(self) -> None:
-        """Drop the content if it was not committed (always safe to call)."""
+        """Drop the content if it was not committed (always safe to call). The folder is
+        the one it was written in wherever a MOVE carried it meanwhile: it is found there."""
         if self.temp is not None:
-            try:
-                os.unlink(self.temp)
-            except FileNotFoundError:
-                self._unlink_moved()
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                os.unlink(self.provider._at(self.folder, self.temp), dir_fd=self.folder)
             self.temp = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def _unlink_moved(self) -> None:
-        """The file is not where it was made: a MOVE carried its folder off. Where the
-        platform tells a descriptor's path (Linux's /proc), remove it there."""
-        try:
-            where = os.readlink(f"/proc/self/fd/{self.fd}")
-            if os.path.basename(where).startswith(self.provider.upload_prefix) and os.path.samestat(
-                os.stat(where), os.fstat(self.fd)
-            ):
-                os.unlink(where)
-        except OSError:
-            pass  # gone already, or no /proc: the next start's sweep removes it
+        if self.folder is not None:
+            os.close(self.folder)
+            self.folder = None
 
     def _failed(self, exc: OSError) -> NoReturn:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -655,27 +832,32 @@ def _resource(path: str, info: os.stat_result, is_link: bool = False) -> Resourc
     return Resource(path, is_dir, size, info.st_mtime, created, etag, None, is_link)
 
 
-def _rmdir(local: str) -> None:
-    """Remove an empty directory. Unfinished uploads are not members (listings leave them
-    out), so they do not keep a collection from being deleted: they go with it."""
+def _rmdir(name: str, folder: int | None) -> None:
+    """Remove the empty directory `name` in `folder` (a `dir_fd`). Unfinished uploads are
+    not members (listings leave them out), so they do not keep a collection from being
+    deleted: they go with it."""
     try:
-        os.rmdir(local)
+        os.rmdir(name, dir_fd=folder)
     except OSError as exc:
         if exc.errno != errno.ENOTEMPTY:
             raise
-        with os.scandir(local) as entries:
-            leftovers = [e.path for e in entries if e.name.startswith(TEMP_PREFIX)]
-        for leftover in leftovers:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-        os.rmdir(local)
+        inner = os.open(name, _LISTING_FLAGS, dir_fd=folder)
+        try:
+            with os.scandir(inner) as entries:
+                leftovers = [e.name for e in entries if e.name.startswith(TEMP_PREFIX)]
+            for leftover in leftovers:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover, dir_fd=inner)
+        finally:
+            os.close(inner)
+        os.rmdir(name, dir_fd=folder)
 
 
-def _link_new(temp: str, local: str, path: str) -> None:
-    """Give the finished temporary file its name only if nothing has it yet: link() fails
-    where rename() would silently replace."""
+def _link_new(temp: str, target: str, folder: int | None, path: str) -> None:
+    """Give the finished temporary file, `temp` in `folder`, the name `target` there only if
+    nothing has it yet: link() fails where rename() would silently replace."""
     try:
-        os.link(temp, local)
+        os.link(temp, target, src_dir_fd=folder, dst_dir_fd=folder)
     except FileExistsError:
         raise MethodNotAllowed(f"{path} already exists") from None
     except OSError as exc:
@@ -683,12 +865,12 @@ def _link_new(temp: str, local: str, path: str) -> None:
             raise
         # No hard links on this filesystem: claim the name first, then replace it.
         try:
-            os.close(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder))
         except FileExistsError:
             raise MethodNotAllowed(f"{path} already exists") from None
-        os.replace(temp, local)
+        os.replace(temp, target, src_dir_fd=folder, dst_dir_fd=folder)
         return
-    os.unlink(temp)
+    os.unlink(temp, dir_fd=folder)
 
 
 def _copy_file(source: BinaryIO, out: BinaryIO) -> None:
@@ -713,10 +895,10 @@ def _write_chunks(out: BinaryIO, chunks: Iterable[bytes]) -> None:
         out.write(chunk)
 
 
-def _fsync_dir(directory: str) -> None:
+def _fsync_dir(directory: str, folder: int | None = None) -> None:
     # The rename is durable only once the directory entry is on disk.
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
     except OSError:
         return
     try:
@@ -727,16 +909,18 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _without_waiting(local: str, flags: int) -> int:
-    """Open an existing file as `open()` would, but at once if it is a FIFO: stat() refuses
-    one, but one put in place after the stat would hold the thread until its other end is
-    opened (a FIFO read gives nothing; a write with no reader fails, ENXIO: 403)."""
-    return os.open(local, flags | os.O_NONBLOCK)
-
-
-def _open_read(local: str, path: str) -> int:
+def _lexists(name: str, folder: int | None) -> bool:
+    """Whether something (a link included) has the name `name` in `folder` (a `dir_fd`)."""
     try:
-        return os.open(local, _READ_FLAGS)
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _open(local: str, path: str, flags: int) -> int:
+    try:
+        return os.open(local, flags)
     except OSError as exc:
         _raise(exc, path)
 

@@ -98,28 +98,30 @@ class Trash:
         self._retired: list[int] = []
         self._warned = False
 
-    def discard(self, local: str) -> None:
+    def discard(self, local: str, where: int | None = None) -> None:
         """Remove the file (or link) at `local` from its folder now; its data goes later.
-        Raises the OSError that unlinking it would (a folder: IsADirectoryError)."""
+        `local` is a path, or with `where` (a folder's descriptor: the `dir_fd` of os) a name
+        in that folder. Raises the OSError that unlinking it would (a folder:
+        IsADirectoryError)."""
         now = time.monotonic()
         folder = self._borrow(now)
         if folder is None:
-            os.unlink(local)
+            os.unlink(local, dir_fd=where)
             return
         kept: str | None = None
         try:
             name = f"{os.getpid()}-{_INSTANCE}-{next(_names)}"
             try:
-                os.link(local, name, dst_dir_fd=folder, follow_symlinks=False)
+                os.link(local, name, src_dir_fd=where, dst_dir_fd=folder, follow_symlinks=False)
             except OSError as exc:
                 # A folder, another filesystem, a vanished trash folder: unlinking says
                 # which, with the error a client should see.
                 if exc.errno == errno.ENOENT:
                     self._retire(folder)
-                os.unlink(local)
+                os.unlink(local, dir_fd=where)
                 return
             try:
-                os.unlink(local)
+                os.unlink(local, dir_fd=where)
             except OSError:
                 _remove(folder, name)
                 raise
