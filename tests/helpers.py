@@ -40,6 +40,17 @@ COLOR = "{urn:t}color"  # the dead property most tests set
 # -- trees on disk ------------------------------------------------------------------------------
 
 
+def share_beside_outside(tmp_path: Path, secret: bytes) -> tuple[Path, Path]:
+    """An empty share root and, beside it, an outside folder holding `secret` in a file of
+    that name: what a request that escapes the share would reach."""
+    root = tmp_path / "share"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_bytes(secret)
+    return root, outside
+
+
 def make_tree(root: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> None:
     """Create the folders `dirs` and the files {relative path: content} under `root`."""
     for rel in dirs:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import share_beside_outside
 
 from davserver.errors import DavError
 from davserver.provider.fs import FilesystemProvider
@@ -36,11 +37,7 @@ for i in range(rounds):
 @pytest.fixture
 def tree(tmp_path: Path) -> tuple[Path, Path]:
     """A share root with a folder /d, and beside it an outside folder holding a secret."""
-    root = tmp_path / "share"
-    outside = tmp_path / "outside"
-    root.mkdir()
-    outside.mkdir()
-    (outside / "secret").write_bytes(b"SECRET, outside")  # 15 bytes; the inside one, 6
+    root, outside = share_beside_outside(tmp_path, b"SECRET, outside")  # 15 bytes; inside: 6
     (root / "d").mkdir()
     (root / "d" / "secret").write_bytes(b"inside")
     return root, outside
@@ -371,44 +368,35 @@ def test_a_copy_never_reads_outside(tree: tuple[Path, Path]) -> None:
     assert set(seen) == {6, 404}
 
 
-def test_a_move_never_takes_from_or_puts_outside(tree: tuple[Path, Path]) -> None:
-    # MOVE renamed by names the lstat walk had checked: through the swapped folder it took
-    # the outside file into the share, or put the share's file outside.
-    def there_and_back(p: FilesystemProvider) -> tuple[object, object]:
-        return outcome(lambda: p.move("/d/secret", "/moved")), outcome(
-            lambda: p.move("/moved", "/d/secret")
-        )
+# A change and its undoing, each done while the folder /d is swapped for a link to outside,
+# and what both give when neither met the swap. By name:
+# - MOVE took the outside file into the share, or put the share's file outside;
+# - a MOVE between filesystems copies links as links: the copy was made outside;
+# - a COPY or MOVE over a resource first sets it aside, by a rename within its folder: the
+#   outside file was renamed, or the share's put back outside.
+THERE_AND_BACK: dict[str, tuple[Callable[[FilesystemProvider], object], ...]] = {
+    "move": (lambda p: p.move("/d/secret", "/moved"), lambda p: p.move("/moved", "/d/secret")),
+    "copy_link": (lambda p: p.copy_link("/link", "/d/link"), lambda p: p.delete("/d/link")),
+    "set_aside": (
+        lambda p: p.set_aside("/d/secret", "k"),
+        lambda p: p.restore("/d/secret", "k"),
+    ),
+}
+UNDISTURBED = {"move": (True, True), "copy_link": (None, None), "set_aside": (None, None)}
 
-    seen, escapes = while_swapped(tree, there_and_back)
+
+@pytest.mark.parametrize("change", sorted(THERE_AND_BACK))
+def test_a_change_and_its_undoing_never_reach_outside(tree: tuple[Path, Path], change: str) -> None:
+    if change == "copy_link":
+        (tree[0] / "link").symlink_to("d/secret")
+    there, back = THERE_AND_BACK[change]
+
+    def both(p: FilesystemProvider) -> tuple[object, object]:
+        return outcome(lambda: there(p)), outcome(lambda: back(p))
+
+    seen, escapes = while_swapped(tree, both)
     assert escapes == 0, seen
-    assert (True, True) in seen
-
-
-def test_a_copied_link_is_never_made_outside(tree: tuple[Path, Path]) -> None:
-    # A MOVE between filesystems copies links as links: the copy was made by name.
-    (tree[0] / "link").symlink_to("d/secret")
-
-    def copy_link(p: FilesystemProvider) -> tuple[object, object]:
-        return outcome(lambda: p.copy_link("/link", "/d/link")), outcome(
-            lambda: p.delete("/d/link")
-        )
-
-    seen, escapes = while_swapped(tree, copy_link)
-    assert escapes == 0, seen
-    assert (None, None) in seen
-
-
-def test_a_resource_set_aside_never_leaves_the_share(tree: tuple[Path, Path]) -> None:
-    # A COPY or MOVE over a resource first sets it aside, by a rename within its folder:
-    # by name, the outside file was renamed, or the share's put back outside.
-    def aside_and_back(p: FilesystemProvider) -> tuple[object, object]:
-        return outcome(lambda: p.set_aside("/d/secret", "k")), outcome(
-            lambda: p.restore("/d/secret", "k")
-        )
-
-    seen, escapes = while_swapped(tree, aside_and_back)
-    assert escapes == 0, seen
-    assert (None, None) in seen
+    assert UNDISTURBED[change] in seen
 
 
 def test_removing_what_was_set_aside_never_follows_a_link(

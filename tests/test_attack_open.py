@@ -17,7 +17,7 @@ from typing import Any
 
 import helpers
 import pytest
-from helpers import make_tree
+from helpers import make_tree, share_beside_outside
 from test_security import propfind_hrefs
 
 from davserver.errors import DavError
@@ -35,11 +35,7 @@ def fds() -> int:
 @pytest.fixture
 def tree(tmp_path: Path) -> tuple[Path, Path]:
     """A share root and, beside it, an outside folder holding a secret."""
-    root = tmp_path / "share"
-    outside = tmp_path / "outside"
-    root.mkdir()
-    outside.mkdir()
-    (outside / "secret").write_bytes(b"SECRET")
+    root, outside = share_beside_outside(tmp_path, b"SECRET")
     (root / "file").write_bytes(b"inside")
     (root / "dir").mkdir()
     (root / "dir" / "file").write_bytes(b"deeper")
