@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, TypeVar
 
 from .. import owners, paths
 from ..errors import (
@@ -42,6 +42,7 @@ from .base import ReadStream, Staged
 from .trash import Trash
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Uploads in progress and the trash folder; left out of listings, and swept at startup if a
 # crash left something behind.
@@ -53,9 +54,8 @@ UPLOAD_PREFIX = TEMP_PREFIX + "up+"
 STALE_UPLOAD_SECONDS = 3600.0
 _PIECE = 1 << 20
 # Non-blocking: opening a FIFO would otherwise wait for a writer (it is refused after the open).
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-# A file written in place (a piece of a resumable upload), read too when it is rewritten whole.
-_WRITE_FLAGS = os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK
+_OPEN_FLAGS = os.O_CLOEXEC | os.O_NONBLOCK
+_READ_FLAGS = os.O_RDONLY | _OPEN_FLAGS
 # A folder to list, not through a link.
 _LISTING_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # A folder on the way to a file, held only to open the next step from it.
@@ -324,11 +324,31 @@ class FilesystemProvider:
     def _lstat_beneath(self, path: str, segments: list[str], resolve: bool) -> os.stat_result:
         """The lstat of the last of `segments`, taken in its folder opened beneath the root
         (`_folder_beneath`); the root's own for none."""
+        return self._in_folder(
+            path,
+            segments,
+            resolve,
+            lambda name, folder: os.stat(name, dir_fd=folder, follow_symlinks=False),
+        )
+
+    def _in_folder(
+        self,
+        path: str,
+        segments: list[str],
+        resolve: bool,
+        action: Callable[[str, int | None], _T],
+    ) -> _T:
+        """`action(name, folder)` on the last of `segments` in its folder opened beneath the
+        root (`_folder_beneath`), never through a link there (the name as `_at` gives it,
+        the folder a `dir_fd`); on the root itself for none. Its OSError is translated."""
         if not segments:
-            return os.stat(self.root)
+            try:
+                return action(self.root, None)
+            except OSError as exc:
+                _raise(exc, path)
         folder = self._folder_beneath(path, segments, resolve)
         try:
-            return os.stat(self._at(folder, segments[-1]), dir_fd=folder, follow_symlinks=False)
+            return action(self._at(folder, segments[-1]), folder)
         except OSError as exc:
             _raise(exc, path)
         finally:
@@ -515,19 +535,23 @@ class FilesystemProvider:
             raise TypeError("a piece staged by this provider is needed")
         if create:
             return piece.commit(create=True)
-        fd = self._open_file(path, _WRITE_FLAGS)
+        fd, access = self._open_piece_target(path)
         try:
             info = os.fstat(fd)
             if not st.S_ISREG(info.st_mode):
                 raise _special_file(path)  # (a folder is refused by the open: EISDIR)
             if offset >= info.st_size:
                 # An append: the bytes a reader can see stay as they are.
+                if access == os.O_RDONLY:
+                    raise Forbidden(f"permission denied on {path}")
                 piece.copy_to(fd, offset)
                 os.fsync(fd)
                 return self.stat(path)
             # Bytes a reader can see change: a whole new file with the piece in, renamed over
             # the old one, so that a GET meanwhile reads the old content or the new, never a
-            # mix.
+            # mix. Like a whole PUT, it needs leave to read the file, not to write it.
+            if access == os.O_WRONLY:
+                raise Forbidden(f"permission denied on {path}")
             whole = self._staged_file(path)
             try:
                 with os.fdopen(os.dup(fd), "rb") as source:
@@ -542,8 +566,20 @@ class FilesystemProvider:
         finally:
             os.close(fd)
 
+    def _open_piece_target(self, path: str) -> tuple[int, int]:
+        """The file a piece goes into, opened to read and write if it may be, else to write
+        only (an append), else to read only (a rewrite, renamed over it); with that access
+        mode. Only once open does its size tell which is wanted, and a file the server may
+        not read (0200) or not write (0444) took each as before, the open of each by name."""
+        for access in (os.O_RDWR, os.O_WRONLY):
+            try:
+                return self._open_file(path, access | _OPEN_FLAGS), access
+            except Forbidden:
+                continue
+        return self._open_file(path, _READ_FLAGS), os.O_RDONLY
+
     def truncate(self, path: str, size: int) -> Resource:
-        fd = self._open_file(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = self._open_file(path, os.O_WRONLY | _OPEN_FLAGS)
         try:
             os.ftruncate(fd, size)
         except OSError as exc:
@@ -553,13 +589,20 @@ class FilesystemProvider:
         return self.stat(path)
 
     def set_mtime(self, path: str, mtime: float) -> None:
-        fd = self._open_file(path, _READ_FLAGS)
-        try:
-            os.utime(fd, (mtime, mtime))
-        except OSError as exc:
-            _raise(exc, path)
-        finally:
-            os.close(fd)
+        # Set by name in its folder, not through the file opened: an open needs leave to
+        # read or write the file, where utime(2) lets its owner set the time of one that
+        # is neither (a PROPPATCH of Win32LastModifiedTime on a 0200 or 0000 file was 403).
+        # The name is taken as stat takes it: a link in the share followed, checked first.
+        segments = self._segments(path)
+        resolve = True
+        if segments and st.S_ISLNK(self._lstat_beneath(path, segments, True).st_mode):
+            segments, resolve = self._real_segments(path, segments), False
+
+        def utime(name: str, folder: int | None) -> None:
+            # Not through a link swapped in since the look: at worst the link's own time.
+            os.utime(name, (mtime, mtime), dir_fd=folder, follow_symlinks=False)
+
+        self._in_folder(path, segments, resolve, utime)
 
     def sweep_temp_files(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
         """Remove what a crash left behind, uploads and the trash; returns how many files.
