@@ -273,12 +273,18 @@ def test_a_full_disk_empties_the_trash_so_that_a_retry_may_fit(tmp_path):
 
 
 def test_reserved_names_are_reserved_in_any_case(server):
-    # A case-folding filesystem would let .DAVSERVER-TMP-TRASH name the trash itself.
+    # A case-folding filesystem would let .DAVSERVER-TMP-TRASH name the trash itself; Linux's
+    # casefold folders fold the long s (U+017F) to "s" too.
     make_tree(server.root, {".DavServer-Tmp-upload": b"an upload in progress", "a.txt": b"a"})
-    for target in ("/.DavServer-Tmp-upload", "/.DAVSERVER-TMP-TRASH/"):
+    for target in (
+        "/.DavServer-Tmp-upload",
+        "/.DAVSERVER-TMP-TRASH/",
+        "/.dav%C5%BFerver-tmp-trash",
+    ):
         for method in ("GET", "PROPFIND", "MKCOL", "DELETE"):
             assert server.request(method, target).status_code == 403, (method, target)
     assert server.request("PUT", "/.Davserver-Tmp-x", data=b"x").status_code == 403
+    assert server.request("PUT", "/.dav%C5%BFerver-tmp-x", data=b"x").status_code == 403
     listing = server.request("PROPFIND", "/", headers={"Depth": "1"}, data=ALLPROP)
     hrefs = [e.text for e in etree.fromstring(listing.content).iter("{DAV:}href")]
     assert sorted(hrefs) == ["/", "/a.txt"]

@@ -97,7 +97,7 @@ class FilesystemProvider:
 
     def _segments(self, path: str) -> list[str]:
         segments = paths.split(path)
-        if TEMP_PREFIX in path.lower() and any(_reserved(s) for s in segments):
+        if TEMP_PREFIX in path.casefold() and any(reserved(s) for s in segments):
             raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
         return segments
 
@@ -138,7 +138,7 @@ class FilesystemProvider:
         base = self.root.rstrip(os.sep) + os.sep
         if not real.startswith(base):
             return None
-        if any(_reserved(part) for part in real[len(base) :].split(os.sep)):
+        if any(reserved(part) for part in real[len(base) :].split(os.sep)):
             return None
         return real
 
@@ -836,15 +836,17 @@ def _upload_owner(name: str) -> str | None:
     return tag or None
 
 
-def _reserved(name: str) -> bool:
+def reserved(name: str) -> bool:
     """Whether `name` is one of davserver's own, in any case: a case-folding filesystem
-    would otherwise let `.DAVSERVER-TMP-TRASH` name the trash."""
-    return name[: len(TEMP_PREFIX)].lower() == TEMP_PREFIX
+    would otherwise let `.DAVSERVER-TMP-TRASH` name the trash, and Linux's (ext4 or f2fs
+    casefold folders) folds with Unicode's full case folding, where U+017F (long s) is `s`:
+    lower() leaves it as it is, casefold() does not."""
+    return name.casefold().startswith(TEMP_PREFIX)
 
 
 def _listed(name: str) -> bool:
     """Whether a directory entry is a member clients see."""
-    if name[:1] == "." and _reserved(name):
+    if name[:1] == "." and reserved(name):
         return False
     return _addressable(name)
 

@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..model import Resource
 from .base import ReadStream
-from .fs import ASIDE_PREFIX, TEMP_PREFIX
+from .fs import ASIDE_PREFIX, TEMP_PREFIX, reserved
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class S3Provider:
         """The object key of the file at `path`; 414 past the longest key S3 takes, 403 for
         the server's own names."""
         segments = paths.split(path)
-        if any(_reserved(segment) for segment in segments):
+        if any(reserved(segment) for segment in segments):
             raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
         key = self.prefix + "/".join(segments)
         if len(key.encode("utf-8", "surrogateescape")) >= MAX_KEY_BYTES:
@@ -240,7 +240,7 @@ class S3Provider:
                 for item in page.get("Contents", ()):
                     rest = item["Key"][len(folder) :].rstrip("/")
                     parts = rest.split("/") if rest else []
-                    if parts and _reserved(parts[0]):
+                    if parts and reserved(parts[0]):
                         continue
                     for depth in range(1, len(parts) + 1):
                         seen.add("/".join(parts[:depth]))
@@ -817,11 +817,7 @@ def _etag(quoted: str) -> str:
 def _addressable(name: str) -> bool:
     # Keys other tools wrote may hold what no provider path can: an empty segment ("a//b"),
     # a backslash, ".." (never a member, as on a disk). The server's own names are hidden.
-    return bool(name) and "\\" not in name and name not in (".", "..") and not _reserved(name)
-
-
-def _reserved(name: str) -> bool:
-    return name[: len(TEMP_PREFIX)].lower() == TEMP_PREFIX
+    return bool(name) and "\\" not in name and name not in (".", "..") and not reserved(name)
 
 
 @contextlib.contextmanager
