@@ -10,7 +10,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -30,6 +30,7 @@ from .locking import Guard
 from .methods import batch, copymove, lock, propfind, proppatch, read, write
 from .methods.results import collection_test
 from .origin import foreign, resolve, strip_prefix
+from .provider.base import ReadStream
 from .request import Request, Response
 from .services import Services
 
@@ -61,11 +62,74 @@ SAFE_METHODS = frozenset({"OPTIONS", "GET", "HEAD", "PROPFIND"})
 BODILESS_METHODS = frozenset({"MKCOL", "DELETE", "COPY", "MOVE", "UNLOCK"})
 
 
+# Request headers (as environ keys) that only the general path reads, for a GET of a file:
+# preconditions (RFC 9110 13.1), ranges (14.2), RFC 4918's If (10.4), credentials, and a
+# body's framing (a GET's body is left unread there, and the connection closed).
+_NOT_PLAIN = frozenset(
+    {
+        "HTTP_IF",
+        "HTTP_IF_MATCH",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_UNMODIFIED_SINCE",
+        "HTTP_IF_RANGE",
+        "HTTP_RANGE",
+        "HTTP_AUTHORIZATION",
+        "CONTENT_LENGTH",
+        "HTTP_TRANSFER_ENCODING",
+    }
+)
+
+
 class DavApp:
-    """A WSGI callable serving one `Services` bundle."""
+    """A WSGI callable serving one `Services` bundle; `shortcut` answers plain GETs for an
+    engine that offers it a request's parsed head (davserver.llhttpd)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        site = services.site
+        # Behind a trusted proxy the client (for the log) comes from forwarded headers, and
+        # in keep mode the target carries the prefix: both are the general path's to read.
+        self._plain_site = not site.trusted and not (site.mode == "keep" and site.prefix)
+
+    def shortcut(
+        self, method: str, target: str, fields: Mapping[str, str], peer: str
+    ) -> tuple[str, list[tuple[str, str]], ReadStream] | None:
+        """The answer to a plain GET (a whole file, asked for by origin-form target without
+        a query, with none of `_NOT_PLAIN`'s headers, by an anonymous client allowed to
+        read it) as status, headers and the open file; None for any other request, which
+        the WSGI call then answers.
+
+        The general path builds an environ, a Request, a Guard and a Response for each
+        request, and for a small GET that cost as much CPU as the read itself (bench/
+        RESULTS.md, "Plain reads"). The headers come from the same function as there
+        (`read.whole_file_headers`); any error is left to the general path to answer."""
+        if (
+            method != "GET"
+            or not self._plain_site
+            or not target.startswith("/")
+            or "?" in target
+            or "#" in target
+            or not _NOT_PLAIN.isdisjoint(fields)
+        ):
+            return None
+        started = time.perf_counter()
+        services = self.services
+        try:
+            path = paths.url_to_path(target)
+            needs = auth.needs(method, path, _no_destination)
+            auth.require(services.policy, services.authenticator, None, needs)
+            resource, stream = services.provider.open_read(path)
+        except Exception:
+            return None  # answered by the general path, as it always was (errors included)
+        try:
+            headers = _header_safe(read.whole_file_headers(resource))
+        except Exception:
+            stream.close()
+            return None
+        if logs.access_wanted():
+            logs.access(_access_line(peer, None, method, target, 200, resource.size, started, ""))
+        return "200 OK", headers, stream
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -275,16 +339,44 @@ class _Logged:
 
     def log(self) -> None:
         env = self.environ
-        user = self.req.user if self.req is not None and self.req.user else "-"
+        user = self.req.user if self.req is not None else None
         client = self.req.origin.client if self.req is not None else env.get("REMOTE_ADDR")
         target = str(env.get("REQUEST_URI") or env.get("PATH_INFO", ""))
-        method = env.get("REQUEST_METHOD", "-")
-        elapsed = time.perf_counter() - self.started
+        method = str(env.get("REQUEST_METHOD", "-"))
         logs.access(
-            f"{_logged(str(client or '-'), _LOGGED_CLIENT)} {user} "
-            f'"{method} {_logged(target, _LOGGED_TARGET)}" {self.status} {self.sent} '
-            f"{elapsed:.3f}s{self.note}"
+            _access_line(
+                str(client or ""),
+                user,
+                method,
+                target,
+                self.status,
+                self.sent,
+                self.started,
+                self.note,
+            )
         )
+
+
+def _access_line(
+    client: str,
+    user: str | None,
+    method: str,
+    target: str,
+    status: int,
+    sent: int,
+    started: float,
+    note: str,
+) -> str:
+    """One request's access line; `note` ends it (a space first)."""
+    elapsed = time.perf_counter() - started
+    return (
+        f"{_logged(client or '-', _LOGGED_CLIENT)} {user or '-'} "
+        f'"{method} {_logged(target, _LOGGED_TARGET)}" {status} {sent} {elapsed:.3f}s{note}'
+    )
+
+
+def _no_destination() -> str:
+    raise AssertionError("a GET has no Destination")
 
 
 # The most characters of a request target and of a client's address in an access line, so

@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.utils import formatdate
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -86,6 +86,14 @@ _HANDSHAKE = 0  # TLS handshake, then the first request's head: header_timeout f
 _IDLE = 1  # between requests: request_timeout (a new plain one: header_timeout from the accept)
 _HEAD = 2  # a request's head is arriving: header_timeout from its first byte
 _BUSY = 3  # a thread serves a request: the socket's own timeouts apply
+
+
+# An app's way past WSGI for the requests it can answer from the head alone: given the
+# method, the target, the headers (as environ keys) and the client's address, a status,
+# headers and an open file to send whole; or None, and the request goes to the WSGI app.
+Shortcut = Callable[
+    [str, str, Mapping[str, str], str], "tuple[str, list[tuple[str, str]], Any] | None"
+]
 
 
 class _Message:
@@ -661,9 +669,11 @@ class LlhttpServer:
         header_timeout: float,
         tls: ssl.SSLContext | None = None,
         listener: socket.socket | None = None,
+        shortcut: Shortcut | None = None,
     ) -> None:
         self.bind_addr: tuple[str, int] = bind_addr
         self.app = app
+        self.shortcut = shortcut
         self.threads = threads
         self.max_threads = max(max_threads, threads)
         self.request_timeout = request_timeout
@@ -1021,9 +1031,10 @@ class LlhttpServer:
         if grow and not self.stopping:
             self._spawn()
         try:
-            environ = self._environ_for(conn, message, buf)
             answer = _Answer(conn, message)
-            result = self.app(environ, answer.start_response)
+            result = self._shortcut(conn, message, answer) or self.app(
+                self._environ_for(conn, message, buf), answer.start_response
+            )
             try:
                 return answer.send(result)
             finally:
@@ -1033,6 +1044,21 @@ class LlhttpServer:
         finally:
             with self._lock:
                 self._serving -= 1
+
+    def _shortcut(
+        self, conn: _Connection, message: _Message, answer: _Answer
+    ) -> FileWrapper | None:
+        """The app's answer without WSGI, when it has one for this request (`Shortcut`)."""
+        if self.shortcut is None or not message.complete:
+            return None
+        addr = conn.addr
+        peer = addr[0] if isinstance(addr, tuple) else ""
+        found = self.shortcut(message.method, message.url.decode("latin-1"), message.fields, peer)
+        if found is None:
+            return None
+        status, headers, file = found
+        answer.start_response(status, headers)
+        return FileWrapper(file)
 
     def _environ_for(self, conn: _Connection, message: _Message, buf: bytearray) -> dict[str, Any]:
         url = message.url.decode("latin-1")

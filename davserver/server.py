@@ -174,6 +174,7 @@ def _httptools(config: Config, app: DavApp, listener: socket.socket | None) -> L
         header_timeout=config.header_timeout,
         tls=tls,
         listener=listener,
+        shortcut=app.shortcut,
     )
 
 

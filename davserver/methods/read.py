@@ -90,6 +90,22 @@ def entity_headers(resource: Resource) -> list[tuple[str, str]]:
     ]
 
 
+def _served_headers(resource: Resource, ctype: str) -> list[tuple[str, str]]:
+    """What every answer with a file's content (whole or in part) carries."""
+    return [*entity_headers(resource), ("Accept-Ranges", "bytes"), *safety_headers(ctype)]
+
+
+def whole_file_headers(resource: Resource, ctype: str | None = None) -> list[tuple[str, str]]:
+    """The headers of a 200 answer with the whole of `resource` (of type `ctype`)."""
+    if ctype is None:
+        ctype = content_type(resource)
+    return [
+        *_served_headers(resource, ctype),
+        ("Content-Type", ctype),
+        ("Content-Length", str(resource.size)),
+    ]
+
+
 def get(services: Services, req: Request) -> Response:
     return _get(services, req, head=False)
 
@@ -149,11 +165,10 @@ def _file_response(req: Request, resource: Resource, stream: ReadStream | None) 
     """The answer for a file; its body reads `stream` (None for HEAD)."""
     validators = h.Validators(h.quote_etag(resource.etag), resource.mtime)
     stop = h.evaluate_preconditions(req.method, req.environ, validators)
-    base = [*entity_headers(resource), ("Accept-Ranges", "bytes")]
     if stop is not None:
-        return Response(stop, base)
+        return Response(stop, [*entity_headers(resource), ("Accept-Ranges", "bytes")])
     ctype = content_type(resource)
-    base += safety_headers(ctype)
+    base = _served_headers(resource, ctype)
     ranges = None
     wanted = req.header("Range")
     if wanted is not None and h.if_range_allows(
@@ -166,7 +181,7 @@ def _file_response(req: Request, resource: Resource, stream: ReadStream | None) 
             exc.headers.append(("Content-Range", f"bytes */{resource.size}"))
             raise
     if ranges is None:
-        headers = [*base, ("Content-Type", ctype), ("Content-Length", str(resource.size))]
+        headers = whole_file_headers(resource, ctype)
         wrapper = req.environ.get("wsgi.file_wrapper")
         if stream is not None and wrapper is not None:
             # The server sends the whole file itself (gunicorn: sendfile); cheroot has none.
