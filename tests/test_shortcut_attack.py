@@ -1,6 +1,7 @@
 """The plain GET's shortcut attacked as a hostile or unlucky client would: one app behind two
 engines, one offering the shortcut and one not, answers every request alike (byte for byte
-but the Date, with the same access lines)."""
+but the Date, with the same access lines); and a request the shortcut declines is not looked
+up twice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +140,21 @@ def test_with_and_without_the_shortcut_every_answer_is_the_same(
         lines.append([re.sub(r" \d+\.\d{3}s$", "", line) for line in logged])
     assert answers[0] == answers[1]
     assert lines[0] == lines[1]
+
+
+@pytest.mark.parametrize("target", ["/", "/folder/"])
+def test_a_collection_asked_for_by_its_url_is_opened_once(
+    twin: Twin, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = twin.app.services.provider
+    opened: list[str] = []
+    open_read = provider.open_read
+
+    def counting(path: str) -> Any:
+        opened.append(path)
+        return open_read(path)
+
+    monkeypatch.setattr(provider, "open_read", counting)
+    answer = _exchange(twin.short, _get(target, "Connection: close\r\n").encode("ascii"))
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert len(opened) == 1
