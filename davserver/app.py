@@ -96,9 +96,9 @@ class DavApp:
         self, method: str, target: str, fields: Mapping[str, str], peer: str
     ) -> tuple[str, list[tuple[str, str]], ReadStream] | None:
         """The answer to a plain GET (a whole file, asked for by origin-form target without
-        a query, with none of `_NOT_PLAIN`'s headers, by an anonymous client allowed to
-        read it) as status, headers and the open file; None for any other request, which
-        the WSGI call then answers.
+        a query or a trailing slash, with none of `_NOT_PLAIN`'s headers, by an anonymous
+        client allowed to read it) as status, headers and the open file; None for any other
+        request, which the WSGI call then answers.
 
         The general path builds an environ, a Request, a Guard and a Response for each
         request, and for a small GET that cost as much CPU as the read itself (bench/
@@ -108,6 +108,9 @@ class DavApp:
             method != "GET"
             or not self._plain_site
             or not target.startswith("/")
+            # A collection's own URL (RFC 4918 5.2): its listing is the general path's, and
+            # the shortcut would open the folder only to give up (on S3, two more HEADs).
+            or target.endswith("/")
             or "?" in target
             or "#" in target
             or not _NOT_PLAIN.isdisjoint(fields)
