@@ -90,7 +90,12 @@ class DavApp:
         site = services.site
         # Behind a trusted proxy the client (for the log) comes from forwarded headers, and
         # in keep mode the target carries the prefix: both are the general path's to read.
-        self._plain_site = not site.trusted and not (site.mode == "keep" and site.prefix)
+        # On S3 a miss (a 404, a folder) would cost its round trips twice.
+        self._shortcuts = (
+            not site.trusted
+            and not (site.mode == "keep" and site.prefix)
+            and services.provider.local_lookups
+        )
 
     def shortcut(
         self, method: str, target: str, fields: Mapping[str, str], peer: str
@@ -106,7 +111,7 @@ class DavApp:
         (`read.whole_file_headers`); any error is left to the general path to answer."""
         if (
             method != "GET"
-            or not self._plain_site
+            or not self._shortcuts
             or not target.startswith("/")
             # A collection's own URL (RFC 4918 5.2): its listing is the general path's, and
             # the shortcut would open the folder only to give up (on S3, two more HEADs).

@@ -361,3 +361,12 @@ def test_the_default_engine_takes_the_shortcut_and_cheroot_does_not(
         assert _raw_get(server.port, "/a.txt")[2] == CONTENT
         assert _raw_get(server.port, "/a.txt", "Range: bytes=0-1\r\n")[2] == CONTENT[:2]
     assert taken == ["/a.txt short", "/a.txt general"]
+
+
+def test_on_s3_nothing_is_plain(s3_server: Any) -> None:
+    """A miss there would cost its HEAD and LIST round trips twice (Provider.local_lookups)."""
+    assert s3_server.request("PUT", "/a.txt", data=CONTENT).status_code == 201
+    app = s3_server._server.app
+    assert app.services.provider.stat("/a.txt").size == len(CONTENT)
+    assert app.shortcut("GET", "/a.txt", {}, "127.0.0.1") is None
+    assert s3_server.request("GET", "/a.txt").content == CONTENT

@@ -46,6 +46,11 @@ class ReadStream(Protocol):
 class Provider(Protocol):
     """A tree of collections and files."""
 
+    # Whether looking a path up is a system call (a local filesystem), not a round trip over
+    # the network (S3): the plain GET's shortcut (DavApp.shortcut) leaves a miss for the
+    # general path to look up again, and is only worth that where a lookup costs little.
+    local_lookups: bool
+
     def stat(self, path: str) -> Resource:
         """The resource at `path`. Raises NotFound (also for anything outside the root)."""
         ...

@@ -65,6 +65,8 @@ _FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class FilesystemProvider:
     """Shares the directory `root` (created when missing)."""
 
+    local_lookups = True
+
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)

@@ -108,6 +108,8 @@ class Unavailable(DavError):
 class S3Provider:
     """Shares the bucket and prefix of `root` (`s3://bucket/prefix`)."""
 
+    local_lookups = False
+
     def __init__(self, root: str, endpoint: str = "", region: str = "") -> None:
         import boto3
         from botocore.config import Config as BotoConfig
