@@ -8,6 +8,7 @@ import io
 import logging
 import re
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from helpers import split_raw, write_users
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from davserver import app as app_module
 from davserver import llhttpd
 from davserver.app import DavApp
 from davserver.config import load
@@ -148,10 +150,6 @@ def test_a_get_with_a_header_the_general_path_reads_is_not_plain(
         ("HEAD", "/a.txt"),
         ("PUT", "/a.txt"),
         ("DELETE", "/a.txt"),
-        ("GET", "/a.txt?x=1"),
-        ("GET", "/a.txt#frag"),
-        ("GET", "http://127.0.0.1/a.txt"),
-        ("GET", "*"),
         ("GET", "/"),  # a collection: its listing
         ("GET", "/a.txt/"),  # a collection's form of URL: not opened to find out
         ("GET", "/folder"),
@@ -183,6 +181,61 @@ def test_a_file_anonymous_users_may_read_is_plain(tmp_path: Path) -> None:
     for app in _app(tmp_path, htpasswd=users, basic="always", anonymous="read"):
         (Path(app.services.config.root) / "a.txt").write_bytes(CONTENT)
         assert _shortcut(app, "/a.txt", {})[2] == CONTENT
+
+
+@pytest.mark.parametrize("name", ["a.txt?x=1", "a.txt#frag"])
+def test_a_query_or_a_fragment_is_never_read_as_part_of_a_files_name(
+    app: DavApp, name: str
+) -> None:
+    """The general path answers `/a.txt?x=1` with /a.txt (the query is not the path); were the
+    target decoded whole, a file named `a.txt?x=1` would be served instead."""
+    root = Path(app.services.config.root)
+    (root / "a.txt").write_bytes(CONTENT)
+    (root / name).write_bytes(b"another file")
+    assert app.shortcut("GET", "/" + name, {}, "127.0.0.1") is None
+
+
+@pytest.mark.parametrize(
+    ("target", "where"), [("*", "*"), ("http://127.0.0.1/a.txt", "http:/127.0.0.1/a.txt")]
+)
+def test_a_target_not_in_origin_form_is_never_read_as_a_path(
+    app: DavApp, target: str, where: str
+) -> None:
+    """An asterisk-form or absolute-form target (RFC 9112 3.2) is the general path's to read;
+    decoded as a path it would name another file."""
+    (Path(app.services.config.root) / where).parent.mkdir(parents=True, exist_ok=True)
+    (Path(app.services.config.root) / where).write_bytes(b"another file")
+    assert app.shortcut("GET", target, {}, "127.0.0.1") is None
+
+
+def test_the_access_rules_of_the_files_own_path_decide(tmp_path: Path) -> None:
+    """Anonymous users may read /pub only (a rule below the root's): its files are plain, the
+    others are left to the general path (which asks for a login). The rules are asked about
+    the file's own path."""
+    users = write_users(tmp_path / "users", {"ann": "secret"})
+    rules = (("/pub", "anonymous", "read"),)
+    for app in _app(tmp_path, htpasswd=users, basic="always", access=rules):
+        root = Path(app.services.config.root)
+        (root / "pub").mkdir()
+        (root / "pub" / "a.txt").write_bytes(CONTENT)
+        (root / "b.txt").write_bytes(CONTENT)
+        assert _shortcut(app, "/pub/a.txt", {})[2] == CONTENT
+        assert app.shortcut("GET", "/b.txt", {}, "127.0.0.1") is None
+
+
+@pytest.mark.parametrize(
+    ("client", "user", "note", "line"),
+    [
+        ("127.0.0.1", "ann", " 3 items", '127.0.0.1 ann "GET /a.txt" 200 14 0.250s 3 items'),
+        # A peer with no address (a Unix socket), an anonymous user, no note.
+        ("", None, "", '- - "GET /a.txt" 200 14 0.250s'),
+    ],
+)
+def test_the_access_line_says_who_asked_for_what_and_how_long_it_took(
+    monkeypatch: pytest.MonkeyPatch, client: str, user: str | None, note: str, line: str
+) -> None:
+    monkeypatch.setattr(app_module.time, "perf_counter", lambda: 10.25)
+    assert app_module._access_line(client, user, "GET", "/a.txt", 200, 14, 10.0, note) == line
 
 
 @pytest.mark.parametrize(
@@ -232,12 +285,17 @@ def test_an_error_after_the_open_closes_the_file_and_leaves_the_answer_to_the_ge
 
 
 def _raw_get(port: int, target: str, extra: str = "") -> tuple[str, dict[str, str], bytes]:
-    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request.encode("latin-1"))
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+        return _ask(sock, target, extra)
+
+
+def _ask(sock: socket.socket, target: str, extra: str = "") -> tuple[str, dict[str, str], bytes]:
+    """One GET on the connected `sock`, and the answer split into head, headers and body."""
+    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
+    sock.sendall(request.encode("latin-1"))
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
     return split_raw(b"".join(chunks))
 
 
@@ -308,39 +366,78 @@ def test_pipelined_plain_and_general_gets_are_answered_in_order(
     assert (statuses, bodies) == ([b"200", b"206", b"200", b"200"], [b"A", b"B", b"B", b"A"])
 
 
+class _Recorder:
+    """A shortcut that answers `/short` with `file` and declines the rest, recording what the
+    engine offered it; and an app that answers "from app"."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.asked: list[tuple[str, str, str, str]] = []
+
+    def shortcut(self, method: str, target: str, fields: Any, peer: str) -> Any:
+        self.asked.append((method, target, fields.get("HTTP_X_TEST", ""), peer))
+        if target != "/short":
+            return None
+        return "200 OK", [("Content-Length", "17")], self.file.open("rb")
+
+    @staticmethod
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "8")])
+        return [b"from app"]
+
+    def serving(self, listener: socket.socket | None = None) -> llhttpd.LlhttpServer:
+        server = llhttpd.LlhttpServer(
+            ("127.0.0.1", 0),
+            self.app,
+            threads=2,
+            max_threads=4,
+            request_timeout=10,
+            header_timeout=10,
+            listener=listener,
+            shortcut=self.shortcut,
+        )
+        server.prepare()
+        return server
+
+
 def test_the_engine_sends_the_shortcuts_answer_and_asks_the_app_for_the_rest(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "short").write_bytes(b"from the shortcut")
-    asked: list[tuple[str, str, str]] = []
-
-    def shortcut(method: str, target: str, fields: Any, peer: str) -> Any:
-        asked.append((method, target, fields.get("HTTP_X_TEST", "")))
-        if target != "/short":
-            return None
-        return "200 OK", [("Content-Length", "17")], (tmp_path / "short").open("rb")
-
-    def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Length", "8")])
-        return [b"from app"]
-
-    server = llhttpd.LlhttpServer(
-        ("127.0.0.1", 0),
-        wsgi,
-        threads=2,
-        max_threads=4,
-        request_timeout=10,
-        header_timeout=10,
-        shortcut=shortcut,
-    )
-    server.prepare()
+    recorder = _Recorder(tmp_path / "short")
+    server = recorder.serving()
     try:
         port = server.bind_addr[1]
         assert _raw_get(port, "/short", "X-Test: 1\r\n")[2] == b"from the shortcut"
         assert _raw_get(port, "/other")[2] == b"from app"
     finally:
         server.stop()
-    assert asked == [("GET", "/short", "1"), ("GET", "/other", "")]
+    assert recorder.asked == [
+        ("GET", "/short", "1", "127.0.0.1"),
+        ("GET", "/other", "", "127.0.0.1"),
+    ]
+
+
+def test_a_client_on_a_unix_socket_is_offered_with_no_address(tmp_path: Path) -> None:
+    """Its peer has no IP address (the general path's REMOTE_ADDR is absent too): the access
+    line shows "-" for it."""
+    (tmp_path / "short").write_bytes(b"from the shortcut")
+    recorder = _Recorder(tmp_path / "short")
+    # A short folder: a socket's path must fit in 108 bytes, which tmp_path may not.
+    with tempfile.TemporaryDirectory(prefix="dav") as folder:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(f"{folder}/s")
+        listener.listen()
+        server = recorder.serving(listener)
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(f"{folder}/s")
+                assert _ask(sock, "/short")[2] == b"from the shortcut"
+        finally:
+            server.stop()
+            listener.close()
+    assert recorder.asked == [("GET", "/short", "", "")]
 
 
 def test_the_default_engine_takes_the_shortcut_and_cheroot_does_not(
