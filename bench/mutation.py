@@ -68,6 +68,7 @@ _AUTH = "davserver.auth."
 _WRITE = "davserver.methods.write."
 _COPYMOVE = "davserver.methods.copymove."
 _BATCH = "davserver.methods.batch."
+_DAVAPP = "davserver.app.xǁDavAppǁ"
 
 
 def _batch_target(functions: tuple[str, ...], crashing: str | None = None) -> Target:
@@ -84,6 +85,7 @@ def _batch_target(functions: tuple[str, ...], crashing: str | None = None) -> Ta
 
 
 _CRASH = "tests/test_crash.py::"
+_SHORTCUT_TESTS = ("tests/test_shortcut.py", "tests/test_shortcut_attack.py")
 # mutmut's default multiplier, for targets whose tests start a server each (see Target).
 LIVE_TIMEOUT = 15.0
 TARGETS: dict[str, Target] = {
@@ -279,10 +281,41 @@ TARGETS: dict[str, Target] = {
         # Chunked bodies on cheroot, through `python -m davserver --engine cheroot`.
         process_tests=(("davserver.httpd.xǁ_Gatewayǁ*", ("tests/test_framing.py",)),),
     ),
+    # The plain GET's shortcut: which requests it answers without WSGI (any other goes to the
+    # general path), what it answers, and its access line.
+    "shortcut": Target(
+        "davserver/app.py",
+        _SHORTCUT_TESTS,
+        (
+            _DAVAPP + "shortcut__mutmut_*",
+            _DAVAPP + "__init____mutmut_*",
+            "davserver.app.x__access_line__mutmut_*",
+        ),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
+    # The engine's side of it: which requests it offers the shortcut, and how it sends the
+    # answer (live servers in this process).
+    "shortcut-engine": Target(
+        "davserver/llhttpd.py",
+        _SHORTCUT_TESTS,
+        ("davserver.llhttpd.xǁLlhttpServerǁ_shortcut__mutmut_*",),
+        timeout_multiplier=LIVE_TIMEOUT,
+    ),
 }
 
 # Survivors no test can kill, with the reason. Keys are mutmut's mutant names.
 EQUIVALENT: dict[str, str] = {
+    "davserver.llhttpd.xǁLlhttpServerǁ_shortcut__mutmut_21": (
+        'codec names ignore case: "LATIN-1" is latin-1'
+    ),
+    _DAVAPP + "shortcut__mutmut_29": (
+        "no Destination callback for auth.needs: it calls one for COPY and MOVE only, and "
+        "the shortcut has already turned away every method but GET"
+    ),
+    _DAVAPP + "shortcut__mutmut_34": (
+        "no authenticator for auth.require: it only decides whether a refusal is a 401 or a "
+        "403, and the shortcut catches either and returns None (the general path answers)"
+    ),
     **{
         f"davserver.request.xǁRequestǁcheck_framing__mutmut_{n}": "the Transfer-Encoding "
         "header's name in other letter case: Request.header upper-cases it"
