@@ -3,14 +3,16 @@ each engine beside rclone serve webdav, nginx (dav + dav-ext), Apache mod_dav_fs
 in interleaved rounds, and the issue's targets side by side.
 
     .venv/bin/python bench/engines.py [--rounds 3] [--seconds 4] [--big-size 1G]
+        [--servers davserver,davserver-cheroot,...] [--propfinds 3]
 
 Per round, each server in turn is started on its own copy of the data and measured: a 4 KiB
 GET with wrk at 2 and 16 connections (with the server's CPU time per request, over all its
 processes, which moves less than requests/s on a shared machine), and a Depth 1 PROPFIND of a
-folder of 10,000 files (three times). `davserver-logged` is the default start with its access
-log on; the other servers log no access lines. On davserver's engines, also: 256
-connections (wrk --latency: requests/s, p99, errors), and the time a new client waits for a
-GET while 1,000 other connections are open, half silent and half having sent part of a head.
+folder of 10,000 files (`--propfinds` times, with the server's CPU time per PROPFIND).
+`davserver-logged` is the default start with its access log on; the other servers log no
+access lines. On davserver's engines, also: 256 connections (wrk --latency: requests/s, p99,
+errors), and the time a new client waits for a GET while 1,000 other connections are open,
+half silent and half having sent part of a head.
 Once per engine after the rounds: the peak resident memory, over the worker processes, during
 a PUT and a GET of `--big-size`.
 
@@ -200,7 +202,7 @@ def big_transfer_memory(server: servers.Server, size: int) -> dict[str, float]:
     return found
 
 
-def measure(server: servers.Server, seconds: float, samples: Samples) -> None:
+def measure(server: servers.Server, seconds: float, propfinds: int, samples: Samples) -> None:
     name = server.name
     url = f"{server.base}/small"
     for connections in (2, 16):
@@ -211,9 +213,13 @@ def measure(server: servers.Server, seconds: float, samples: Samples) -> None:
         samples[name][f"cpu-c{connections}"].append(cpu_us)
         log(f"{name} get-c{connections} {figure['rps']:.0f} req/s, {cpu_us:.1f} us CPU/request")
     if getattr(server, "propfind", True):
-        times = [propfind_seconds(server.port) for _ in range(3)]
+        used = server.memory.cpu_seconds()
+        times = [propfind_seconds(server.port) for _ in range(propfinds)]
+        # Clock ticks are 10 ms: one figure per round, the mean of its PROPFINDs.
+        cpu = (server.memory.cpu_seconds() - used) / propfinds
         samples[name]["propfind-10k"] += times
-        log(f"{name} propfind-10k " + " ".join(f"{t:.3f}" for t in times))
+        samples[name]["propfind-cpu"].append(cpu)
+        log(f"{name} propfind-10k " + " ".join(f"{t:.3f}" for t in times) + f", {cpu:.3f} s CPU")
     if name in DAVSERVERS:
         figure = wrk(url, 256, seconds, latency=True)
         samples[name]["c256-rps"].append(figure["rps"])
@@ -242,14 +248,15 @@ def median_range(values: list[float], digits: int) -> str:
 def report(samples: Samples, memory: dict[str, dict[str, float]], versions: dict[str, str]) -> None:
     print(
         "\n| server | GET c=2, req/s | GET c=16, req/s | server CPU per GET at c=16, us "
-        "| PROPFIND 10,000 files, s |"
+        "| PROPFIND 10,000 files, s | server CPU per PROPFIND, s |"
     )
-    print("|---|--:|--:|--:|--:|")
+    print("|---|--:|--:|--:|--:|--:|")
     for name, figures in samples.items():
         print(
             f"| {name} ({versions[name]}) | {median_range(figures['get-c2'], 0)} | "
             f"{median_range(figures['get-c16'], 0)} | {median_range(figures['cpu-c16'], 1)} | "
-            f"{median_range(figures['propfind-10k'], 3)} |"
+            f"{median_range(figures['propfind-10k'], 3)} | "
+            f"{median_range(figures['propfind-cpu'], 3)} |"
         )
     print(
         "\n| davserver engine | c=256 req/s | c=256 p99 ms | c=256 errors | new client "
@@ -281,7 +288,8 @@ def report(samples: Samples, memory: dict[str, dict[str, float]], versions: dict
     print(f"- GET c=16 vs Apache: {ratio('get-c16', 'apache')} (target >= 0.8x)")
     print(
         f"- PROPFIND 10,000 files vs cheroot: {ratio('propfind-10k', 'davserver-cheroot')} "
-        "of cheroot's time (target <= 1x)"
+        f"of cheroot's time, {ratio('propfind-cpu', 'davserver-cheroot')} of its CPU "
+        "(target <= 1x)"
     )
 
 
@@ -291,6 +299,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="per wrk run")
     parser.add_argument("--big-size", default="1G", help="the PUT and GET measured for memory")
     parser.add_argument("--servers", default=",".join(available()))
+    parser.add_argument("--propfinds", type=int, default=3, help="PROPFINDs per server and round")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed (apt-get install wrk)", file=sys.stderr)
@@ -316,7 +325,7 @@ def main() -> int:
                     server.start()
                     versions[name] = server.version()
                     time.sleep(1)  # every worker up
-                    measure(server, args.seconds, samples)
+                    measure(server, args.seconds, args.propfinds, samples)
                 finally:
                     server.stop()
             log(f"round {round_} done, load average {os.getloadavg()[0]:.1f}")
