@@ -180,7 +180,6 @@ TARGETS: dict[str, Target] = {
             "ǁRunnerǁrequire_login",
             "__claims",
             "__outermost",
-            "__under_any",
             "_is_batch",
         ),
         "x__claims__*",

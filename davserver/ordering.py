@@ -50,8 +50,9 @@ class Held:
     services: Services
     id: str
     intent: dict[str, object] = field(default_factory=dict)
-    exclusive: tuple[str, ...] = ()
-    shared: tuple[str, ...] = ()
+    # Sets: a batch's item asks whether its paths are among thousands (`covers`).
+    exclusive: frozenset[str] = frozenset()
+    shared: frozenset[str] = frozenset()
     # A change run inside a larger claim (a batch item) records its steps as the outer
     # claim's "current" step, starting from this intent of its own.
     step: dict[str, object] | None = None
@@ -67,11 +68,9 @@ class Held:
     def covers(self, exclusive: Sequence[str], shared: Sequence[str]) -> bool:
         """Whether this claim already holds these paths, as a batch does for its items."""
 
-        def within(path: str, held: Sequence[str]) -> bool:
-            return any(paths.is_same_or_ancestor(h, path) for h in held)
-
-        return all(within(p, self.exclusive) for p in exclusive) and all(
-            within(p, (*self.exclusive, *self.shared)) for p in shared
+        mine = self.exclusive
+        return all(paths.within_any(p, mine) for p in exclusive) and all(
+            paths.within_any(p, mine) or paths.within_any(p, self.shared) for p in shared
         )
 
 
@@ -136,7 +135,7 @@ def claimed(
             )
         time.sleep(pause)
         pause = min(pause * 2, _LONGEST_PAUSE)
-    held = Held(services, claim_id, goal, tuple(exclusive), tuple(shared))
+    held = Held(services, claim_id, goal, frozenset(exclusive), frozenset(shared))
     token = _held.set(held)
     try:
         yield held
@@ -147,12 +146,14 @@ def claimed(
 
 def _with_real(resolver: LinkResolver, given: Sequence[str]) -> list[str]:
     found = list(given)
+    seen = set(given)  # a batch's thousands of paths: a list's `in` made this quadratic
     for path in given:
         try:
             real = resolver.canonical(path)
         except DavError:
             continue  # outside the share or reserved: the method refuses it anyway
-        if real not in found:
+        if real not in seen:
+            seen.add(real)
             found.append(real)
     return found
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from urllib.parse import quote, unquote_to_bytes
 
 from .errors import BadRequest, Forbidden
@@ -118,6 +118,18 @@ def ancestors(path: str) -> Iterator[str]:
     while path != ROOT:
         path = parent(path)
         yield path
+
+
+def inside_any(path: str, folders: Container[str]) -> bool:
+    """Whether a collection above `path` is one of `folders`: one look per level, where asking
+    `is_ancestor` of each folder costs as many calls as there are folders (a batch holds
+    thousands)."""
+    return any(folder in folders for folder in ancestors(path))
+
+
+def within_any(path: str, folders: Container[str]) -> bool:
+    """Whether `path` is one of `folders` or inside one of them."""
+    return path in folders or inside_any(path, folders)
 
 
 def rebase(path: str, old_root: str, new_root: str) -> str:

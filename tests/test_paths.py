@@ -364,3 +364,26 @@ def test_a_path_too_long_to_be_remembered_is_decoded_the_same() -> None:
     assert len(raw) > paths._REMEMBERED_LENGTH
     assert url_to_path(raw) == "/" + "/".join(["café-" + "x" * 90] * 12)
     assert paths._remembered.cache_info().currsize == 0  # too long to be kept
+
+
+# Paths near each other (few names, shallow), so that ancestors, equals and mere prefixes
+# ("/a" and "/ab") all come up.
+near_paths = st.lists(st.sampled_from(["a", "ab", "b"]), max_size=4).map(join)
+
+
+@given(near_paths, st.sets(near_paths, max_size=6))
+def test_inside_any_is_is_ancestor_of_any(path: str, folders: set[str]) -> None:
+    assert paths.inside_any(path, folders) == any(paths.is_ancestor(f, path) for f in folders)
+
+
+@given(near_paths, st.sets(near_paths, max_size=6))
+def test_within_any_is_same_or_ancestor_of_any(path: str, folders: set[str]) -> None:
+    expected = any(paths.is_same_or_ancestor(f, path) for f in folders)
+    assert paths.within_any(path, folders) == expected
+
+
+def test_inside_and_within_any_by_example() -> None:
+    assert paths.inside_any("/a/b", {"/a"}) and paths.inside_any("/a", {"/"})
+    assert not paths.inside_any("/a", {"/a", "/a/b", "/ab"}) and not paths.inside_any("/", {"/"})
+    assert paths.within_any("/a", {"/a"}) and paths.within_any("/a/b/c", {"/x", "/a/b"})
+    assert not paths.within_any("/ab", {"/a"}) and not paths.within_any("/a", set())

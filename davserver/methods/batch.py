@@ -518,18 +518,13 @@ def _claims(
         if op.op == "delete":
             intents.append({"op": "delete", "path": op.target})
     exclusive = _outermost(changed)
-    shared = [p for p in _outermost(read) if not _under_any(p, exclusive)]
+    shared = [p for p in _outermost(read) if not paths.within_any(p, changed)]
     return exclusive, shared, intents
 
 
 def _outermost(found: set[str]) -> list[str]:
     """The paths not under another one of them (a claim on a folder holds its members)."""
-    ordered = sorted(found)
-    return [p for p in ordered if not _under_any(p, [q for q in ordered if q != p])]
-
-
-def _under_any(path: str, ancestors: list[str]) -> bool:
-    return any(paths.is_same_or_ancestor(a, path) for a in ancestors)
+    return sorted(p for p in found if not paths.inside_any(p, found))
 
 
 def _bad(error: BatchError, status: int) -> Response:
