@@ -103,24 +103,28 @@ class FilesystemProvider:
             raise Forbidden(f"names starting with {TEMP_PREFIX} are reserved")
         return segments
 
-    def _walk(self, path: str, segments: list[str]) -> tuple[str, os.stat_result | None]:
-        """The local path of `segments`, each checked, and the lstat of the last one (None
-        when it does not exist, or when there is none: then the root, without its last "/")."""
+    def _walk(self, path: str, segments: list[str]) -> tuple[str, os.stat_result | None, bool]:
+        """The local path of `segments`, each checked; the lstat of the last one (None when
+        it does not exist, or when there is none: then the root, without its last "/"); and
+        whether a link was on the way."""
         # Only a symlink can lead outside, so look for one component by component (one lstat
         # each) and resolve just those; realpath() on every request cost a dozen lstats of
         # the root's own ancestors and half the time of a small GET.
         local = self.root.rstrip("/")  # a root of "/" must not make "//a"
         info: os.stat_result | None = None
+        linked = False
         for segment in segments:
             local = f"{local}/{segment}"  # segments hold no "/": os.path.join's checks are moot
             try:
                 info = os.lstat(local)
             except OSError:
                 # Nothing there (yet): no link below it either. The rest is joined unchecked.
-                return os.path.join(self.root, *segments), None
-            if st.S_ISLNK(info.st_mode) and not self._inside(local):
-                raise NotFound(f"{path} is outside the shared folder")
-        return local, info
+                return os.path.join(self.root, *segments), None, linked
+            if st.S_ISLNK(info.st_mode):
+                if not self._inside(local):
+                    raise NotFound(f"{path} is outside the shared folder")
+                linked = True
+        return local, info, linked
 
     def _inside(self, local: str) -> bool:
         """Whether a link leads somewhere in the share."""
@@ -196,7 +200,15 @@ class FilesystemProvider:
             os.close(folder)
 
     def canonical(self, path: str) -> str:
-        real = os.path.realpath(self.local_path(path))
+        segments = self._segments(path)
+        if not segments:
+            return paths.ROOT
+        local, _info, linked = self._walk(path, segments)
+        if not linked:
+            # The root is real, and nothing on the way leads elsewhere: the path is its own.
+            # (Every change's claim asks: realpath() cost an lstat per level from "/".)
+            return paths.join(segments)
+        real = os.path.realpath(local)
         relative = os.path.relpath(real, self.root)
         if relative == ".":
             return paths.ROOT
@@ -315,7 +327,7 @@ class FilesystemProvider:
     def _real_segments(self, path: str, segments: list[str]) -> list[str]:
         """Where `segments` lead, each link on the way checked as everywhere (NotFound when
         one leads out of the share or into davserver's own files): segments with no link."""
-        local, _info = self._walk(path, segments)
+        local, _info, _linked = self._walk(path, segments)
         real = self._real(local)
         if real is None:
             raise NotFound(f"{path} is outside the shared folder")
@@ -390,7 +402,7 @@ class FilesystemProvider:
         segments = self._segments(path)
         if not segments:
             raise Forbidden("the shared root cannot be replaced")
-        _local, info = self._walk(path, segments)
+        _local, info, _linked = self._walk(path, segments)
         return self._folder_beneath(path, segments, True, parent_missing), segments[-1], info
 
     def _same_folder(self, one: int | None, other: int | None) -> bool:
