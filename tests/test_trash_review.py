@@ -147,13 +147,13 @@ class _RacingProvider(FilesystemProvider):
     """Between the lstat of the last component and the removal, another request deletes the
     file and makes a folder with a new file under the same name (DELETE, MKCOL, PUT)."""
 
-    def _walk(self, path: str, segments: list[str]) -> tuple[str, os.stat_result | None]:
-        local, info = super()._walk(path, segments)
+    def _walk(self, path: str, segments: list[str]) -> tuple[str, os.stat_result | None, bool]:
+        local, info, linked = super()._walk(path, segments)
         if path == "/x":
             os.unlink(local)
             os.mkdir(local)
             Path(local, "new.txt").write_bytes(b"uploaded just now")
-        return local, info
+        return local, info, linked
 
 
 def test_a_file_replaced_by_a_folder_during_its_delete_keeps_the_folder(tmp_path):
