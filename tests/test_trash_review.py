@@ -147,13 +147,16 @@ class _RacingProvider(FilesystemProvider):
     """Between the lstat of the last component and the removal, another request deletes the
     file and makes a folder with a new file under the same name (DELETE, MKCOL, PUT)."""
 
-    def _walk(self, path: str, segments: list[str]) -> tuple[str, os.stat_result | None, bool]:
-        local, info, linked = super()._walk(path, segments)
+    def _parent(
+        self, path: str, parent_missing: bool
+    ) -> tuple[int | None, str, os.stat_result | None]:
+        folder, name, info = super()._parent(path, parent_missing)
         if path == "/x":
+            local = self.local_path(path)
             os.unlink(local)
             os.mkdir(local)
             Path(local, "new.txt").write_bytes(b"uploaded just now")
-        return local, info, linked
+        return folder, name, info
 
 
 def test_a_file_replaced_by_a_folder_during_its_delete_keeps_the_folder(tmp_path):

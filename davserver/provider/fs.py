@@ -402,8 +402,23 @@ class FilesystemProvider:
         segments = self._segments(path)
         if not segments:
             raise Forbidden("the shared root cannot be replaced")
-        _local, info, _linked = self._walk(path, segments)
-        return self._folder_beneath(path, segments, True, parent_missing), segments[-1], info
+        # The folders on the way are checked as they are opened (`_folder_beneath`); only the
+        # last name is looked at here, in its folder: an lstat walk first looked at each
+        # folder twice.
+        folder = self._folder_beneath(path, segments, True, parent_missing)
+        name = segments[-1]
+        try:
+            info: os.stat_result | None = os.stat(
+                self._at(folder, name), dir_fd=folder, follow_symlinks=False
+            )
+        except OSError:
+            info = None  # nothing there (yet), as the change will find
+        linked = info is not None and st.S_ISLNK(info.st_mode)
+        if linked and not self._inside(self._prefix + "/".join(segments)):
+            if folder is not None:
+                os.close(folder)
+            raise NotFound(f"{path} is outside the shared folder")
+        return folder, name, info
 
     def _same_folder(self, one: int | None, other: int | None) -> bool:
         """Whether two folders from `_folder_beneath` are one."""
